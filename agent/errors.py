@@ -1,0 +1,62 @@
+"""Errors typed by what the reconcile loop does next.
+
+Permanent errors need a human (bad manifests, a reference that resolves to nothing): the loop reports a
+failure status and changes nothing. Transient errors are retried after a delay. Waiting is not an error
+of the user's: the loop comes back at ``wake_at``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+@dataclass(frozen=True, order=True)
+class Problem:
+    """One thing wrong with the input, located by file, line and JSON pointer."""
+
+    file: str
+    pointer: str
+    message: str
+    line: int | None = None
+    severity: str = "error"  # "error" or "warning"
+
+    def __str__(self) -> str:
+        where = self.file if self.line is None else f"{self.file}:{self.line}"
+        pointer = self.pointer or "/"
+        return f"{where}: {pointer}: {self.message}"
+
+
+class AgentError(Exception):
+    """Base of every error the agent raises on purpose."""
+
+
+class PermanentError(AgentError):
+    """A human must act; retrying the same input gives the same answer."""
+
+
+@dataclass
+class InvalidInput(PermanentError):
+    """The manifests (or the agent config) are invalid; every problem found is listed."""
+
+    problems: list[Problem] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        errors = [p for p in self.problems if p.severity == "error"]
+        return f"{len(errors)} problem(s):\n" + "\n".join(str(p) for p in errors)
+
+
+class TransientError(AgentError):
+    """Retry later: throttling, 5xx, a remote that did not answer."""
+
+    def __init__(self, message: str, delay: float = 5.0) -> None:
+        super().__init__(message)
+        self.delay = delay
+
+
+class Waiting(AgentError):
+    """Nothing is wrong; come back at ``wake_at`` (a bake, a closed window)."""
+
+    def __init__(self, reason: str, wake_at: datetime) -> None:
+        super().__init__(reason)
+        self.wake_at = wake_at
