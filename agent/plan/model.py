@@ -1,0 +1,98 @@
+"""The Plan value object: what one commit changes, field by field.
+
+``cli plan`` renders it; ``apply`` executes the same object. Dry-run means "render and stop".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+# Actions a change can carry.
+CREATE = "create"  # Service, Cluster, CapacityProvider that does not exist yet
+UPDATE = "update"  # exists, some fields differ
+NO_CHANGE = "no-change"
+REGISTER = "register"  # TaskDefinition: a new revision is needed
+REUSE = "reuse"  # TaskDefinition: an existing revision has the same content (hash tag); no registration
+
+
+class _Absent:
+    """Marks a field that one side does not have (renders as ``(none)``, JSON ``null``)."""
+
+    _instance: _Absent | None = None
+
+    def __new__(cls) -> _Absent:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "ABSENT"
+
+    def __bool__(self) -> bool:
+        return False
+
+
+ABSENT: Any = _Absent()
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    """One field that differs. ``path`` is a JSON pointer into the resource's API shape, with list items
+    that have a name (containers, environment, secrets, tags) addressed by that name, e.g.
+    ``/containerDefinitions/web/image``."""
+
+    path: str
+    old: Any
+    new: Any
+
+
+@dataclass(frozen=True)
+class TaskDefinitionRef:
+    """A task definition a service will run: known ARN, or "the revision with this content hash"."""
+
+    family: str
+    content_hash: str
+    arn: str | None = None  # known when reused or unchanged; None until the executor registers it
+
+
+@dataclass(frozen=True)
+class Change:
+    """One resource and what happens to it.
+
+    ``request`` holds the exact API parameters the executor sends (RegisterTaskDefinition,
+    CreateService/UpdateService, CreateCluster/PutClusterCapacityProviders/UpdateClusterSettings,
+    CreateCapacityProvider/UpdateCapacityProvider). A service request's ``taskDefinition`` is a
+    ``TaskDefinitionRef`` that the executor turns into an ARN.
+    """
+
+    kind: str  # "TaskDefinition" | "Service" | "Cluster" | "CapacityProvider"
+    name: str  # family, "cluster/service", cluster name, capacity-provider name
+    action: str
+    source: str = ""  # manifest file (relative to the root) that asks for it
+    fields: tuple[FieldChange, ...] = ()
+    request: dict[str, Any] = field(default_factory=dict, compare=False)
+    reason: str = ""  # one line for humans, e.g. "content a1b2c3 matches web:7"
+
+    @property
+    def changes_anything(self) -> bool:
+        return self.action not in (NO_CHANGE, REUSE) or bool(self.fields)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Every change one commit asks for, in the order they must happen."""
+
+    changes: tuple[Change, ...]
+    revision: str | None = None  # the commit sha (or None for a plain folder)
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def has_changes(self) -> bool:
+        return any(c.changes_anything for c in self.changes)
+
+    def summary(self) -> dict[str, int]:
+        counts = {CREATE: 0, UPDATE: 0, NO_CHANGE: 0, REGISTER: 0, REUSE: 0}
+        for c in self.changes:
+            counts[c.action] += 1
+        return counts

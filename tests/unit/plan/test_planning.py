@@ -1,0 +1,493 @@
+"""build_plan over hand-built Desired and Observed: create, no change, image bump, revert, drift rules."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from agent.manifests.model import Desired, Manifest, Source, TaskDefinitionFile
+from agent.plan.model import (
+    ABSENT,
+    CREATE,
+    NO_CHANGE,
+    REGISTER,
+    REUSE,
+    UPDATE,
+    FieldChange,
+    Plan,
+    TaskDefinitionRef,
+)
+from agent.plan.observed import Observed
+from agent.plan.planning import build_plan, service_order
+from agent.plan.taskdefs import content_hash
+
+ACCOUNT = "arn:aws:ecs:eu-west-1:123456789012"
+ASG_ARN = "arn:aws:autoscaling:eu-west-1:123456789012:autoScalingGroup:uuid:autoScalingGroupName/prod-ecs-asg"
+
+
+def _td_arn(family: str, revision: int) -> str:
+    return f"{ACCOUNT}:task-definition/{family}:{revision}"
+
+
+def _manifest(kind: str, name: str, spec: dict[str, Any], file: str) -> Manifest:
+    return Manifest(kind=kind, name=name, spec=spec, source=Source(file))
+
+
+def _web_td(image: str = "repo/app:v1") -> dict[str, Any]:
+    return {
+        "family": "web",
+        "networkMode": "awsvpc",
+        "requiresCompatibilities": ["FARGATE"],
+        "cpu": "0.25 vCPU",
+        "memory": "0.5GB",
+        "containerDefinitions": [
+            {
+                "name": "web",
+                "image": image,
+                "portMappings": [{"containerPort": 8080}],
+                "environment": [{"name": "B", "value": "2"}, {"name": "A", "value": "1"}],
+            }
+        ],
+    }
+
+
+def _desired(image: str = "repo/app:v1", **service_overrides: Any) -> Desired:
+    desired = Desired()
+    desired.capacity_providers["prod-asg"] = _manifest(
+        "CapacityProvider",
+        "prod-asg",
+        {
+            "autoScalingGroupProvider": {
+                "autoScalingGroup": ASG_ARN,
+                "managedTerminationProtection": "DISABLED",
+            }
+        },
+        "platform/capacity-providers.yaml",
+    )
+    desired.clusters["prod"] = _manifest(
+        "Cluster",
+        "prod",
+        {
+            "capacityProviders": ["FARGATE", "prod-asg"],
+            "settings": [{"name": "containerInsights", "value": "enabled"}],
+            "tags": {"team": "platform"},
+        },
+        "platform/clusters.yaml",
+    )
+    web_spec: dict[str, Any] = {
+        "cluster": "prod",
+        "taskDefinition": "../taskdefs/web.json",
+        "desiredCount": 2,
+        "launchType": "FARGATE",
+        "networkConfiguration": {
+            "awsvpcConfiguration": {"subnets": ["subnet-b", "subnet-a"], "securityGroups": ["sg-1"]}
+        },
+        "tags": {"team": "storefront"},
+        "dependsOn": ["api"],
+    }
+    web_spec.update(service_overrides)
+    desired.services["web"] = _manifest("Service", "web", web_spec, "services/web.yaml")
+    desired.services["api"] = _manifest(
+        "Service",
+        "api",
+        {
+            "cluster": "prod",
+            "taskDefinition": {
+                "family": "api",
+                "containerDefinitions": [{"name": "api", "image": "api:1", "memory": 128}],
+            },
+            "capacityProviderStrategy": [{"capacityProvider": "prod-asg", "weight": 1}],
+        },
+        "services/api.yaml",
+    )
+    desired.task_definitions["web"] = TaskDefinitionFile(_web_td(image), Source("taskdefs/web.json"))
+    api_body = desired.services["api"].spec["taskDefinition"]
+    desired.task_definitions["api"] = TaskDefinitionFile(
+        api_body, Source("services/api.yaml"), "/spec/taskDefinition"
+    )
+    desired.service_task_family.update(web="web", api="api")
+    return desired
+
+
+def _as_ecs_describes(body: dict[str, Any], arn: str) -> dict[str, Any]:
+    """A DescribeTaskDefinition response as ECS would give for a registered ``body``."""
+    td = copy.deepcopy(body)
+    revision = arn.rsplit(":", 1)[1]
+    td.update(
+        taskDefinitionArn=arn,
+        revision=int(revision),
+        status="ACTIVE",
+        compatibilities=["EC2", "FARGATE"],
+        volumes=[],
+        placementConstraints=[],
+        registeredAt="2025-01-01T00:00:00Z",
+    )
+    if td.get("cpu") == "0.25 vCPU":
+        td["cpu"] = "256"
+    if td.get("memory") == "0.5GB":
+        td["memory"] = "512"
+    for cd in td["containerDefinitions"]:
+        cd.setdefault("cpu", 0)
+        cd.setdefault("essential", True)
+        cd.setdefault("mountPoints", [])
+        cd.setdefault("volumesFrom", [])
+        for pm in cd.get("portMappings", []):
+            pm.setdefault("protocol", "tcp")
+            if td.get("networkMode") == "awsvpc":
+                pm.setdefault("hostPort", pm["containerPort"])
+        cd["environment"] = list(reversed(cd.get("environment", [])))
+    if "networkMode" not in td:
+        td["networkMode"] = "bridge"
+    return {"taskDefinition": td, "tags": [{"key": "ecs-gitops:content-hash", "value": content_hash(body)}]}
+
+
+def _applied(desired: Desired, revisions: dict[str, int] | None = None) -> Observed:
+    """What ECS looks like after ``desired`` has been applied (each family at ``revisions[family]``)."""
+    revisions = revisions or {"web": 1, "api": 1}
+    observed = Observed()
+    for family, tdf in desired.task_definitions.items():
+        arn = _td_arn(family, revisions[family])
+        observed.task_definitions[arn] = _as_ecs_describes(tdf.body, arn)
+        observed.revisions_by_hash[(family, content_hash(tdf.body))] = arn
+        observed.latest_revision[family] = arn
+    observed.capacity_providers["prod-asg"] = {
+        "capacityProviderArn": f"{ACCOUNT}:capacity-provider/prod-asg",
+        "name": "prod-asg",
+        "status": "ACTIVE",
+        "autoScalingGroupProvider": {
+            "autoScalingGroupArn": ASG_ARN,
+            "managedScaling": {
+                "status": "DISABLED",
+                "targetCapacity": 100,
+                "minimumScalingStepSize": 1,
+                "maximumScalingStepSize": 10000,
+                "instanceWarmupPeriod": 300,
+            },
+            "managedTerminationProtection": "DISABLED",
+            "managedDraining": "ENABLED",
+        },
+        "tags": [],
+    }
+    observed.clusters["prod"] = {
+        "clusterArn": f"{ACCOUNT}:cluster/prod",
+        "clusterName": "prod",
+        "status": "ACTIVE",
+        "runningTasksCount": 3,
+        "capacityProviders": ["prod-asg", "FARGATE"],
+        "defaultCapacityProviderStrategy": [],
+        "settings": [{"name": "containerInsights", "value": "enabled"}],
+        "tags": [{"key": "team", "value": "platform"}],
+    }
+    observed.services[("prod", "web")] = {
+        "serviceArn": f"{ACCOUNT}:service/prod/web",
+        "serviceName": "web",
+        "clusterArn": f"{ACCOUNT}:cluster/prod",
+        "status": "ACTIVE",
+        "desiredCount": 2,
+        "runningCount": 2,
+        "launchType": "FARGATE",
+        "platformVersion": "LATEST",
+        "taskDefinition": _td_arn("web", revisions["web"]),
+        "deploymentConfiguration": {
+            "deploymentCircuitBreaker": {"enable": True, "rollback": True},
+            "maximumPercent": 200,
+            "minimumHealthyPercent": 100,
+            "alarms": {"alarmNames": [], "enable": False, "rollback": False},
+        },
+        "deployments": [{"status": "PRIMARY", "taskDefinition": _td_arn("web", revisions["web"])}],
+        "events": [],
+        "loadBalancers": [],
+        "serviceRegistries": [],
+        "networkConfiguration": {
+            "awsvpcConfiguration": {
+                "subnets": ["subnet-a", "subnet-b"],
+                "securityGroups": ["sg-1"],
+                "assignPublicIp": "DISABLED",
+            }
+        },
+        "schedulingStrategy": "REPLICA",
+        "deploymentController": {"type": "ECS"},
+        "tags": [{"key": "team", "value": "storefront"}],
+        "propagateTags": "NONE",
+        "enableECSManagedTags": False,
+        "enableExecuteCommand": False,
+        "healthCheckGracePeriodSeconds": 0,
+    }
+    observed.services[("prod", "api")] = {
+        "serviceArn": f"{ACCOUNT}:service/prod/api",
+        "serviceName": "api",
+        "status": "ACTIVE",
+        "desiredCount": 1,
+        "capacityProviderStrategy": [{"capacityProvider": "prod-asg", "weight": 1, "base": 0}],
+        "taskDefinition": _td_arn("api", revisions["api"]),
+        "deploymentConfiguration": {
+            "deploymentCircuitBreaker": {"enable": True, "rollback": True},
+            "maximumPercent": 200,
+            "minimumHealthyPercent": 100,
+        },
+        "schedulingStrategy": "REPLICA",
+        "deploymentController": {"type": "ECS"},
+        "roleArn": "arn:aws:iam::123456789012:role/aws-service-role/ecs.amazonaws.com/AWSServiceRoleForECS",
+    }
+    return observed
+
+
+def _change(plan: Plan, kind: str, name: str) -> Any:
+    matches = [c for c in plan.changes if c.kind == kind and c.name == name]
+    assert len(matches) == 1, f"{kind} {name} not in plan"
+    return matches[0]
+
+
+def test_create_everything() -> None:
+    """Against an empty account every resource is created and every family registered, in dependency order."""
+    plan = build_plan(_desired(), Observed(), "abc123")
+    assert [(c.kind, c.name, c.action) for c in plan.changes] == [
+        ("CapacityProvider", "prod-asg", CREATE),
+        ("Cluster", "prod", CREATE),
+        ("TaskDefinition", "api", REGISTER),
+        ("TaskDefinition", "web", REGISTER),
+        ("Service", "prod/api", CREATE),
+        ("Service", "prod/web", CREATE),
+    ]
+    assert plan.revision == "abc123" and plan.has_changes
+    web = _change(plan, "Service", "prod/web")
+    assert web.request["taskDefinition"] == TaskDefinitionRef("web", content_hash(_web_td()), None)
+    assert FieldChange("/taskDefinition", ABSENT, "web:(new)") in web.fields
+    api = _change(plan, "Service", "prod/api")
+    assert api.request["desiredCount"] == 1  # absent in the manifest: a start value, autoscaling takes over
+    cluster = _change(plan, "Cluster", "prod")
+    assert cluster.request == {
+        "clusterName": "prod",
+        "capacityProviders": ["FARGATE", "prod-asg"],
+        "settings": [{"name": "containerInsights", "value": "enabled"}],
+        "tags": [{"key": "team", "value": "platform"}],
+    }
+    provider = _change(plan, "CapacityProvider", "prod-asg")
+    assert provider.request["autoScalingGroupProvider"]["autoScalingGroupArn"] == ASG_ARN
+    td = _change(plan, "TaskDefinition", "web")
+    assert {"key": "ecs-gitops:content-hash", "value": content_hash(_web_td())} in td.request["tags"]
+
+
+def test_no_change_when_observed_matches() -> None:
+    """After applying, the same manifests plan as no change at all (the round trip)."""
+    desired = _desired()
+    plan = build_plan(desired, _applied(desired), "abc123")
+    assert {c.action for c in plan.changes} == {NO_CHANGE}, [(c.name, c.fields) for c in plan.changes]
+    assert not plan.has_changes
+    assert plan.warnings == ()
+    assert _change(plan, "TaskDefinition", "web").request == {"taskDefinitionArn": _td_arn("web", 1)}
+
+
+def test_image_bump_registers_and_updates() -> None:
+    """A new image is one REGISTER (diffed against the running revision) and one UpdateService."""
+    observed = _applied(_desired("repo/app:v1"))
+    plan = build_plan(_desired("repo/app:v2"), observed, "def456")
+    changing = [(c.kind, c.name, c.action) for c in plan.changes if c.changes_anything]
+    assert changing == [("TaskDefinition", "web", REGISTER), ("Service", "prod/web", UPDATE)]
+    td = _change(plan, "TaskDefinition", "web")
+    assert td.fields == (FieldChange("/containerDefinitions/web/image", "repo/app:v1", "repo/app:v2"),)
+    service = _change(plan, "Service", "prod/web")
+    assert service.fields == (FieldChange("/taskDefinition", "web:1", "web:(new)"),)
+    update = service.request["updateService"]
+    assert update == {
+        "cluster": "prod",
+        "service": "web",
+        "taskDefinition": TaskDefinitionRef("web", content_hash(_web_td("repo/app:v2")), None),
+    }
+    assert set(service.request) == {"updateService"}
+
+
+def test_revert_reuses_revision_by_hash() -> None:
+    """Reverting to content that was registered before reuses that revision instead of registering again."""
+    v1, v2 = _desired("repo/app:v1"), _desired("repo/app:v2")
+    observed = _applied(v2, {"web": 2, "api": 1})
+    observed.revisions_by_hash[("web", content_hash(v1.task_definitions["web"].body))] = _td_arn("web", 1)
+    plan = build_plan(v1, observed)
+    td = _change(plan, "TaskDefinition", "web")
+    assert td.action == REUSE
+    assert td.request == {"taskDefinitionArn": _td_arn("web", 1)}
+    assert td.reason == f"content {content_hash(v1.task_definitions['web'].body)} matches web:1"
+    service = _change(plan, "Service", "prod/web")
+    assert service.fields == (FieldChange("/taskDefinition", "web:2", "web:1"),)
+    assert service.request["updateService"]["taskDefinition"].arn == _td_arn("web", 1)
+
+
+def test_desired_count_omitted_never_diffs() -> None:
+    """Without desiredCount in the manifest, whatever count autoscaling set is not drift."""
+    desired = _desired()
+    del desired.services["web"].spec["desiredCount"]
+    observed = _applied(_desired())
+    observed.services[("prod", "web")]["desiredCount"] = 17  # type: ignore[index]
+    plan = build_plan(desired, observed)
+    assert not plan.has_changes
+
+
+def test_desired_count_set_is_compared() -> None:
+    """A desiredCount in the manifest is enforced."""
+    desired = _desired(desiredCount=5)
+    plan = build_plan(desired, _applied(_desired()))
+    service = _change(plan, "Service", "prod/web")
+    assert service.fields == (FieldChange("/desiredCount", 2, 5),)
+    assert service.request == {"updateService": {"cluster": "prod", "service": "web", "desiredCount": 5}}
+
+
+def test_ignore_drift_pointer() -> None:
+    """Fields under an ignoreDrift pointer are neither reported nor corrected."""
+    desired = _desired(desiredCount=5, ignoreDrift=["/desiredCount"])
+    assert not build_plan(desired, _applied(_desired())).has_changes
+
+
+def test_inactive_service_is_created_again() -> None:
+    """An INACTIVE (deleted) service counts as missing."""
+    desired = _desired()
+    observed = _applied(desired)
+    observed.services[("prod", "web")]["status"] = "INACTIVE"  # type: ignore[index]
+    assert _change(build_plan(desired, observed), "Service", "prod/web").action == CREATE
+
+
+def test_immutable_field_warns() -> None:
+    """A launch type change is shown, left out of UpdateService and warned about."""
+    desired = _desired(launchType="EC2")
+    plan = build_plan(desired, _applied(_desired()))
+    service = _change(plan, "Service", "prod/web")
+    assert FieldChange("/launchType", "FARGATE", "EC2") in service.fields
+    assert "launchType" not in service.request.get("updateService", {})
+    assert any("launchType" in w and "re-creating the service" in w for w in plan.warnings)
+
+
+def test_tags_and_settings_update_calls() -> None:
+    """Cluster settings and tags differences become UpdateClusterSettings and TagResource/UntagResource."""
+    desired = _desired()
+    observed = _applied(desired)
+    cluster = observed.clusters["prod"]
+    assert cluster is not None
+    cluster["settings"] = [{"name": "containerInsights", "value": "disabled"}]
+    cluster["tags"] = [{"key": "team", "value": "other"}, {"key": "old", "value": "x"}]
+    plan = build_plan(desired, observed)
+    change = _change(plan, "Cluster", "prod")
+    assert change.action == UPDATE
+    assert change.request == {
+        "updateClusterSettings": {
+            "cluster": "prod",
+            "settings": [{"name": "containerInsights", "value": "enabled"}],
+        },
+        "tagResource": {
+            "resourceArn": f"{ACCOUNT}:cluster/prod",
+            "tags": [{"key": "team", "value": "platform"}],
+        },
+        "untagResource": {"resourceArn": f"{ACCOUNT}:cluster/prod", "tagKeys": ["old"]},
+    }
+
+
+def test_cluster_capacity_providers_update() -> None:
+    """A capacity provider added to a cluster is one PutClusterCapacityProviders call."""
+    desired = _desired()
+    observed = _applied(desired)
+    cluster = observed.clusters["prod"]
+    assert cluster is not None
+    cluster["capacityProviders"] = ["FARGATE"]
+    change = _change(build_plan(desired, observed), "Cluster", "prod")
+    assert change.fields == (FieldChange("/capacityProviders", ["FARGATE"], ["FARGATE", "prod-asg"]),)
+    assert change.request == {
+        "putClusterCapacityProviders": {
+            "cluster": "prod",
+            "capacityProviders": ["FARGATE", "prod-asg"],
+            "defaultCapacityProviderStrategy": [],
+        }
+    }
+
+
+def test_capacity_provider_update() -> None:
+    """A managed-scaling change is UpdateCapacityProvider without the (immutable) Auto Scaling group."""
+    desired = _desired()
+    spec = desired.capacity_providers["prod-asg"].spec["autoScalingGroupProvider"]
+    spec["managedScaling"] = {"status": "ENABLED", "targetCapacity": 90}
+    change = _change(build_plan(desired, _applied(_desired())), "CapacityProvider", "prod-asg")
+    assert change.action == UPDATE
+    assert {f.path for f in change.fields} == {
+        "/autoScalingGroupProvider/managedScaling/status",
+        "/autoScalingGroupProvider/managedScaling/targetCapacity",
+    }
+    assert change.request == {
+        "updateCapacityProvider": {
+            "name": "prod-asg",
+            "autoScalingGroupProvider": {
+                "managedTerminationProtection": "DISABLED",
+                "managedScaling": {"status": "ENABLED", "targetCapacity": 90},
+            },
+        }
+    }
+
+
+def test_managed_instances_provider_waits_for_its_cluster() -> None:
+    """A Managed Instances provider is created after its cluster, which does not list it until it exists."""
+    desired = _desired()
+    desired.capacity_providers["prod-managed"] = _manifest(
+        "CapacityProvider",
+        "prod-managed",
+        {
+            "cluster": "prod",
+            "managedInstancesProvider": {
+                "infrastructureRole": "arn:aws:iam::123456789012:role/ecsInfrastructureRole",
+                "instanceLaunchTemplate": {
+                    "ec2InstanceProfile": "arn:aws:iam::123456789012:instance-profile/ecsInstanceProfile",
+                    "networkConfiguration": {"subnets": ["subnet-a"], "securityGroups": ["sg-1"]},
+                },
+            },
+        },
+        "platform/capacity-providers.yaml",
+    )
+    desired.clusters["prod"].spec["capacityProviders"].append("prod-managed")
+    plan = build_plan(desired, Observed())
+    names = [c.name for c in plan.changes]
+    assert names.index("prod") < names.index("prod-managed")
+    cluster = _change(plan, "Cluster", "prod")
+    assert "prod-managed" not in cluster.request["capacityProviders"]
+    provider = _change(plan, "CapacityProvider", "prod-managed")
+    assert provider.request["cluster"] == "prod"
+    managed = provider.request["managedInstancesProvider"]
+    assert managed["infrastructureRoleArn"].endswith("role/ecsInfrastructureRole")
+    assert managed["instanceLaunchTemplate"]["ec2InstanceProfileArn"].endswith(
+        "instance-profile/ecsInstanceProfile"
+    )
+    assert "ec2InstanceProfile" not in managed["instanceLaunchTemplate"]
+
+
+def test_agent_engine_service_creates_task_set() -> None:
+    """A service on the agent engine is created EXTERNAL, with its first task set under ``taskSet``."""
+    desired = _desired()
+    desired.strategies["canary-10"] = _manifest(
+        "DeploymentStrategy",
+        "canary-10",
+        {"type": "canary", "engine": "agent", "canary": {"percent": 10, "bake": "5m"}},
+        "strategies.yaml",
+    )
+    desired.services["web"].spec["strategy"] = "canary-10"
+    service = _change(build_plan(desired, Observed(), "abc123"), "Service", "prod/web")
+    assert service.request["deploymentController"] == {"type": "EXTERNAL"}
+    assert "taskDefinition" not in service.request
+    assert service.request["taskSet"]["externalId"] == "abc123"
+    assert service.request["taskSet"]["taskDefinition"].family == "web"
+
+
+def test_unknown_strategy_warns() -> None:
+    """A strategy name that resolves to nothing is planned as the default and warned about."""
+    desired = _desired(strategy="nope")
+    plan = build_plan(desired, Observed())
+    assert any("nope" in w for w in plan.warnings)
+
+
+def test_service_order_follows_depends_on() -> None:
+    """Services come after those they depend on, otherwise by name."""
+    services = {
+        name: _manifest("Service", name, {"dependsOn": deps}, f"{name}.yaml")
+        for name, deps in {"a": ["c"], "b": [], "c": ["b"], "d": []}.items()
+    }
+    assert [m.name for m in service_order(services)] == ["b", "c", "a", "d"]
+
+
+def test_plan_is_deterministic() -> None:
+    """The same inputs give an equal plan (a value object)."""
+    desired = _desired("repo/app:v2")
+    observed = _applied(_desired())
+    assert build_plan(desired, observed, "x") == build_plan(desired, observed, "x")
