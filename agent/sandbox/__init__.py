@@ -1,0 +1,1 @@
+"""The local sandbox: moto server on loopback plus the ECS behaviour moto lacks."""

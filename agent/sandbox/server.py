@@ -1,0 +1,168 @@
+"""The sandbox server: moto's server app, wrapped by the ECS overlay, on 127.0.0.1 in a thread.
+
+moto keeps its state in process-global backends, so a process can run only one Sandbox at a time;
+``start()`` resets moto and the overlay, so every Sandbox starts empty, and a second concurrent
+``start()`` raises :class:`SandboxError`. (Do not mix a running Sandbox with ``moto.mock_aws`` in the
+same process either: both use the same global backends.)
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+from werkzeug.serving import BaseWSGIServer, make_server
+
+from agent.sandbox.overlay import EcsOverlay
+from agent.sandbox.seed import SeedResult, apply_seed, load_seed
+
+DUMMY_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+
+_running_lock = threading.Lock()
+_running: Sandbox | None = None
+
+
+class SandboxError(RuntimeError):
+    """The sandbox cannot start or is used in a way it does not support."""
+
+
+class _QuietRequestHandler(MotoRequestHandler):
+    """moto's request handler without werkzeug's one log line per request."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        pass
+
+
+def _listening_socket(port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", port))
+        sock.listen(128)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def _reset_moto() -> None:
+    from moto.moto_api._internal.models import moto_api_backend
+
+    moto_api_backend.reset()
+
+
+class Sandbox:
+    """A local ECS (and EC2, ELBv2, IAM, Auto Scaling, CloudWatch) endpoint on 127.0.0.1.
+
+    >>> with Sandbox() as sandbox:          # doctest: +SKIP
+    ...     sandbox.seed("manifests-example/sandbox-seed.yaml")
+    ...     sandbox.client("ecs").list_clusters()
+    """
+
+    def __init__(self, port: int = 0, region: str = "eu-west-1") -> None:
+        self.port = port
+        self.region = region
+        self.overlay: EcsOverlay | None = None
+        self._server: BaseWSGIServer | None = None
+        self._thread: threading.Thread | None = None
+        self._endpoint: str | None = None
+
+    @property
+    def endpoint(self) -> str:
+        if self._endpoint is None:
+            raise SandboxError("the sandbox is not running: call start() first")
+        return self._endpoint
+
+    @property
+    def running(self) -> bool:
+        return self._server is not None
+
+    def start(self) -> str:
+        """Reset moto, start serving, and return the endpoint URL (with the real port when 0 was asked)."""
+        global _running
+        with _running_lock:
+            if _running is not None:
+                raise SandboxError(
+                    f"a Sandbox is already running in this process at {_running._endpoint}; moto keeps one "
+                    "global state per process, so stop it before starting another"
+                )
+            _running = self
+        try:
+            _reset_moto()
+            self.overlay = EcsOverlay(DomainDispatcherApplication(create_backend_app))
+            # Bind here: werkzeug prints and calls sys.exit(1) when it cannot bind by itself.
+            with _listening_socket(self.port) as sock:
+                self._server = make_server(
+                    "127.0.0.1",
+                    self.port,
+                    self.overlay,
+                    threaded=True,
+                    request_handler=_QuietRequestHandler,
+                    fd=sock.fileno(),  # werkzeug duplicates the descriptor
+                )
+        except BaseException as exc:
+            self._release()
+            if isinstance(exc, OSError):
+                raise SandboxError(f"cannot listen on 127.0.0.1:{self.port}: {exc.strerror or exc}") from exc
+            raise
+        self._endpoint = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            name=f"ecs-gitops-sandbox-{self._server.server_address[1]}",
+            daemon=True,
+        )
+        self._thread.start()
+        return self._endpoint
+
+    def stop(self) -> None:
+        """Stop serving and free the port; safe to call twice."""
+        server, thread = self._server, self._thread
+        self._server = self._thread = None
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+        if thread is not None:
+            thread.join(timeout=10)
+        self._endpoint = None
+        self._release()
+
+    def reset(self) -> None:
+        """Forget every resource (moto and overlay) without restarting the server."""
+        if not self.running or self.overlay is None:
+            raise SandboxError("the sandbox is not running: call start() first")
+        with self.overlay.lock:
+            _reset_moto()
+            self.overlay.reset()
+
+    def client(self, service_name: str, region: str | None = None, **config: Any) -> Any:
+        """A boto3 client for ``service_name`` on this sandbox, with dummy credentials."""
+        session = boto3.session.Session(region_name=region or self.region, **DUMMY_CREDENTIALS)
+        return session.client(
+            service_name,
+            endpoint_url=self.endpoint,
+            config=Config(retries={"mode": "standard", "max_attempts": 3}, **config),
+        )
+
+    def seed(self, path_or_dict: str | Path | dict[str, Any]) -> SeedResult:
+        """Create the resources of a seed file (or an already loaded seed dict); idempotent."""
+        seed = path_or_dict if isinstance(path_or_dict, dict) else load_seed(path_or_dict)
+        region = seed.get("region") or self.region
+        return apply_seed(seed, lambda name: self.client(name, region=region))
+
+    def _release(self) -> None:
+        global _running
+        with _running_lock:
+            if _running is self:
+                _running = None
+
+    def __enter__(self) -> Sandbox:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
