@@ -1,0 +1,94 @@
+"""One place that makes boto3 clients: endpoint, region, profile, retries, and call accounting.
+
+``AWS_ENDPOINT_URL`` (and the per-service ``AWS_ENDPOINT_URL_<SERVICE>``) is honoured by botocore
+itself; ``--endpoint-url`` overrides it for every client. Against a loopback endpoint (the sandbox)
+with no credentials configured, dummy credentials are used, so nothing local needs a real AWS account.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlparse
+
+import boto3
+import botocore.config
+import botocore.session
+
+DEFAULT_REGION = "eu-west-1"
+_LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
+
+
+def is_loopback(url: str | None) -> bool:
+    """True for an endpoint on this machine (the sandbox)."""
+    return bool(url) and (urlparse(url).hostname or "") in _LOOPBACK
+
+
+@dataclass
+class CallCounter:
+    """Counts AWS API calls by ``service.Operation`` through botocore's ``before-call`` event.
+
+    Counts what the agent asks for, once per call (retries of the same call are not counted again).
+    """
+
+    counts: Counter[str] = field(default_factory=Counter)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def __call__(self, model: Any, **_: Any) -> None:
+        key = f"{model.service_model.service_name}.{model.name}"
+        with self._lock:
+            self.counts[key] += 1
+
+    def total(self, prefix: str = "") -> int:
+        return sum(n for k, n in self.counts.items() if k.startswith(prefix))
+
+    def mutating(self) -> dict[str, int]:
+        """Calls whose operation is not a read (Describe/List/Get)."""
+        reads = ("Describe", "List", "Get")
+        return {k: n for k, n in self.counts.items() if not k.split(".", 1)[1].startswith(reads)}
+
+    def reset(self) -> None:
+        with self._lock:
+            self.counts.clear()
+
+
+class Aws:
+    """A factory of boto3 clients that share one session, endpoint, retry policy and call counter."""
+
+    def __init__(
+        self,
+        region: str | None = None,
+        endpoint_url: str | None = None,
+        profile: str | None = None,
+        max_attempts: int = 8,
+        counter: CallCounter | None = None,
+    ) -> None:
+        self.counter = counter or CallCounter()
+        core = botocore.session.Session(profile=profile)
+        self.endpoint_url = endpoint_url or core.get_config_variable("endpoint_url")
+        self.region = region or core.get_config_variable("region") or DEFAULT_REGION
+        if is_loopback(self.endpoint_url) and core.get_credentials() is None:
+            core.set_credentials("sandbox", "sandbox")
+        self._session = boto3.Session(botocore_session=core, region_name=self.region)
+        self._config = botocore.config.Config(
+            retries={"mode": "adaptive", "max_attempts": max_attempts},
+            connect_timeout=5,
+            read_timeout=30,
+            max_pool_connections=32,
+        )
+        self._clients: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def client(self, service: str) -> Any:
+        """The (cached, thread-safe) client for ``service``."""
+        with self._lock:
+            if service not in self._clients:
+                kwargs: dict[str, Any] = {"config": self._config}
+                if self.endpoint_url:
+                    kwargs["endpoint_url"] = self.endpoint_url
+                client = self._session.client(service, **kwargs)  # type: ignore[call-overload]
+                client.meta.events.register("before-call.*.*", self.counter)
+                self._clients[service] = client
+            return self._clients[service]

@@ -1,0 +1,141 @@
+"""Command line: ``ecs-gitops validate | plan | status | sandbox up``.
+
+Exit codes follow ``terraform plan -detailed-exitcode``: 0 no changes (or valid), 2 changes, 1 error.
+Errors print as ``FILE[:LINE]: /json/pointer: message`` — never as a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from agent.errors import AgentError, InvalidInput, PermanentError, TransientError
+
+EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
+DEFAULT_CONFIG_FILES = ("ecs-gitops.yaml", "ecs-gitops.yml")
+
+
+def _config(args: argparse.Namespace) -> Any:
+    from agent.config import load_config
+
+    path = args.config or os.environ.get("ECS_GITOPS_CONFIG")
+    if path is None:
+        path = next((f for f in DEFAULT_CONFIG_FILES if Path(f).is_file()), None)
+    return load_config(path)
+
+
+def _tree(repo: str | None, ref: str | None, path: str | None, config: Any) -> Any:
+    """The manifest tree: a folder, or a git commit read without checkout.
+
+    Without ``--repo`` the config's source (repository, branch and subfolder) applies; an explicit
+    ``--repo`` stands alone, with ``--path`` as its only subfolder.
+    """
+    from agent.manifests.tree import DirTree, GitTree
+
+    source = getattr(config, "source", None)
+    if repo is None:
+        repo = getattr(source, "repo", None) or "."
+        path = path if path is not None else (getattr(source, "path", None) or "")
+    is_url = "://" in repo or repo.startswith("git@")
+    if ref or is_url:
+        return GitTree(repo, ref or getattr(source, "branch", None) or "HEAD", path or "")
+    return DirTree(Path(repo) / (path or ""))
+
+
+def _print_problems(problems: Any, out: Any) -> None:
+    for p in problems:
+        prefix = "warning: " if p.severity == "warning" else ""
+        print(f"{prefix}{p}", file=out)
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from agent.manifests import load_desired
+
+    config = _config(args)
+    # An explicit PATH is the manifest root itself; without one, the config's source applies.
+    tree = _tree(args.path, args.ref, "", config) if args.path else _tree(None, args.ref, None, config)
+    desired = load_desired(tree, config)
+    _print_problems(getattr(desired, "warnings", ()), sys.stderr)
+    n = sum(
+        len(desired.by_kind(k))
+        for k in ("Service", "DeploymentStrategy", "Window", "CapacityProvider", "Cluster")
+    )
+    print(f"{tree.describe()}: valid ({n} manifests, {len(desired.task_definitions)} task definitions)")
+    return EXIT_OK
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from agent.aws.clients import Aws
+    from agent.plan.render import render_json, render_text
+    from agent.reconcile import Reconciler
+
+    config = _config(args)
+    tree = _tree(args.repo, args.ref, args.path, config)
+    aws_cfg = getattr(config, "aws", None)
+    aws = Aws(
+        region=args.region or getattr(aws_cfg, "region", None),
+        endpoint_url=args.endpoint_url or getattr(aws_cfg, "endpoint_url", None),
+        profile=args.profile or getattr(aws_cfg, "profile", None),
+    )
+    result = Reconciler(aws, config).plan(tree)
+    if args.json:
+        print(render_json(result.plan))
+    else:
+        print(render_text(result.plan, color=sys.stdout.isatty() and not os.environ.get("NO_COLOR")))
+    return EXIT_CHANGES if result.plan.has_changes else EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ecs-gitops", description="GitOps for Amazon ECS: validate and plan manifests kept in Git."
+    )
+    parser.add_argument("--config", help="agent config file (default: ./ecs-gitops.yaml if present)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    v = sub.add_parser("validate", help="check manifests; exit 0 when valid, 1 otherwise")
+    v.add_argument("path", nargs="?", help="manifest folder or git repository (default: config / .)")
+    v.add_argument("--ref", help="validate the files at this git commit, without checking it out")
+    v.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("plan", help="show what would change in ECS; exit 0 none, 2 changes, 1 error")
+    p.add_argument("--repo", help="git repository path or URL, or a plain folder (default: .)")
+    p.add_argument("--ref", help="plan the files at this commit, without checking it out")
+    p.add_argument("--path", help="manifest folder inside the repository")
+    p.add_argument("--json", action="store_true", help="print the plan as JSON (docs/plan-json.md)")
+    p.add_argument("--endpoint-url", help="AWS endpoint for every service (default: AWS_ENDPOINT_URL)")
+    p.add_argument("--region", help="AWS region (default: the usual AWS sources)")
+    p.add_argument("--profile", help="AWS profile")
+    p.set_defaults(func=cmd_plan)
+
+    from agent.sandbox.cli import add_sandbox_parser
+    from agent.status.cli import add_status_parser
+
+    add_sandbox_parser(sub)
+    add_status_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except InvalidInput as e:
+        _print_problems(e.problems, sys.stderr)
+        n = sum(1 for p in e.problems if p.severity == "error")
+        print(f"invalid: {n} problem(s)", file=sys.stderr)
+        return EXIT_ERROR
+    except TransientError as e:
+        print(f"error: {e} (temporary; try again)", file=sys.stderr)
+        return EXIT_ERROR
+    except (PermanentError, AgentError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
