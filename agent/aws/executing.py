@@ -1,0 +1,165 @@
+"""Carry out a Plan's changes in ECS: the same Plan object ``plan`` rendered, nothing re-decided here.
+
+The request conventions are those of ``agent.plan.planning``. Mutating calls are paced with token
+buckets at ECS's limits (``agent.aws.pacing``); throttling that still happens is retried by botocore.
+A crash at any point is healed by the next tick: registration is found again by its content-hash tag,
+and every other call is an idempotent "make it so" of the desired state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from agent.plan.model import CREATE, REGISTER, UPDATE, Change, Plan, TaskDefinitionRef
+
+from .errors import translated
+from .pacing import Pacer
+
+log = structlog.get_logger()
+
+# Operation names of update requests, in the boto3 client's snake_case.
+_UPDATE_CALLS = {
+    "updateCapacityProvider": "update_capacity_provider",
+    "putClusterCapacityProviders": "put_cluster_capacity_providers",
+    "updateClusterSettings": "update_cluster_settings",
+    "updateCluster": "update_cluster",
+    "updateService": "update_service",
+    "tagResource": "tag_resource",
+    "untagResource": "untag_resource",
+}
+
+
+@dataclass
+class Applied:
+    """What executing a plan did: ARNs registered by family, and each change carried out."""
+
+    registered: dict[str, str] = field(default_factory=dict)
+    task_definitions: dict[str, str] = field(default_factory=dict)  # family -> ARN to run
+    done: list[str] = field(default_factory=list)
+
+
+def change_key(change: Change) -> str:
+    return f"{change.kind}/{change.name}"
+
+
+class Executor:
+    """Sends the API calls a Plan's changes stand for."""
+
+    def __init__(
+        self, aws: Any, pacer: Pacer | None = None, before_call: Callable[[str, Change], None] | None = None
+    ) -> None:
+        self.ecs = aws.client("ecs")
+        self.pacer = pacer or Pacer()
+        # A hook for tests (crash injection) and metrics: called before each mutating call.
+        self.before_call = before_call
+
+    def execute(self, plan: Plan, only: Iterable[str] | None = None) -> Applied:
+        """Apply ``plan`` (or only the changes whose ``change_key`` is in ``only``), in plan order."""
+        wanted = set(only) if only is not None else None
+        applied = Applied()
+        for change in plan.changes:
+            if change.kind == "TaskDefinition" and change.request.get("taskDefinitionArn"):
+                applied.task_definitions[change.name] = change.request["taskDefinitionArn"]
+            if wanted is not None and change_key(change) not in wanted:
+                continue
+            if change.action not in (CREATE, UPDATE, REGISTER):
+                continue
+            with translated():
+                getattr(self, f"_{change.kind.lower()}_{change.action}")(change, applied)
+            applied.done.append(change_key(change))
+        return applied
+
+    # -- calls -------------------------------------------------------------------------------------
+
+    def _call(self, operation: str, change: Change, **params: Any) -> dict[str, Any]:
+        api = "".join(p.capitalize() for p in operation.split("_"))
+        if self.before_call:
+            self.before_call(api, change)
+        self.pacer.acquire(api)
+        log.info("aws.call", operation=api, resource=change_key(change))
+        return dict(getattr(self.ecs, operation)(**params))
+
+    def _arn(self, ref: Any, applied: Applied) -> Any:
+        if not isinstance(ref, TaskDefinitionRef):
+            return ref
+        arn = ref.arn or applied.registered.get(ref.family) or applied.task_definitions.get(ref.family)
+        if arn is None:
+            raise RuntimeError(f"task definition {ref.family} is neither registered nor known")
+        return arn
+
+    def _with_arns(self, params: dict[str, Any], applied: Applied) -> dict[str, Any]:
+        out = dict(params)
+        if "taskDefinition" in out:
+            out["taskDefinition"] = self._arn(out["taskDefinition"], applied)
+        return out
+
+    def _taskdefinition_register(self, change: Change, applied: Applied) -> None:
+        out = self._call("register_task_definition", change, **change.request)
+        arn = out["taskDefinition"]["taskDefinitionArn"]
+        applied.registered[change.name] = applied.task_definitions[change.name] = arn
+
+    def _cluster_create(self, change: Change, applied: Applied) -> None:
+        self._call("create_cluster", change, **change.request)
+
+    def _capacityprovider_create(self, change: Change, applied: Applied) -> None:
+        self._call("create_capacity_provider", change, **change.request)
+
+    def _service_create(self, change: Change, applied: Applied) -> None:
+        request = dict(change.request)
+        task_set = request.pop("taskSet", None)
+        out = self._call("create_service", change, **self._with_arns(request, applied))
+        if task_set is not None:
+            self._replace_task_set(change, out["service"], task_set, applied)
+
+    def _update(self, change: Change, applied: Applied) -> None:
+        for op, params in change.request.items():
+            if op == "taskSet":
+                continue
+            self._call(_UPDATE_CALLS[op], change, **self._with_arns(params, applied))
+        if "taskSet" in change.request:
+            service = self.ecs.describe_services(
+                cluster=change.request["taskSet"].get("cluster") or change.name.split("/", 1)[0],
+                services=[change.name.split("/", 1)[1]],
+            )["services"][0]
+            self._replace_task_set(change, service, change.request["taskSet"], applied)
+
+    _cluster_update = _capacityprovider_update = _service_update = _update
+
+    def _replace_task_set(
+        self, change: Change, service: dict[str, Any], task_set: dict[str, Any], applied: Applied
+    ) -> None:
+        """EXTERNAL controller, all at once: a new task set becomes primary, older ones go.
+
+        The agent rollout engine replaces this with weighted, baked steps; this is its simplest case.
+        """
+        cluster, name = service["clusterArn"], service["serviceName"]
+        params = self._with_arns(task_set, applied)
+        existing = [
+            ts
+            for ts in service.get("taskSets") or ()
+            if ts.get("externalId") == params.get("externalId")
+            and ts.get("taskDefinition") == params.get("taskDefinition")
+        ]
+        if existing:
+            arn = existing[0]["taskSetArn"]
+        else:
+            arn = self._call("create_task_set", change, cluster=cluster, service=name, **params)["taskSet"][
+                "taskSetArn"
+            ]
+        self._call(
+            "update_service_primary_task_set", change, cluster=cluster, service=name, primaryTaskSet=arn
+        )
+        for ts in service.get("taskSets") or ():
+            if ts["taskSetArn"] != arn:
+                self._call(
+                    "delete_task_set",
+                    change,
+                    cluster=cluster,
+                    service=name,
+                    taskSet=ts["taskSetArn"],
+                    force=True,
+                )

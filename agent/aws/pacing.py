@@ -1,0 +1,71 @@
+"""Token buckets at ECS's published API limits, so the executor paces itself instead of being throttled.
+
+ECS limits (per account and region): RegisterTaskDefinition 20 burst then 1 per second; UpdateService and
+CreateService 50 burst then 5 per second; DescribeServices 100 burst then 20 per second. Throttling that
+still happens is left to botocore's adaptive retries.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+# operation -> (burst, refill per second)
+ECS_LIMITS: dict[str, tuple[float, float]] = {
+    "RegisterTaskDefinition": (20, 1),
+    "CreateService": (50, 5),
+    "UpdateService": (50, 5),
+    "DescribeServices": (100, 20),
+}
+
+
+@dataclass
+class TokenBucket:
+    """``capacity`` tokens, refilled at ``rate`` per second; ``delay()`` says how long until one is free."""
+
+    capacity: float
+    rate: float
+    tokens: float = -1.0
+    updated: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.tokens < 0:
+            self.tokens = self.capacity
+
+    def take(self, now: float) -> float:
+        """Take one token; return how many seconds the caller must wait first (0 when one is free)."""
+        self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
+        self.updated = now
+        self.tokens -= 1
+        return 0.0 if self.tokens >= 0 else -self.tokens / self.rate
+
+
+class Pacer:
+    """Hands out permission to call an operation, waiting (through ``sleep``) when its bucket is empty."""
+
+    def __init__(
+        self,
+        limits: dict[str, tuple[float, float]] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.clock = clock
+        self.sleep = sleep
+        self._lock = threading.Lock()
+        self._buckets = {
+            op: TokenBucket(burst, rate, updated=clock())
+            for op, (burst, rate) in (ECS_LIMITS if limits is None else limits).items()
+        }
+        self.waited = 0.0
+
+    def acquire(self, operation: str) -> None:
+        bucket = self._buckets.get(operation)
+        if bucket is None:
+            return
+        with self._lock:
+            wait = bucket.take(self.clock())
+            self.waited += wait
+        if wait > 0:
+            self.sleep(wait)

@@ -1,0 +1,160 @@
+"""The outbox retries failed status writes with backoff on a fake clock, never raising or sleeping."""
+
+from __future__ import annotations
+
+import random
+
+from structlog.testing import capture_logs
+
+from agent.errors import PermanentError, TransientError
+from agent.status.model import AGGREGATE, CommitStatus
+from agent.status.outbox import Outbox
+
+SHA = "a" * 40
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_700_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class FlakyPublisher:
+    """Fails with the queued errors first, then records what it is sent."""
+
+    name = "flaky"
+
+    def __init__(self, *errors: Exception) -> None:
+        self.errors = list(errors)
+        self.calls: list[CommitStatus] = []
+        self.sent: list[CommitStatus] = []
+
+    def publish(self, status: CommitStatus) -> None:
+        self.calls.append(status)
+        if self.errors:
+            raise self.errors.pop(0)
+        self.sent.append(status)
+
+    def read(self, sha: str) -> dict[str, dict]:
+        return {s.context: s.as_entry() for s in self.sent if s.sha == sha}
+
+
+def _status(state: str = "pending", context: str = AGGREGATE, text: str = "rolling out") -> CommitStatus:
+    return CommitStatus(SHA, context, state, text)
+
+
+def test_failures_back_off_and_retry_later() -> None:
+    """A transient failure is retried only once its backoff has passed, with growing delays."""
+    clock = Clock()
+    publisher = FlakyPublisher(TransientError("502", delay=0), TransientError("timeout", delay=0))
+    outbox = Outbox(publisher, clock, base_backoff=2.0, rng=random.Random(1))
+    outbox.put(_status())
+
+    with capture_logs() as logs:
+        assert outbox.flush() == 0
+        first_due = outbox.next_due()
+        assert first_due is not None and 2.0 <= first_due - clock.now <= 2.5
+        assert outbox.flush() == 0 and len(publisher.calls) == 1  # not due yet: no attempt
+
+        clock.now = first_due
+        assert outbox.flush() == 0 and len(publisher.calls) == 2
+        second_due = outbox.next_due()
+        assert second_due is not None and 4.0 <= second_due - clock.now <= 5.0
+
+        clock.now = second_due
+        assert outbox.flush() == 1
+
+    assert outbox.pending() == [] and [s.state for s in publisher.sent] == ["pending"]
+    assert [e["event"] for e in logs] == ["status.retry", "status.retry"]
+    assert logs[0]["log_level"] == "warning" and logs[0]["error"] == "502"
+
+
+def test_backoff_honours_the_delay_asked_and_the_cap() -> None:
+    """A Retry-After style delay is a floor, and no delay exceeds max_backoff."""
+    clock = Clock()
+    outbox = Outbox(FlakyPublisher(TransientError("429", delay=120), TransientError("429", delay=900)),
+                    clock, max_backoff=300, rng=random.Random(2))
+    outbox.put(_status())
+    outbox.flush()
+    due = outbox.next_due()
+    assert due is not None and 120 <= due - clock.now <= 150
+    clock.now = due
+    outbox.flush()
+    assert outbox.next_due() == clock.now + 300
+
+
+def test_newest_status_supersedes_an_unsent_older_one() -> None:
+    """Only the newest status per (sha, context) is sent; other contexts are kept."""
+    clock = Clock()
+    publisher = FlakyPublisher(TransientError("down", delay=0))
+    outbox = Outbox(publisher, clock, rng=random.Random(3))
+    outbox.put(_status("pending", text="rolling out"))
+    outbox.flush()  # fails; backs off
+    outbox.put(_status("success", text="rolled out"))
+    outbox.put(_status("pending", context="ecs-gitops/prod/web"))
+
+    assert [(s.context, s.state) for s in outbox.pending()] == [
+        (AGGREGATE, "success"), ("ecs-gitops/prod/web", "pending"),
+    ]
+    clock.now += 600
+    assert outbox.flush() == 2
+    assert [(s.context, s.state, s.description) for s in publisher.sent] == [
+        (AGGREGATE, "success", "rolled out"), ("ecs-gitops/prod/web", "pending", "rolling out"),
+    ]
+
+
+def test_permanent_failure_drops_the_status_with_an_error_log() -> None:
+    """A PermanentError is not retried: the status is dropped and logged at error level."""
+    clock = Clock()
+    publisher = FlakyPublisher(PermanentError("HTTP 401 Bad credentials"))
+    outbox = Outbox(publisher, clock)
+    outbox.put(_status("failure", text="web.yaml: /spec/cluster: required"))
+    outbox.put(_status("pending", context="ecs-gitops/prod/web"))
+
+    with capture_logs() as logs:
+        assert outbox.flush() == 1
+
+    assert outbox.pending() == []
+    assert [s.context for s in publisher.sent] == ["ecs-gitops/prod/web"]
+    assert logs == [{
+        "event": "status.dropped", "log_level": "error", "publisher": "flaky", "sha": SHA,
+        "context": AGGREGATE, "state": "failure", "error": "HTTP 401 Bad credentials",
+    }]
+
+
+def test_a_down_host_costs_one_attempt_per_flush() -> None:
+    """After a transient failure the other due statuses wait, so a slow host never holds the tick."""
+    clock = Clock()
+    publisher = FlakyPublisher(TransientError("timed out"), TransientError("timed out"))
+    outbox = Outbox(publisher, clock, rng=random.Random(4))
+    for i in range(5):
+        outbox.put(_status(context=f"ecs-gitops/prod/svc{i}"))
+
+    assert outbox.flush() == 0 and len(publisher.calls) == 1
+    assert outbox.flush() == 0 and len(publisher.calls) == 2  # the next one is tried, the first waits
+    clock.now += 600
+    assert outbox.flush() == 5 and len(outbox.pending()) == 0
+
+
+def test_flush_never_raises_on_a_publisher_bug() -> None:
+    """An unexpected exception from a publisher is logged and retried, never raised into the loop."""
+    clock = Clock()
+    outbox = Outbox(FlakyPublisher(RuntimeError("boom")), clock)
+    outbox.put(_status())
+    with capture_logs() as logs:
+        assert outbox.flush() == 0
+    assert logs[0]["event"] == "status.retry" and logs[0]["error"] == "boom"
+    assert len(outbox.pending()) == 1
+
+
+def test_put_stamps_the_time_of_the_event() -> None:
+    """A status is stamped with the outbox clock when queued, not when finally sent."""
+    clock = Clock()
+    publisher = FlakyPublisher()
+    outbox = Outbox(publisher, clock)
+    outbox.put(_status())
+    clock.now += 3600
+    outbox.flush()
+    assert publisher.sent[0].updated_at == "2023-11-14T22:13:20Z"
