@@ -27,3 +27,17 @@ def sandbox() -> Iterator[Sandbox]:
     with Sandbox() as running:
         running.seed(SANDBOX_SEED)
         yield running
+
+
+@pytest.fixture(scope="module")
+def sim_sandbox() -> Iterator[Sandbox]:
+    """Like ``sandbox``, but its simulator runs on a manual clock (2 s per task start) that tests advance.
+
+    Tests sharing it should use names of their own; time only moves when a test advances it.
+    """
+    from agent.sandbox.server import Sandbox
+    from agent.sandbox.simulator import SandboxClock
+
+    with Sandbox(clock=SandboxClock(manual=True), task_start_seconds=2.0) as running:
+        running.seed(SANDBOX_SEED)
+        yield running

@@ -16,6 +16,7 @@ from typing import Any, TextIO
 
 from agent.sandbox.seed import DEFAULT_SEED_PATH, SeedError, load_seed
 from agent.sandbox.server import Sandbox, SandboxError
+from agent.sandbox.simulator import DEFAULT_FAILURE_PATTERN, DEFAULT_TASK_START_SECONDS
 
 DEFAULT_PORT = 4566
 DEFAULT_REGION = "eu-west-1"
@@ -28,12 +29,19 @@ def sandbox_up(
     *,
     use_seed: bool = True,
     stop: threading.Event | None = None,
+    task_seconds: float = DEFAULT_TASK_START_SECONDS,
+    failure_pattern: str = DEFAULT_FAILURE_PATTERN,
 ) -> int:
     """Start, seed, serve until SIGINT/SIGTERM (or ``stop`` is set); 0 on a clean stop, 1 on error.
 
     ``seed`` is a seed file; when None, ``manifests-example/sandbox-seed.yaml`` under the current
-    directory is used if it exists. ``use_seed=False`` starts an empty sandbox.
+    directory is used if it exists. ``use_seed=False`` starts an empty sandbox. ``task_seconds`` is
+    how long the simulator takes to start (or fail) one task; images matching ``failure_pattern``
+    never start.
     """
+    if task_seconds <= 0:
+        print("error: --task-seconds must be positive", file=sys.stderr)
+        return 1
     seed_data: dict[str, Any] | None = None
     seed_path = Path(seed) if seed else DEFAULT_SEED_PATH
     if use_seed and (seed or seed_path.exists()):
@@ -43,7 +51,9 @@ def sandbox_up(
             print(f"error: {exc}", file=sys.stderr)
             return 1
     region = (seed_data or {}).get("region") or DEFAULT_REGION
-    sandbox = Sandbox(port=port, region=region)
+    sandbox = Sandbox(
+        port=port, region=region, task_start_seconds=task_seconds, failure_pattern=failure_pattern
+    )
     try:
         endpoint = sandbox.start()
     except SandboxError as exc:
@@ -61,6 +71,11 @@ def sandbox_up(
         print(
             f"export AWS_ENDPOINT_URL={endpoint} AWS_REGION={region} "
             "AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing",
+            file=out,
+        )
+        print(
+            f"simulator: one task starts every {task_seconds:g} s; images matching {failure_pattern!r} "
+            f'never start; POST {endpoint}/_sandbox/clock/advance {{"seconds": N}} skips ahead',
             file=out,
         )
         print("sandbox running; press Ctrl-C to stop", file=out, flush=True)
@@ -103,16 +118,36 @@ def _add_up_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--seed", metavar="FILE", help=f"seed file (default: {DEFAULT_SEED_PATH} when it exists)"
     )
     group.add_argument("--no-seed", action="store_true", help="start empty")
+    up.add_argument(
+        "--task-seconds",
+        type=float,
+        default=DEFAULT_TASK_START_SECONDS,
+        metavar="S",
+        help=f"simulated seconds to start (or fail) one task (default {DEFAULT_TASK_START_SECONDS:g})",
+    )
+    up.add_argument(
+        "--failure-pattern",
+        default=DEFAULT_FAILURE_PATTERN,
+        metavar="GLOB",
+        help=f"images matching this fnmatch pattern never start (default {DEFAULT_FAILURE_PATTERN!r})",
+    )
     up.set_defaults(func=_run_up)
     return up
 
 
 def _run_up(args: argparse.Namespace) -> int:
-    return sandbox_up(args.port, args.seed, use_seed=not args.no_seed)
+    return sandbox_up(
+        args.port,
+        args.seed,
+        use_seed=not args.no_seed,
+        task_seconds=args.task_seconds,
+        failure_pattern=args.failure_pattern,
+    )
 
 
 def add_sandbox_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Register ``sandbox up [--port N] [--seed FILE]``; ``args.func(args)`` returns the exit code."""
+    """Register ``sandbox up [--port N] [--seed FILE] [--task-seconds S] [--failure-pattern GLOB]``;
+    ``args.func(args)`` returns the exit code."""
     parser = subparsers.add_parser(
         "sandbox",
         help="a local ECS to rehearse rollouts on",

@@ -9,8 +9,11 @@ This middleware sits in front of moto's WSGI app and handles the ECS JSON protoc
   forwarding it to moto with :meth:`Call.forward`, and patching the reply);
 * ``post_processors`` maps an operation to functions applied to moto's successful replies.
 
-Both tables are plain dicts, so later features (deployment simulator, ServiceDeployment APIs) add
-entries instead of editing the dispatcher. Every other request goes to moto untouched. All ECS
+Both tables are plain dicts, so later features add entries instead of editing the dispatcher: the
+deployment simulator (:mod:`agent.sandbox.simulator`) owns ``deployments``, task sets, counts and
+events, and registers itself with :meth:`Simulator.install`, which also adds a ``before_dispatch``
+hook (it catches up with its clock before each request) and ``control_routes`` (JSON endpoints under
+``/_sandbox/``, outside ECS's target header). Every other request goes to moto untouched. All ECS
 calls are serialised by one lock: moto is not thread-safe and the overlay state must match it.
 
 What is patched, and why, is listed next to each handler; the ECS output shapes come from botocore's
@@ -40,6 +43,9 @@ FARGATE_PROVIDERS = ("FARGATE", "FARGATE_SPOT")
 Json = dict[str, Any]
 Handler = Callable[["Call"], "Reply"]
 PostProcessor = Callable[["Call", Json], Json]
+# A control endpoint: (HTTP method, path regex, handler(match, JSON body) -> JSON reply).
+ControlRoute = tuple[str, "re.Pattern[str]", Callable[["re.Match[str]", Json], Json]]
+CONTROL_PREFIX = "/_sandbox/"
 
 
 class EcsError(Exception):
@@ -98,9 +104,62 @@ def _conform(value: Any, shape: Any) -> Any:
     return copy.deepcopy(value)
 
 
+def shape_errors(value: Any, shape_name: str) -> list[str]:
+    """Where raw JSON ``value`` does not fit the ECS shape ``shape_name``: unknown keys, wrong types,
+    values outside an enum. botocore's parser silently drops unknown keys, so a reply can parse and
+    still be wrong; tests run every simulated structure through this."""
+    errors: list[str] = []
+    _shape_errors(value, _ecs_model().shape_for(shape_name), shape_name, errors)
+    return errors
+
+
+_JSON_TYPES: dict[str, tuple[type, ...]] = {
+    "string": (str,),
+    "blob": (str,),
+    "boolean": (bool,),
+    "integer": (int,),
+    "long": (int,),
+    "double": (int, float),
+    "float": (int, float),
+    "timestamp": (int, float),  # the JSON protocol sends epoch seconds
+}
+
+
+def _shape_errors(value: Any, shape: Any, path: str, errors: list[str]) -> None:
+    kind = shape.type_name
+    if kind == "structure":
+        if not isinstance(value, dict):
+            errors.append(f"{path}: expected an object ({shape.name}), got {type(value).__name__}")
+            return
+        for key, item in value.items():
+            if key not in shape.members:
+                errors.append(f"{path}.{key}: not a member of {shape.name}")
+            else:
+                _shape_errors(item, shape.members[key], f"{path}.{key}", errors)
+    elif kind == "list":
+        if not isinstance(value, list):
+            errors.append(f"{path}: expected a list, got {type(value).__name__}")
+            return
+        for i, item in enumerate(value):
+            _shape_errors(item, shape.member, f"{path}[{i}]", errors)
+    elif kind == "map":
+        if not isinstance(value, dict):
+            errors.append(f"{path}: expected a map, got {type(value).__name__}")
+            return
+        for key, item in value.items():
+            _shape_errors(item, shape.value, f"{path}[{key!r}]", errors)
+    else:
+        wanted = _JSON_TYPES.get(kind, (object,))
+        if not isinstance(value, wanted) or (kind != "boolean" and isinstance(value, bool)):
+            errors.append(f"{path}: expected {kind}, got {type(value).__name__} {value!r}")
+        elif kind == "string" and getattr(shape, "enum", None) and value not in shape.enum:
+            errors.append(f"{path}: {value!r} is not one of {shape.enum}")
+
+
 # Service fields the overlay owns: every CreateService/UpdateService parameter that DescribeServices
-# echoes back (moto drops most of them). desiredCount/taskDefinition/tags stay moto's (the deployment
-# simulator of later issues moves them); `role` is echoed as `roleArn`.
+# echoes back (moto drops most of them). desiredCount/taskDefinition/tags stay moto's (the simulator
+# reports the taskDefinition its PRIMARY deployment runs, e.g. after a rollback); `role` is echoed as
+# `roleArn`.
 _MOTO_OWNED_SERVICE_FIELDS = frozenset(
     {"cluster", "serviceName", "service", "desiredCount", "taskDefinition", "tags"}
 )
@@ -179,7 +238,6 @@ class OverlayState:
     """What moto cannot hold, keyed like ECS keys it (ARNs; region + name for capacity providers)."""
 
     services: dict[str, Json] = field(default_factory=dict)  # service ARN -> remembered fields
-    deployments: dict[str, Json] = field(default_factory=dict)  # deployment id -> fields + "_drop"
     task_definitions: dict[str, Json] = field(default_factory=dict)  # task-definition ARN -> fields
     managed_providers: dict[tuple[str, str], Json] = field(default_factory=dict)  # (region, name)
     asg_providers: dict[str, list[str]] = field(default_factory=dict)  # region -> names, in order
@@ -255,14 +313,17 @@ def _error_from_reply(reply: Reply) -> EcsError:
 class EcsOverlay:
     """WSGI middleware: ECS JSON requests go through ``handlers``/``post_processors``, the rest to moto."""
 
-    def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
+    def __init__(self, app: Callable[..., Iterable[bytes]], now: Callable[[], float] = time.time) -> None:
         self.app = app
         self.lock = threading.RLock()
         self.state = OverlayState()
+        self.now = now  # the sandbox clock (epoch seconds) for createdAt, registeredAt...
         self.handlers: dict[str, Handler] = dict(DEFAULT_HANDLERS)
         self.post_processors: dict[str, list[PostProcessor]] = {
             op: list(fns) for op, fns in DEFAULT_POST_PROCESSORS.items()
         }
+        self.before_dispatch: list[Callable[[], None]] = []
+        self.control_routes: list[ControlRoute] = []
 
     def reset(self) -> None:
         """Forget everything (moto's own reset is the caller's job)."""
@@ -271,6 +332,8 @@ class EcsOverlay:
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         target = environ.get("HTTP_X_AMZ_TARGET", "")
+        if not target and str(environ.get("PATH_INFO", "")).startswith(CONTROL_PREFIX):
+            return self.control(environ, start_response)
         if not target.startswith(TARGET_PREFIX):
             return self.app(environ, start_response)
         operation = target[len(TARGET_PREFIX) :]
@@ -286,8 +349,42 @@ class EcsOverlay:
                 reply = self.dispatch(environ, operation, params)
         return _respond(reply, start_response)
 
+    def control(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        """Serve a ``/_sandbox/...`` control request from ``control_routes`` (JSON in, JSON out)."""
+        method, path = str(environ.get("REQUEST_METHOD", "GET")).upper(), str(environ["PATH_INFO"])
+        raw = _read_body(environ)
+        try:
+            body = json.loads(raw or b"{}")
+        except ValueError:
+            body = None
+        status, reply = 404, {"error": f"no control endpoint {path}"}
+        if not isinstance(body, dict):
+            status, reply = 400, {"error": "the request body is not a JSON object"}
+        else:
+            allowed = [m for m, pattern, _ in self.control_routes if pattern.match(path)]
+            for route_method, pattern, handler in self.control_routes:
+                match = pattern.match(path)
+                if match is not None and route_method == method:
+                    try:
+                        with self.lock:
+                            status, reply = 200, handler(match, body)
+                    except (ValueError, TypeError, KeyError) as exc:
+                        status, reply = 400, {"error": str(exc) or type(exc).__name__}
+                    break
+            else:
+                if allowed:
+                    status, reply = 405, {"error": f"{method} not allowed on {path}: {', '.join(allowed)}"}
+        data = json.dumps(reply).encode()
+        reason = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed"}[status]
+        start_response(
+            f"{status} {reason}", [("Content-Type", "application/json"), ("Content-Length", str(len(data)))]
+        )
+        return [data]
+
     def dispatch(self, environ: dict[str, Any], operation: str, params: Json) -> Reply:
         call = Call(self, environ, operation, params)
+        for hook in self.before_dispatch:
+            hook()
         try:
             handler = self.handlers.get(operation)
             reply = handler(call) if handler else call.forward()
@@ -379,7 +476,7 @@ def _respond(reply: Reply, start_response: Callable[..., Any]) -> list[bytes]:
 # moto drops capacityProviderStrategy (and reports launchType EC2), deploymentConfiguration,
 # healthCheckGracePeriodSeconds, enableExecuteCommand, enableECSManagedTags, placement settings,
 # availabilityZoneRebalancing and createdAt; UpdateService stores `taskDefinition` as written
-# (`web:3`) instead of the ARN; deployments report launchType EC2 and platformFamily "EC2"/"FARGATE".
+# (`web:3`) instead of the ARN. Deployments are the simulator's (agent/sandbox/simulator.py).
 
 
 def _uses_fargate(record: Json) -> bool:
@@ -391,6 +488,11 @@ def _uses_fargate(record: Json) -> bool:
 
 
 def _check_capacity_strategy(call: Call, cluster: Json, strategy: list[Json]) -> None:
+    check_capacity_strategy(cluster, strategy)
+
+
+def check_capacity_strategy(cluster: Json, strategy: list[Json]) -> None:
+    """Every provider of ``strategy`` must be associated with ``cluster``, as ECS requires."""
     known = set(cluster.get("capacityProviders") or [])
     for item in strategy:
         name = item.get("capacityProvider")
@@ -429,23 +531,6 @@ def _remember_service_fields(call: Call, record: Json, params: Json) -> None:
         record["capacityProviderStrategy"] = normalise_strategy(params["capacityProviderStrategy"])
 
 
-def _deployment_record(record: Json, params: Json) -> Json:
-    fields: Json = {k: copy.deepcopy(params[k]) for k in DEPLOYMENT_FIELDS if k in params}
-    drop: list[str] = []
-    if record.get("capacityProviderStrategy"):
-        fields["capacityProviderStrategy"] = copy.deepcopy(record["capacityProviderStrategy"])
-        drop.append("launchType")
-    else:
-        fields["launchType"] = record.get("launchType", "EC2")
-    if _uses_fargate(record):
-        fields["platformVersion"] = record.get("platformVersion", "LATEST")
-        fields["platformFamily"] = "Linux"
-    else:
-        drop.append("platformFamily")
-    fields["_drop"] = drop
-    return fields
-
-
 def create_service(call: Call) -> Reply:
     """CreateService: validate like ECS, let moto store the service, remember what moto drops."""
     params = call.params
@@ -478,10 +563,8 @@ def create_service(call: Call) -> Reply:
         return reply
     body = reply.json()
     service = body["service"]
-    record["createdAt"] = time.time()
+    record["createdAt"] = call.overlay.now()
     call.state.services[service["serviceArn"]] = record
-    for deployment in service.get("deployments") or []:
-        call.state.deployments[deployment["id"]] = _deployment_record(record, params)
     body["service"] = merge_service(call, service)
     return Reply(reply.status, body)
 
@@ -501,7 +584,7 @@ def update_service(call: Call) -> Reply:
         return reply
     body = reply.json()
     service = body["service"]
-    record = call.state.services.setdefault(service["serviceArn"], {"createdAt": time.time()})
+    record = call.state.services.setdefault(service["serviceArn"], {"createdAt": call.overlay.now()})
     _remember_service_fields(call, record, params)
     if record.get("capacityProviderStrategy"):
         record.pop("launchType", None)
@@ -526,13 +609,7 @@ def merge_service(call: Call, service: Json) -> Json:
     deployment_configuration = copy.deepcopy(DEFAULT_DEPLOYMENT_CONFIGURATION)
     deployment_configuration.update(service.get("deploymentConfiguration") or {})
     service["deploymentConfiguration"] = deployment_configuration
-    for deployment in service.get("deployments") or []:
-        patch = call.state.deployments.get(deployment.get("id", ""))
-        if patch:
-            for name in patch.get("_drop", ()):
-                deployment.pop(name, None)
-            deployment.update({k: copy.deepcopy(v) for k, v in patch.items() if k != "_drop"})
-    return service
+    return service  # deployments, task sets and counts: the simulator's post-processors
 
 
 def describe_services_post(call: Call, body: Json) -> Json:
@@ -857,7 +934,7 @@ def register_task_definition(call: Call) -> Reply:
         **copy.deepcopy(TASKDEF_DEFAULTS),
         **{k: copy.deepcopy(params[k]) for k in TASKDEF_FIELDS if k in params},
     }
-    record["registeredAt"] = time.time()
+    record["registeredAt"] = call.overlay.now()
     record["registeredBy"] = f"arn:aws:iam::{call.account}:root"
     call.state.task_definitions[body["taskDefinition"]["taskDefinitionArn"]] = record
     return Reply(reply.status, task_definition_post(call, body))

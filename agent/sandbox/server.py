@@ -4,6 +4,11 @@ moto keeps its state in process-global backends, so a process can run only one S
 ``start()`` resets moto and the overlay, so every Sandbox starts empty, and a second concurrent
 ``start()`` raises :class:`SandboxError`. (Do not mix a running Sandbox with ``moto.mock_aws`` in the
 same process either: both use the same global backends.)
+
+ECS behaviour moto lacks (deployments that complete or fail, task sets, events) comes from the
+:class:`~agent.sandbox.simulator.Simulator` at ``Sandbox.simulator``, driven by its clock: real time by
+default, or a manual :class:`~agent.sandbox.simulator.SandboxClock` that tests advance. Over HTTP:
+``POST /_sandbox/clock/advance``, ``GET /_sandbox/state``, ``POST /_sandbox/config``.
 """
 
 from __future__ import annotations
@@ -20,6 +25,12 @@ from werkzeug.serving import BaseWSGIServer, make_server
 
 from agent.sandbox.overlay import EcsOverlay
 from agent.sandbox.seed import SeedResult, apply_seed, load_seed
+from agent.sandbox.simulator import (
+    DEFAULT_FAILURE_PATTERN,
+    DEFAULT_TASK_START_SECONDS,
+    SandboxClock,
+    Simulator,
+)
 
 DUMMY_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 
@@ -64,9 +75,20 @@ class Sandbox:
     ...     sandbox.client("ecs").list_clusters()
     """
 
-    def __init__(self, port: int = 0, region: str = "eu-west-1") -> None:
+    def __init__(
+        self,
+        port: int = 0,
+        region: str = "eu-west-1",
+        clock: SandboxClock | None = None,
+        *,
+        task_start_seconds: float = DEFAULT_TASK_START_SECONDS,
+        failure_pattern: str = DEFAULT_FAILURE_PATTERN,
+    ) -> None:
         self.port = port
         self.region = region
+        self.simulator = Simulator(
+            clock, task_start_seconds=task_start_seconds, failure_pattern=failure_pattern
+        )
         self.overlay: EcsOverlay | None = None
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
@@ -94,7 +116,9 @@ class Sandbox:
             _running = self
         try:
             _reset_moto()
+            self.simulator.reset()
             self.overlay = EcsOverlay(DomainDispatcherApplication(create_backend_app))
+            self.simulator.install(self.overlay)
             # Bind here: werkzeug prints and calls sys.exit(1) when it cannot bind by itself.
             with _listening_socket(self.port) as sock:
                 self._server = make_server(
@@ -138,6 +162,7 @@ class Sandbox:
         with self.overlay.lock:
             _reset_moto()
             self.overlay.reset()
+            self.simulator.reset()
 
     def client(self, service_name: str, region: str | None = None, **config: Any) -> Any:
         """A boto3 client for ``service_name`` on this sandbox, with dummy credentials."""
