@@ -1,4 +1,4 @@
-"""Command line: ``ecs-gitops validate | plan | status | sandbox up``.
+"""Command line: ``ecs-gitops validate | plan | apply | run | status | sandbox up``.
 
 Exit codes follow ``terraform plan -detailed-exitcode``: 0 no changes (or valid), 2 changes, 1 error.
 Errors print as ``FILE[:LINE]: /json/pointer: message`` — never as a traceback.
@@ -68,24 +68,102 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from agent.aws.clients import Aws
     from agent.plan.render import render_json, render_text
     from agent.reconcile import Reconciler
 
     config = _config(args)
     tree = _tree(args.repo, args.ref, args.path, config)
-    aws_cfg = getattr(config, "aws", None)
-    aws = Aws(
-        region=args.region or getattr(aws_cfg, "region", None),
-        endpoint_url=args.endpoint_url or getattr(aws_cfg, "endpoint_url", None),
-        profile=args.profile or getattr(aws_cfg, "profile", None),
-    )
-    result = Reconciler(aws, config).plan(tree)
+    result = Reconciler(_aws(args, config), config).plan(tree)
     if args.json:
         print(render_json(result.plan))
     else:
         print(render_text(result.plan, color=sys.stdout.isatty() and not os.environ.get("NO_COLOR")))
     return EXIT_CHANGES if result.plan.has_changes else EXIT_OK
+
+
+def _aws(args: argparse.Namespace, config: Any) -> Any:
+    from agent.aws.clients import Aws
+
+    aws_cfg = getattr(config, "aws", None)
+    return Aws(
+        region=args.region or getattr(aws_cfg, "region", None),
+        endpoint_url=args.endpoint_url or getattr(aws_cfg, "endpoint_url", None),
+        profile=args.profile or getattr(aws_cfg, "profile", None),
+    )
+
+
+def _agent(args: argparse.Namespace) -> Any:
+    """An Agent from the config, with --repo/--branch/--path overriding the config's source."""
+    from dataclasses import replace
+
+    from agent.daemon import Agent
+
+    config = _config(args)
+    overrides = {
+        k: v
+        for k, v in (
+            ("repo", getattr(args, "repo", None)),
+            ("branch", getattr(args, "branch", None)),
+            ("path", getattr(args, "path", None)),
+        )
+        if v is not None
+    }
+    if overrides:
+        config = replace(config, source=replace(config.source, **overrides))
+    data_dir = Path(args.data_dir or os.environ.get("ECS_GITOPS_DATA_DIR") or ".ecs-gitops")
+    return Agent(config, data_dir, _aws(args, config))
+
+
+def _print_statuses(result: Any, out: Any = sys.stdout) -> None:
+    for ctx, st in sorted(result.statuses.items()):
+        print(f"  {st.state:<8} {ctx:<36} {st.description}", file=out, flush=True)
+
+
+def cmd_apply(args: argparse.Namespace) -> int:
+    """One reconcile of a commit (for CI and scripts); with --wait, follow it until it settles."""
+    import time
+
+    agent = _agent(args)
+    result = agent.tick(ref=args.ref)
+    while True:
+        if result is None:
+            print("error: the repository could not be read (see the log); try again", file=sys.stderr)
+            return EXIT_ERROR
+        print(f"{result.sha[:12]}: {result.outcome}", flush=True)
+        if result.outcome == "invalid":
+            _print_problems(result.problems, sys.stderr)
+        _print_statuses(result)
+        if not args.wait or result.wake_at is None:
+            break
+        time.sleep(min(30.0, max(0.5, (result.wake_at - agent.reconciler.clock()).total_seconds())))
+        result = agent.tick(ref=args.ref)
+    for _ in range(5):  # give status writes that failed a few more chances
+        if not agent.outbox.pending():
+            break
+        time.sleep(2)
+        agent.outbox.flush()
+    if agent.outbox.pending():
+        print(f"warning: {len(agent.outbox.pending())} commit status(es) not written yet", file=sys.stderr)
+    return EXIT_ERROR if result.outcome in ("invalid", "failed") else EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """The daemon: reconcile the configured branch until SIGTERM or SIGINT."""
+    import signal
+    import threading
+
+    agent = _agent(args)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    agent.run(stop)
+    return EXIT_OK
+
+
+def _aws_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--endpoint-url", help="AWS endpoint for every service (default: AWS_ENDPOINT_URL)")
+    p.add_argument("--region", help="AWS region (default: the usual AWS sources)")
+    p.add_argument("--profile", help="AWS profile")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -105,10 +183,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ref", help="plan the files at this commit, without checking it out")
     p.add_argument("--path", help="manifest folder inside the repository")
     p.add_argument("--json", action="store_true", help="print the plan as JSON (docs/plan-json.md)")
-    p.add_argument("--endpoint-url", help="AWS endpoint for every service (default: AWS_ENDPOINT_URL)")
-    p.add_argument("--region", help="AWS region (default: the usual AWS sources)")
-    p.add_argument("--profile", help="AWS profile")
+    _aws_options(p)
     p.set_defaults(func=cmd_plan)
+
+    a = sub.add_parser(
+        "apply", help="reconcile one commit now; exit 0 deployed or rolling, 1 failed or invalid"
+    )
+    a.add_argument("--repo", help="git repository path or URL (default: the config's source)")
+    a.add_argument("--branch", help="branch the agent tracks (default: the config's, else main)")
+    a.add_argument("--ref", help="commit to apply (default: the branch head)")
+    a.add_argument("--path", help="manifest folder inside the repository")
+    a.add_argument("--wait", action="store_true", help="follow the rollout until it succeeds or fails")
+    a.add_argument("--data-dir", help="state and git clone (default: $ECS_GITOPS_DATA_DIR or .ecs-gitops)")
+    _aws_options(a)
+    a.set_defaults(func=cmd_apply)
+
+    r = sub.add_parser("run", help="the agent: watch the branch and reconcile every commit")
+    r.add_argument("--data-dir", help="state and git clone (default: $ECS_GITOPS_DATA_DIR or .ecs-gitops)")
+    _aws_options(r)
+    r.set_defaults(func=cmd_run)
 
     from agent.sandbox.cli import add_sandbox_parser
     from agent.status.cli import add_status_parser

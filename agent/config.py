@@ -98,7 +98,7 @@ class GitlabConfig:
 class StatusConfig:
     """Where commit statuses go: gitnotes, github, gitlab or log."""
 
-    publisher: str = "log"
+    publisher: str = "gitnotes"
     github: GithubConfig = field(default_factory=GithubConfig)
     gitlab: GitlabConfig = field(default_factory=GitlabConfig)
 

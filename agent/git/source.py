@@ -245,6 +245,11 @@ class GitSource:
             self._repo = git.Repo(self.workdir)
         return self._repo
 
+    def prepare(self) -> None:
+        """Create the (empty) bare clone now, without talking to the remote, so that status publishers
+        can open it before the first fetch."""
+        self._ensure_clone()
+
     def _ensure_clone(self) -> git.Repo:
         """Create (or adopt) the bare clone and point its ``origin`` at ``url``; idempotent."""
         if not self._is_clone(self.workdir):

@@ -87,7 +87,9 @@ class DirTree:
 
     def walk(self) -> Iterator[str]:
         if not self.root.is_dir():
-            raise FileNotFoundError(f"{self.root} is not a folder" if self.root.exists() else "no such folder")
+            raise FileNotFoundError(
+                f"{self.root} is not a folder" if self.root.exists() else "no such folder"
+            )
         found: list[str] = []
         for dirpath, dirnames, filenames in os.walk(self.root, followlinks=False):
             rel_dir = Path(dirpath).relative_to(self.root).as_posix()

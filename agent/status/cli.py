@@ -70,8 +70,14 @@ def render_table(sha: str, ref: str, statuses: dict[str, dict]) -> str:
         return f"{head}\nno ecs-gitops statuses on this commit"
     rows = [("CONTEXT", "STATE", "UPDATED", "DESCRIPTION")]
     for context, entry in _ordered(statuses).items():
-        rows.append((context, str(entry.get("state") or "?"), str(entry.get("updatedAt") or "-"),
-                     str(entry.get("description") or "")))
+        rows.append(
+            (
+                context,
+                str(entry.get("state") or "?"),
+                str(entry.get("updatedAt") or "-"),
+                str(entry.get("description") or ""),
+            )
+        )
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
     lines = ["  ".join([*(cell.ljust(widths[i]) for i, cell in enumerate(row[:3])), row[3]]) for row in rows]
     return "\n".join([head, *(line.rstrip() for line in lines)])

@@ -96,4 +96,3 @@ class GitHubPublisher:
 
 def _q(segment: str) -> str:
     return urllib.parse.quote(segment, safe="")
-

@@ -38,8 +38,15 @@ IDENTITY = {
     "GIT_COMMITTER_NAME": "ecs-gitops",
     "GIT_COMMITTER_EMAIL": "ecs-gitops@localhost",
 }
-_RETRYABLE_PUSH = ("rejected", "fetch first", "non-fast-forward", "cannot lock ref", "failed to update ref",
-                   "incorrect old value", "stale info")
+_RETRYABLE_PUSH = (
+    "rejected",
+    "fetch first",
+    "non-fast-forward",
+    "cannot lock ref",
+    "failed to update ref",
+    "incorrect old value",
+    "stale info",
+)
 _NEEDS_A_HUMAN = ("authentication failed", "permission denied", "access denied", "returned error: 403")
 
 
@@ -112,7 +119,10 @@ class GitNotesPublisher:
         """Copy the remote notes to REMOTE_NOTES_REF; return their tip, or None when there are none."""
         try:
             self._git.fetch(
-                "--no-tags", "--quiet", self.remote, f"+{NOTES_REF}:{REMOTE_NOTES_REF}",
+                "--no-tags",
+                "--quiet",
+                self.remote,
+                f"+{NOTES_REF}:{REMOTE_NOTES_REF}",
                 kill_after_timeout=self.timeout,
             )
         except git.GitCommandError as e:
@@ -149,7 +159,10 @@ class GitNotesPublisher:
         """Push the notes without force; None when done, the reason when rejected (retry)."""
         try:
             self._git.push(
-                "--quiet", "--porcelain", self.remote, f"{NOTES_REF}:{NOTES_REF}",
+                "--quiet",
+                "--porcelain",
+                self.remote,
+                f"{NOTES_REF}:{NOTES_REF}",
                 kill_after_timeout=self.timeout,
             )
         except git.GitCommandError as e:

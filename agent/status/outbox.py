@@ -89,14 +89,27 @@ class Outbox:
                 self.publisher.publish(status)
             except PermanentError as e:
                 self._forget(key, status)
-                log.error("status.dropped", publisher=self.publisher.name, sha=status.sha,
-                          context=status.context, state=status.state, error=str(e))
+                log.error(
+                    "status.dropped",
+                    publisher=self.publisher.name,
+                    sha=status.sha,
+                    context=status.context,
+                    state=status.state,
+                    error=str(e),
+                )
                 continue
             except Exception as e:  # transient, or a bug in a publisher: retry either way
                 delay = self._schedule(entry, now, e)
-                log.warning("status.retry", publisher=self.publisher.name, sha=status.sha,
-                            context=status.context, state=status.state, attempt=entry.attempts,
-                            retry_in=round(delay, 1), error=str(e) or type(e).__name__)
+                log.warning(
+                    "status.retry",
+                    publisher=self.publisher.name,
+                    sha=status.sha,
+                    context=status.context,
+                    state=status.state,
+                    attempt=entry.attempts,
+                    retry_in=round(delay, 1),
+                    error=str(e) or type(e).__name__,
+                )
                 break
             self._forget(key, status)
             sent += 1

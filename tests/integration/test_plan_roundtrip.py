@@ -75,7 +75,7 @@ def test_describe_task_definition_output_pasted_as_a_manifest_plans_no_change(
         (EXAMPLE / "services" / "worker.yaml")
         .read_text()
         .replace("../taskdefs/worker.yaml", "worker-taskdef.json")
-        .replace("strategy: rolling-safe\n", ""),
+        .replace("  strategy: rolling-safe\n", ""),
     )
     result = harness.plan(tmp_path)
     td = next(c for c in result.plan.changes if c.kind == "TaskDefinition")
@@ -103,6 +103,8 @@ def test_plan_cli_reads_a_git_ref_without_checkout(sandbox, tmp_path: Path, caps
 
     import git
 
+    sandbox.reset()  # an empty account: the plan must create everything
+    sandbox.seed(EXAMPLE / "sandbox-seed.yaml")
     repo = git.Repo.init(tmp_path / "repo", initial_branch="main")
     with repo.config_writer() as cw:
         cw.set_value("user", "name", "t").set_value("user", "email", "t@example.com")

@@ -58,8 +58,13 @@ def _tools(cache: Path) -> tuple[Path, Path]:
             print(f"SKIP GitHub contract test: {reason}")
             pytest.skip(reason)
         done = subprocess.run(
-            ["bash", str(REPO_ROOT / ".ci" / "npm-tools.sh")], cwd=REPO_ROOT, capture_output=True, text=True,
-            env={**os.environ, "ECS_GITOPS_NPM_CACHE": str(cache)}, timeout=600, check=False,
+            ["bash", str(REPO_ROOT / ".ci" / "npm-tools.sh")],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            env={**os.environ, "ECS_GITOPS_NPM_CACHE": str(cache)},
+            timeout=600,
+            check=False,
         )
         if done.returncode != 0 or not (prism.exists() and document.exists()):
             pytest.fail(f".ci/npm-tools.sh did not install the tools:\n{done.stdout}\n{done.stderr}")
@@ -96,7 +101,10 @@ def prism(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [str(prism_bin), "mock", "--errors", "-h", "127.0.0.1", "-p", str(port), str(spec)],
-            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
         )
     try:
         _wait_for_port(port, proc, log)
@@ -137,15 +145,25 @@ def _publisher(base_url: str) -> GitHubPublisher:
     return GitHubPublisher("octo-org/deployments", token=TOKEN, base_url=base_url, timeout=10)
 
 
-@pytest.mark.parametrize("status", [
-    CommitStatus(SHA, service_context("prod", "web"), "pending", "rolling out: 2/4 tasks healthy",
-                 "https://ecs-gitops.example/prod/web"),
-    CommitStatus(SHA, AGGREGATE, "success", "3 services rolled out"),
-    CommitStatus(SHA, AGGREGATE, "failure", "services/web.yaml: /spec/cluster: " + "x" * 200),
-    CommitStatus(SHA, AGGREGATE, "error", "agent error: ECS did not answer"),
-], ids=["pending-with-url", "success", "failure-truncated", "error"])
-def test_published_status_passes_githubs_openapi(prism: str, exchanges: list[Exchange],
-                                                 status: CommitStatus) -> None:
+@pytest.mark.parametrize(
+    "status",
+    [
+        CommitStatus(
+            SHA,
+            service_context("prod", "web"),
+            "pending",
+            "rolling out: 2/4 tasks healthy",
+            "https://ecs-gitops.example/prod/web",
+        ),
+        CommitStatus(SHA, AGGREGATE, "success", "3 services rolled out"),
+        CommitStatus(SHA, AGGREGATE, "failure", "services/web.yaml: /spec/cluster: " + "x" * 200),
+        CommitStatus(SHA, AGGREGATE, "error", "agent error: ECS did not answer"),
+    ],
+    ids=["pending-with-url", "success", "failure-truncated", "error"],
+)
+def test_published_status_passes_githubs_openapi(
+    prism: str, exchanges: list[Exchange], status: CommitStatus
+) -> None:
     """Each state, with and without a target URL, is a valid create-commit-status request."""
     _publisher(prism).publish(status)
 
@@ -169,14 +187,18 @@ def test_reading_statuses_passes_githubs_openapi(prism: str, exchanges: list[Exc
     assert exchange.response.status == 200 and exchange.response.headers.get("sl-violations") is None
     assert statuses["continuous-integration/jenkins"]["state"] == "success"
     assert set(statuses["continuous-integration/jenkins"]) == {
-        "state", "description", "updatedAt", "targetUrl",
+        "state",
+        "description",
+        "updatedAt",
+        "targetUrl",
     }
 
 
 def test_a_deliberately_invalid_status_is_rejected(prism: str) -> None:
     """A state outside GitHub's enum, sent below the publisher's own validation, gets prism's 422."""
     request = urllib.request.Request(
-        f"{prism}/repos/octo-org/deployments/statuses/{SHA}", method="POST",
+        f"{prism}/repos/octo-org/deployments/statuses/{SHA}",
+        method="POST",
         data=json.dumps({"state": "bogus", "context": AGGREGATE, "description": "x"}).encode(),
         headers={"Content-Type": "application/json", "Accept": "application/vnd.github+json"},
     )
@@ -191,15 +213,19 @@ def test_a_deliberately_invalid_status_is_rejected(prism: str) -> None:
 
     # Through the publisher's client the same answer is a PermanentError: retrying cannot fix it.
     with pytest.raises(PermanentError, match="HTTP 422"):
-        _publisher(prism).api.call("POST", f"/repos/octo-org/deployments/statuses/{SHA}",
-                                   {"state": "bogus", "context": AGGREGATE})
+        _publisher(prism).api.call(
+            "POST", f"/repos/octo-org/deployments/statuses/{SHA}", {"state": "bogus", "context": AGGREGATE}
+        )
 
 
 def test_missing_required_state_is_rejected(prism: str) -> None:
     """A body without the required state is refused too, so the check covers required fields."""
     with pytest.raises(PermanentError, match="HTTP 422"):
-        _publisher(prism).api.call("POST", f"/repos/octo-org/deployments/statuses/{SHA}",
-                                   {"context": AGGREGATE, "description": "no state"})
+        _publisher(prism).api.call(
+            "POST",
+            f"/repos/octo-org/deployments/statuses/{SHA}",
+            {"context": AGGREGATE, "description": "no state"},
+        )
 
 
 def test_pr_comment_operations_are_served(prism: str, exchanges: list[Exchange]) -> None:
@@ -229,4 +255,5 @@ def test_token_from_env_or_file_never_shows(tmp_path: Path, monkeypatch: pytest.
     monkeypatch.delenv("ECS_GITOPS_TEST_GH_TOKEN")
     with pytest.raises(PermanentError, match="ECS_GITOPS_TEST_GH_TOKEN is not set"):
         GitHubPublisher("o/r", token_env="ECS_GITOPS_TEST_GH_TOKEN").publish(
-            CommitStatus(SHA, AGGREGATE, "success", "ok"))
+            CommitStatus(SHA, AGGREGATE, "success", "ok")
+        )

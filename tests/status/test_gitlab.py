@@ -17,7 +17,14 @@ from agent.status.model import CommitStatus, service_context
 SHA = "0123456789abcdef0123456789abcdef01234567"
 TOKEN = "glpat-test-not-a-real-token"
 DOCUMENTED_FIELDS = {
-    "state", "ref", "name", "context", "target_url", "description", "coverage", "pipeline_id",
+    "state",
+    "ref",
+    "name",
+    "context",
+    "target_url",
+    "description",
+    "coverage",
+    "pipeline_id",
 }
 
 
@@ -31,8 +38,10 @@ class GitLab(BaseHTTPRequestHandler):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         self.server.received.append({"path": self.path, "headers": dict(self.headers), "body": body})  # type: ignore[attr-defined]
         problems = []
-        if self.path not in (f"/api/v4/projects/42/statuses/{SHA}",
-                             f"/api/v4/projects/group%2Fproject/statuses/{SHA}"):
+        if self.path not in (
+            f"/api/v4/projects/42/statuses/{SHA}",
+            f"/api/v4/projects/group%2Fproject/statuses/{SHA}",
+        ):
             problems.append(f"unexpected path {self.path}")
         if self.headers.get("PRIVATE-TOKEN") != TOKEN:
             self._send(401, {"message": "401 Unauthorized"})
@@ -46,20 +55,42 @@ class GitLab(BaseHTTPRequestHandler):
             return
         status, payload = self.server.answer  # type: ignore[attr-defined]
         if payload is None:
-            payload = {"id": 93, "sha": SHA, "ref": "main", "status": body["state"], "name": body.get("name"),
-                       "target_url": body.get("target_url"), "description": body.get("description"),
-                       "created_at": "2024-05-01T12:00:00.000Z", "allow_failure": False}
+            payload = {
+                "id": 93,
+                "sha": SHA,
+                "ref": "main",
+                "status": body["state"],
+                "name": body.get("name"),
+                "target_url": body.get("target_url"),
+                "description": body.get("description"),
+                "created_at": "2024-05-01T12:00:00.000Z",
+                "allow_failure": False,
+            }
         self._send(status, payload)
 
     def do_GET(self) -> None:
         self.server.received.append({"path": self.path, "headers": dict(self.headers)})  # type: ignore[attr-defined]
-        self._send(200, [
-            {"status": "running", "name": "ecs-gitops/prod/web", "description": "rolling out",
-             "target_url": None, "created_at": "2024-05-01T12:00:00.000Z", "finished_at": None},
-            {"status": "failed", "name": "ecs-gitops", "description": "web failed",
-             "target_url": "https://x", "created_at": "2024-05-01T12:00:00.000Z",
-             "finished_at": "2024-05-01T12:03:00.000Z"},
-        ])
+        self._send(
+            200,
+            [
+                {
+                    "status": "running",
+                    "name": "ecs-gitops/prod/web",
+                    "description": "rolling out",
+                    "target_url": None,
+                    "created_at": "2024-05-01T12:00:00.000Z",
+                    "finished_at": None,
+                },
+                {
+                    "status": "failed",
+                    "name": "ecs-gitops",
+                    "description": "web failed",
+                    "target_url": "https://x",
+                    "created_at": "2024-05-01T12:00:00.000Z",
+                    "finished_at": "2024-05-01T12:03:00.000Z",
+                },
+            ],
+        )
 
     def _send(self, status: int, payload: Any) -> None:
         raw = json.dumps(payload).encode()
@@ -95,17 +126,27 @@ def _publisher(server: ThreadingHTTPServer, project: str = "42", token: str = TO
     return GitLabPublisher(project, token=token, base_url=f"http://127.0.0.1:{server.server_port}", timeout=5)
 
 
-@pytest.mark.parametrize(("ours", "theirs"), [
-    ("pending", "pending"), ("success", "success"), ("failure", "failed"), ("error", "failed"),
-])
+@pytest.mark.parametrize(
+    ("ours", "theirs"),
+    [
+        ("pending", "pending"),
+        ("success", "success"),
+        ("failure", "failed"),
+        ("error", "failed"),
+    ],
+)
 def test_status_is_posted_as_documented(server: ThreadingHTTPServer, ours: str, theirs: str) -> None:
     """Method, path, PRIVATE-TOKEN and the documented fields are what GitLab expects; states are mapped."""
     status = CommitStatus(SHA, service_context("prod", "web"), ours, "rolled out", "https://ci.example/7")
     _publisher(server).publish(status)
 
     (request,) = server.received  # type: ignore[attr-defined]
-    assert request["body"] == {"state": theirs, "name": "ecs-gitops/prod/web", "description": "rolled out",
-                               "target_url": "https://ci.example/7"}
+    assert request["body"] == {
+        "state": theirs,
+        "name": "ecs-gitops/prod/web",
+        "description": "rolled out",
+        "target_url": "https://ci.example/7",
+    }
 
 
 def test_project_path_is_url_encoded(server: ThreadingHTTPServer) -> None:
@@ -149,8 +190,16 @@ def test_read_maps_states_back(server: ThreadingHTTPServer) -> None:
     statuses = _publisher(server).read(SHA)
     assert server.received[0]["path"] == f"/api/v4/projects/42/repository/commits/{SHA}/statuses?per_page=100"  # type: ignore[attr-defined]
     assert statuses == {
-        "ecs-gitops/prod/web": {"state": "pending", "description": "rolling out",
-                                "updatedAt": "2024-05-01T12:00:00.000Z", "targetUrl": None},
-        "ecs-gitops": {"state": "failure", "description": "web failed",
-                       "updatedAt": "2024-05-01T12:03:00.000Z", "targetUrl": "https://x"},
+        "ecs-gitops/prod/web": {
+            "state": "pending",
+            "description": "rolling out",
+            "updatedAt": "2024-05-01T12:00:00.000Z",
+            "targetUrl": None,
+        },
+        "ecs-gitops": {
+            "state": "failure",
+            "description": "web failed",
+            "updatedAt": "2024-05-01T12:03:00.000Z",
+            "targetUrl": "https://x",
+        },
     }

@@ -46,8 +46,9 @@ def _clone(url: str, path: Path) -> None:
 
 
 def _git(repo_path: Path, *args: str) -> str:
-    return subprocess.run(["git", "-C", str(repo_path), *args], capture_output=True, text=True,
-                          check=True).stdout
+    return subprocess.run(
+        ["git", "-C", str(repo_path), *args], capture_output=True, text=True, check=True
+    ).stdout
 
 
 def _show(repo_path: Path, sha: str) -> dict:
@@ -155,7 +156,9 @@ def test_rejected_push_is_retried_from_a_fresh_fetch(tmp_path: Path) -> None:
 
     assert [e["event"] for e in logs] == ["status.gitnotes.push_rejected"]
     assert set(_show(tmp_path / "src", sha)) == {
-        "ecs-gitops/prod/web", "ecs-gitops/prod/worker", "ecs-gitops/prod/api",
+        "ecs-gitops/prod/web",
+        "ecs-gitops/prod/worker",
+        "ecs-gitops/prod/api",
     }
 
 

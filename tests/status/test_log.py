@@ -21,11 +21,21 @@ def test_each_status_is_one_event_and_read_returns_the_latest() -> None:
         publisher.publish(CommitStatus(SHA, web, "success", "rolled out", updated_at="2024-05-01T12:00:00Z"))
         publisher.publish(CommitStatus(SHA, AGGREGATE, "success", "1 service rolled out"))
 
-    assert logs[0] == {"event": "status.published", "log_level": "info", "sha": SHA, "context": web,
-                       "state": "pending", "description": "rolling out"}
+    assert logs[0] == {
+        "event": "status.published",
+        "log_level": "info",
+        "sha": SHA,
+        "context": web,
+        "state": "pending",
+        "description": "rolling out",
+    }
     assert len(logs) == 3
-    assert publisher.read(SHA)[web] == {"state": "success", "description": "rolled out",
-                                        "updatedAt": "2024-05-01T12:00:00Z", "targetUrl": None}
+    assert publisher.read(SHA)[web] == {
+        "state": "success",
+        "description": "rolled out",
+        "updatedAt": "2024-05-01T12:00:00Z",
+        "targetUrl": None,
+    }
     assert set(publisher.read(SHA)) == {web, AGGREGATE}
     assert publisher.read("c" * 40) == {}
 

@@ -74,8 +74,12 @@ def test_failures_back_off_and_retry_later() -> None:
 def test_backoff_honours_the_delay_asked_and_the_cap() -> None:
     """A Retry-After style delay is a floor, and no delay exceeds max_backoff."""
     clock = Clock()
-    outbox = Outbox(FlakyPublisher(TransientError("429", delay=120), TransientError("429", delay=900)),
-                    clock, max_backoff=300, rng=random.Random(2))
+    outbox = Outbox(
+        FlakyPublisher(TransientError("429", delay=120), TransientError("429", delay=900)),
+        clock,
+        max_backoff=300,
+        rng=random.Random(2),
+    )
     outbox.put(_status())
     outbox.flush()
     due = outbox.next_due()
@@ -96,12 +100,14 @@ def test_newest_status_supersedes_an_unsent_older_one() -> None:
     outbox.put(_status("pending", context="ecs-gitops/prod/web"))
 
     assert [(s.context, s.state) for s in outbox.pending()] == [
-        (AGGREGATE, "success"), ("ecs-gitops/prod/web", "pending"),
+        (AGGREGATE, "success"),
+        ("ecs-gitops/prod/web", "pending"),
     ]
     clock.now += 600
     assert outbox.flush() == 2
     assert [(s.context, s.state, s.description) for s in publisher.sent] == [
-        (AGGREGATE, "success", "rolled out"), ("ecs-gitops/prod/web", "pending", "rolling out"),
+        (AGGREGATE, "success", "rolled out"),
+        ("ecs-gitops/prod/web", "pending", "rolling out"),
     ]
 
 
@@ -118,10 +124,17 @@ def test_permanent_failure_drops_the_status_with_an_error_log() -> None:
 
     assert outbox.pending() == []
     assert [s.context for s in publisher.sent] == ["ecs-gitops/prod/web"]
-    assert logs == [{
-        "event": "status.dropped", "log_level": "error", "publisher": "flaky", "sha": SHA,
-        "context": AGGREGATE, "state": "failure", "error": "HTTP 401 Bad credentials",
-    }]
+    assert logs == [
+        {
+            "event": "status.dropped",
+            "log_level": "error",
+            "publisher": "flaky",
+            "sha": SHA,
+            "context": AGGREGATE,
+            "state": "failure",
+            "error": "HTTP 401 Bad credentials",
+        }
+    ]
 
 
 def test_a_down_host_costs_one_attempt_per_flush() -> None:

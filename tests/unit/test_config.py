@@ -42,7 +42,7 @@ def test_defaults_without_a_file() -> None:
     assert config.source.interval_seconds == 60
     assert config.aws == AwsConfig(region=None, endpoint_url=None, profile=None)
     assert config.clusters.allow is None and config.clusters.allows("anything")
-    assert config.status.publisher == "log"
+    assert config.status.publisher == "gitnotes"
     assert (config.store.type, config.server.port) == ("sqlite", 8080)
 
 
