@@ -324,6 +324,9 @@ class EcsOverlay:
         }
         self.before_dispatch: list[Callable[[], None]] = []
         self.control_routes: list[ControlRoute] = []
+        # Called per ECS request before the overlay's lock is taken (a fault may hold the request);
+        # an EcsError returned is the reply.
+        self.pre_request: list[Callable[[str], EcsError | None]] = []
 
     def reset(self) -> None:
         """Forget everything (moto's own reset is the caller's job)."""
@@ -342,7 +345,10 @@ class EcsOverlay:
             params = json.loads(raw or b"{}")
         except ValueError:
             params = None
-        if not isinstance(params, dict):
+        injected = next((e for hook in self.pre_request if (e := hook(operation)) is not None), None)
+        if injected is not None:
+            reply = _error_reply(injected)
+        elif not isinstance(params, dict):
             reply = _error_reply(EcsError("SerializationException", "request body is not a JSON object"))
         else:
             with self.lock:
@@ -463,9 +469,13 @@ def _respond(reply: Reply, start_response: Callable[..., Any]) -> list[bytes]:
         data = reply.body
         headers = list(reply.headers) or [("Content-Type", CONTENT_TYPE)]
     headers.append(("Content-Length", str(len(data))))
-    reason = {200: "OK", 400: "Bad Request", 404: "Not Found", 500: "Internal Server Error"}.get(
-        reply.status, ""
-    )
+    reason = {
+        200: "OK",
+        400: "Bad Request",
+        404: "Not Found",
+        500: "Internal Server Error",
+        503: "Service Unavailable",
+    }.get(reply.status, "")
     start_response(f"{reply.status} {reason}".strip(), headers)
     return [data]
 

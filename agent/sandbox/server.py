@@ -23,6 +23,7 @@ from botocore.config import Config
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import BaseWSGIServer, make_server
 
+from agent.sandbox.faults import Faults
 from agent.sandbox.overlay import EcsOverlay
 from agent.sandbox.seed import SeedResult, apply_seed, load_seed
 from agent.sandbox.simulator import (
@@ -90,6 +91,7 @@ class Sandbox:
             clock, task_start_seconds=task_start_seconds, failure_pattern=failure_pattern
         )
         self.overlay: EcsOverlay | None = None
+        self.faults = Faults()
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
         self._endpoint: str | None = None
@@ -119,6 +121,8 @@ class Sandbox:
             self.simulator.reset()
             self.overlay = EcsOverlay(DomainDispatcherApplication(create_backend_app))
             self.simulator.install(self.overlay)
+            self.faults = Faults()
+            self.faults.install(self.overlay)
             # Bind here: werkzeug prints and calls sys.exit(1) when it cannot bind by itself.
             with _listening_socket(self.port) as sock:
                 self._server = make_server(
@@ -163,6 +167,7 @@ class Sandbox:
             _reset_moto()
             self.overlay.reset()
             self.simulator.reset()
+            self.faults.clear()
 
     def client(self, service_name: str, region: str | None = None, **config: Any) -> Any:
         """A boto3 client for ``service_name`` on this sandbox, with dummy credentials."""

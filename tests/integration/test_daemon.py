@@ -1,0 +1,90 @@
+"""The daemon's scheduling: one tick at a time, a commit to a local repository triggers a tick at once,
+and a rollout's wake-up time brings the next tick forward of the poll interval."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import git
+import pytest
+
+from agent.aws.clients import Aws
+from agent.config import AgentConfig
+from agent.daemon import Agent
+from agent.sandbox.faults import Fault
+from agent.status.gitnotes import GitNotesPublisher
+from agent.testing import EXAMPLE
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> git.Repo:
+    repo = git.Repo.init(tmp_path / "deployments", initial_branch="main")
+    with repo.config_writer() as cw:
+        cw.set_value("user", "name", "Dev").set_value("user", "email", "dev@example.com")
+    shutil.copytree(EXAMPLE, repo.working_dir, dirs_exist_ok=True)
+    return repo
+
+
+def _agent(sandbox, repo: git.Repo, tmp_path: Path, interval: str = "60s") -> Agent:
+    sandbox.reset()
+    sandbox.seed(EXAMPLE / "sandbox-seed.yaml")
+    sandbox.simulator.task_start_seconds = 0.2
+    config = AgentConfig.default()
+    config = replace(config, source=replace(config.source, repo=repo.working_dir, interval=interval))
+    return Agent(config, tmp_path / "data", Aws(region=sandbox.region, endpoint_url=sandbox.endpoint))
+
+
+def _wait_for(predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def test_a_tick_asked_for_while_one_runs_waits_and_runs_once_after(sandbox, repo, tmp_path) -> None:
+    """A second tick never runs alongside the first: it returns at once and the first tick runs once more."""
+    repo.git.add(A=True)
+    repo.index.commit("deploy")
+    agent = _agent(sandbox, repo, tmp_path)
+    sandbox.faults.add(Fault("DescribeClusters", action="hold", count=1))
+    first: list = []
+    runner = threading.Thread(target=lambda: first.append(agent.tick()))
+    runner.start()
+    _wait_for(lambda: sandbox.faults.held == 1, 30, "the first tick to reach DescribeClusters")
+    assert agent.tick() is None  # refused while the first runs
+    sandbox.faults.clear()
+    runner.join(timeout=60)
+    assert first and first[0] is not None
+    # The held call failed (503 after release) and was retried by botocore; then the tick ran again.
+    assert agent.aws.counter.counts["ecs.DescribeClusters"] == 2
+
+
+def test_a_commit_to_a_local_repository_is_deployed_without_waiting_for_the_poll(
+    sandbox, repo, tmp_path
+) -> None:
+    """With a 60 s poll interval, the watchfiles trigger starts a tick for a new commit within seconds, and
+    the rollout's wake-up ticks (not the poll) carry it to success."""
+    agent = _agent(sandbox, repo, tmp_path, interval="60s")
+    stop = threading.Event()
+    runner = threading.Thread(target=agent.run, args=(stop,), daemon=True)
+    runner.start()
+    try:
+        repo.git.add(A=True)
+        sha = repo.index.commit("deploy").hexsha
+        committed = time.monotonic()
+        _wait_for(lambda: agent.aws.counter.mutating(), 5, "the first mutating call after the commit")
+        reacted = time.monotonic() - committed
+        notes = GitNotesPublisher(repo.working_dir, push=False)
+        _wait_for(
+            lambda: notes.read(sha).get("ecs-gitops", {}).get("state") == "success",
+            30,
+            "the aggregate status to turn success",
+        )
+    finally:
+        stop.set()
+        runner.join(timeout=30)
+    assert reacted < 5  # well inside the 60 s poll interval
