@@ -25,6 +25,7 @@ A later commit with different content (a fix, or a revert to F1) has a new finge
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -54,6 +55,7 @@ class Observation:
     fingerprint: str  # of the desired content
     target: str | None  # family:revision desired, when known ("web:(new)" before registration)
     deployments: tuple[Deployment, ...] = ()
+    events: tuple[str, ...] = ()  # the service's event messages, newest first
 
     @property
     def primary(self) -> Deployment | None:
@@ -69,9 +71,7 @@ def advance(record: RolloutRecord | None, obs: Observation, sha: str, now: datet
         return Decision((), record, FAILURE, record.reason or "rollout failed; fix or revert the commit")
     if mine and record is not None and record.result == IN_PROGRESS:
         # We had applied this content and ECS now runs something else: the circuit breaker rolled back.
-        failed = next((d for d in obs.deployments if d.rollout_state == "FAILED"), None)
-        why = failed.reason if failed and failed.reason else "the new tasks did not become healthy"
-        reason = _cut(f"rolled back: {why}")
+        reason = _cut(f"rolled back: {_failure_reason(obs)}")
         return Decision((), replace(record, result=FAILED, reason=reason), FAILURE, reason)
     started = RolloutRecord(sha, obs.fingerprint, IN_PROGRESS, now.isoformat(), obs.target)
     return Decision((APPLY,), started, PENDING, f"rolling out {obs.target or 'new revision'}", now + POLL)
@@ -98,6 +98,18 @@ def _follow(record: RolloutRecord | None, obs: Observation, sha: str, now: datet
         f"rolling out {name}: {primary.running}/{primary.desired} tasks running",
         now + POLL,
     )
+
+
+def _failure_reason(obs: Observation) -> str:
+    """Why ECS gave up: the failed deployment's reason while it is still listed, else the newest
+    "deployment failed" event (the failed deployment drains away once the rollback completes)."""
+    failed = next((d for d in obs.deployments if d.rollout_state == "FAILED" and d.reason), None)
+    if failed is not None:
+        return failed.reason
+    for message in obs.events:
+        if "deployment failed" in message:
+            return re.sub(r"^(\([^)]*\)\s*)+", "", message)  # drop "(service x) (deployment y) "
+    return "the new tasks did not become healthy"
 
 
 def _cut(text: str, limit: int = 140) -> str:

@@ -73,3 +73,13 @@ def test_waiting_states_wake_the_loop_and_final_states_do_not() -> None:
     assert advance(rec("in_progress"), IN_PROGRESS, "sha2", NOW).wake_at == NOW + POLL
     assert advance(None, OUT, "sha2", NOW).wake_at == NOW + POLL
     assert advance(rec("in_progress"), DONE, "sha2", NOW).wake_at is None
+
+
+def test_rollback_reason_falls_back_to_the_newest_failure_event() -> None:
+    """Once the failed deployment has drained away, the reason comes from ECS's service events."""
+    drained = Observation(False, "F2", "web:(new)", (dep("PRIMARY", "web:4", "COMPLETED"),), (
+        "(service web) has reached a steady state.",
+        "(service web) (deployment ecs-svc/1) deployment failed: tasks failed to start.",
+    ))
+    d = advance(rec("in_progress"), drained, "sha2", NOW)
+    assert d.description == "rolled back: deployment failed: tasks failed to start."
