@@ -171,7 +171,12 @@ def build_parser() -> argparse.ArgumentParser:
         prog="ecs-gitops", description="GitOps for Amazon ECS: validate and plan manifests kept in Git."
     )
     parser.add_argument("--config", help="agent config file (default: ./ecs-gitops.yaml if present)")
+    # --config is accepted after the command too (`ecs-gitops run --config FILE`).
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", default=argparse.SUPPRESS, help="agent config file")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    add_parser = sub.add_parser
+    sub.add_parser = lambda *a, **kw: add_parser(*a, parents=[common, *kw.pop("parents", [])], **kw)  # type: ignore[method-assign]
 
     v = sub.add_parser("validate", help="check manifests; exit 0 when valid, 1 otherwise")
     v.add_argument("path", nargs="?", help="manifest folder or git repository (default: config / .)")
