@@ -91,14 +91,14 @@ _LAUNCH_TEMPLATE_UPDATABLE = (
 def build_plan(desired: Desired, observed: Observed, revision: str | None = None) -> Plan:
     """Every change the manifests at ``revision`` ask of ECS as ``observed``, in application order."""
     warnings: list[str] = []
-    pending = _pending_cluster_providers(desired, observed)
+    scoped = _cluster_scoped_providers(desired)
     providers = sorted(desired.capacity_providers.values(), key=lambda m: m.name)
     changes: list[Change] = []
     changes += [
         _capacity_provider_change(m, desired, observed, warnings) for m in providers if not _in_cluster(m)
     ]
     changes += [
-        _cluster_change(m, observed, pending, warnings)
+        _cluster_change(m, observed, scoped, warnings)
         for m in sorted(desired.clusters.values(), key=lambda m: m.name)
     ]
     changes += [
@@ -158,13 +158,13 @@ def _in_cluster(manifest: Manifest) -> bool:
     return bool(manifest.spec.get("cluster")) or "managedInstancesProvider" in manifest.spec
 
 
-def _pending_cluster_providers(desired: Desired, observed: Observed) -> set[str]:
-    """Cluster-scoped capacity providers this plan creates (their cluster cannot list them yet)."""
-    return {
-        m.name
-        for m in desired.capacity_providers.values()
-        if _in_cluster(m) and _active(observed.capacity_providers.get(m.name)) is None
-    }
+def _cluster_scoped_providers(desired: Desired) -> set[str]:
+    """Capacity providers that belong to one cluster (ECS Managed Instances).
+
+    ECS associates them with their cluster when they are created, and PutClusterCapacityProviders does
+    not manage them, so a Cluster's request and comparison leave them out.
+    """
+    return {m.name for m in desired.capacity_providers.values() if _in_cluster(m)}
 
 
 def _display(value: Any) -> Any:
@@ -368,10 +368,10 @@ def _capacity_provider_change(
 # --------------------------------------------------------------------------------------------- clusters
 
 
-def cluster_request(manifest: Manifest, pending: Iterable[str] = ()) -> dict[str, Any]:
-    """CreateCluster parameters for a Cluster manifest, without capacity providers still to be created."""
+def cluster_request(manifest: Manifest, scoped: Iterable[str] = ()) -> dict[str, Any]:
+    """CreateCluster parameters for a Cluster manifest, without cluster-scoped capacity providers."""
     spec = manifest.spec
-    pending = set(pending)
+    pending = set(scoped)
     request: dict[str, Any] = {"clusterName": str(spec.get("clusterName") or manifest.name)}
     if spec.get("capacityProviders") is not None:
         request["capacityProviders"] = [cp for cp in spec["capacityProviders"] if cp not in pending]
@@ -419,14 +419,14 @@ def normalise_cluster(cluster: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _cluster_change(
-    manifest: Manifest, observed: Observed, pending_all: set[str], warnings: list[str]
+    manifest: Manifest, observed: Observed, scoped_all: set[str], warnings: list[str]
 ) -> Change:
     name = str(manifest.spec.get("clusterName") or manifest.name)
-    pending = {cp for cp in pending_all if cp in (manifest.spec.get("capacityProviders") or [])}
-    request = cluster_request(manifest, pending)
+    scoped = {cp for cp in scoped_all if cp in (manifest.spec.get("capacityProviders") or [])}
+    request = cluster_request(manifest, scoped)
     current = _active(_lookup(observed.clusters, name, manifest.name))
     source = manifest.source.file
-    later = f"; {', '.join(sorted(pending))} join(s) once created" if pending else ""
+    later = f"; {', '.join(sorted(scoped))} attached by their own cluster field" if scoped else ""
     if current is None:
         return Change(
             "Cluster",
@@ -438,7 +438,17 @@ def _cluster_change(
             f"cluster does not exist{later}",
         )
     want = normalise_cluster(request)
-    have = normalise_cluster(current)
+    have = normalise_cluster(
+        {
+            **current,
+            "capacityProviders": [cp for cp in current.get("capacityProviders") or [] if cp not in scoped],
+            "defaultCapacityProviderStrategy": [
+                i
+                for i in current.get("defaultCapacityProviderStrategy") or []
+                if i.get("capacityProvider") not in scoped
+            ],
+        }
+    )
     # Settings, configuration and Service Connect defaults the manifest does not mention are not ours.
     named = {s["name"] for s in want.get("settings", [])}
     if "settings" in have:
