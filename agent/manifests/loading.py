@@ -34,22 +34,15 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from agent.errors import Problem
 from agent.manifests.model import API_VERSION, KINDS, Source, TaskDefinitionFile
 from agent.manifests.tree import Tree, is_candidate, normalize
+from agent.plan.taskdefs import READ_ONLY_FIELDS
 
 MAX_FILE_BYTES = 1024 * 1024
 MAX_DEPTH = 64
 MAX_ALIAS_EXPANSION = 10_000
 
-# Fields describe-task-definition prints that RegisterTaskDefinition does not take.
-READ_ONLY_TASK_DEFINITION_FIELDS = (
-    "taskDefinitionArn",
-    "revision",
-    "status",
-    "requiresAttributes",
-    "compatibilities",
-    "registeredAt",
-    "registeredBy",
-    "deregisteredAt",
-)
+# Fields describe-task-definition prints that RegisterTaskDefinition does not take (one list, shared
+# with the planner's normalisation).
+READ_ONLY_TASK_DEFINITION_FIELDS = READ_ONLY_FIELDS
 
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 

@@ -20,23 +20,16 @@ import pytest
 import yaml
 from botocore.exceptions import ClientError
 
+from agent.plan.taskdefs import READ_ONLY_FIELDS
 from agent.sandbox.overlay import task_cpu_units, task_memory_mib
 from agent.sandbox.seed import SeedError, load_seed
 from agent.sandbox.server import Sandbox, SandboxError
+from agent.testing import CORPUS as CORPUS_DIR
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SEED_FILE = REPO_ROOT / "manifests-example" / "sandbox-seed.yaml"
-CORPUS = sorted((Path("/work/shared/corpus/taskdefs")).glob("*.json"))
-READ_ONLY_TASKDEF_FIELDS = {
-    "taskDefinitionArn",
-    "revision",
-    "status",
-    "requiresAttributes",
-    "compatibilities",
-    "registeredAt",
-    "registeredBy",
-    "deregisteredAt",
-}
+CORPUS = sorted(CORPUS_DIR.glob("*.json"))
+assert CORPUS, f"the shared task-definition corpus is missing at {CORPUS_DIR}"
 
 
 # -- lifecycle (these run before the module's shared `sandbox` fixture is first used) -------------
@@ -487,7 +480,7 @@ def test_task_definitions_round_trip(sandbox: Sandbox, path: Path) -> None:
     """Every field of a real task definition comes back from register and describe(include=TAGS)."""
     document = json.loads(path.read_text())
     document = document.get("taskDefinition", document)
-    params = {k: v for k, v in document.items() if k not in READ_ONLY_TASKDEF_FIELDS}
+    params = {k: v for k, v in document.items() if k not in READ_ONLY_FIELDS}
     tags = params.get("tags")
     ecs = sandbox.client("ecs")
     registered = ecs.register_task_definition(**copy.deepcopy(params))["taskDefinition"]
