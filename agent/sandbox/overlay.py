@@ -36,6 +36,8 @@ from typing import Any
 import botocore.session
 from moto.core import DEFAULT_ACCOUNT_ID
 
+from agent.plan.taskdefs import cpu_units, memory_mib
+
 TARGET_PREFIX = "AmazonEC2ContainerServiceV20141113."
 CONTENT_TYPE = "application/x-amz-json-1.1"
 FARGATE_PROVIDERS = ("FARGATE", "FARGATE_SPOT")
@@ -210,23 +212,10 @@ TASKDEF_FIELDS = (
 ) - _MOTO_TASKDEF_PARAMS
 TASKDEF_DEFAULTS: Json = {"enableFaultInjection": False}
 
-_CPU_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*vcpu\s*$", re.IGNORECASE)
-_MEMORY_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(gb|mb)\s*$", re.IGNORECASE)
-
-
-def task_cpu_units(value: str) -> str:
-    """Task-level cpu as ECS stores it on register: ``"0.25 vCPU"`` -> ``"256"``; units kept."""
-    match = _CPU_RE.match(value)
-    return str(round(float(match.group(1)) * 1024)) if match else value
-
-
-def task_memory_mib(value: str) -> str:
-    """Task-level memory as ECS stores it on register: ``"1 GB"`` -> ``"1024"``, ``"512 MB"`` -> ``"512"``."""
-    match = _MEMORY_RE.match(value)
-    if not match:
-        return value
-    amount = float(match.group(1))
-    return str(round(amount * 1024 if match.group(2).lower() == "gb" else amount))
+# Task-level units as ECS stores them on register ("0.25 vCPU" -> "256", "1 GB" -> "1024"): the same
+# conversion the planner normalises with, so the sandbox and the planner cannot disagree.
+task_cpu_units = cpu_units
+task_memory_mib = memory_mib
 
 
 # --------------------------------------------------------------------------------------------------
