@@ -494,7 +494,8 @@ def task_definition_body(data: dict[str, Any]) -> tuple[dict[str, Any], str] | N
             body = {**body, "tags": tags}
     else:
         return None
-    return {k: v for k, v in body.items() if k not in READ_ONLY_TASK_DEFINITION_FIELDS}, pointer
+    dropped = (*READ_ONLY_TASK_DEFINITION_FIELDS, "$schema")  # "$schema": the editor's hint, not ECS's
+    return {k: v for k, v in body.items() if k not in dropped}, pointer
 
 
 # Our own files that may sit in a manifest root but are not manifests.
@@ -506,8 +507,9 @@ def classify(documents: list[Document]) -> Classified:
     out = Classified()
     for doc in documents:
         data, src = doc.data, doc.source
-        if isinstance(data, dict) and data.get("kind") in NOT_MANIFESTS:
-            continue  # the agent's own settings and the sandbox seed may live beside the manifests
+        iam_policy = isinstance(data, dict) and {"Version", "Statement"} <= set(data)
+        if iam_policy or (isinstance(data, dict) and data.get("kind") in NOT_MANIFESTS):
+            continue  # the agent's settings, the sandbox seed, IAM policies may live beside the manifests
         if isinstance(data, dict) and _is_manifest(data):
             out.manifests.append(doc)
             continue

@@ -128,6 +128,12 @@ def build(service_model: Any = None) -> dict[str, Any]:
     generator = _Generator()
     generator.schema_of(shape)
     root = generator.defs.pop(shape.name)
+    # JSON files cannot carry the yaml-language-server comment; editors read a "$schema" key instead,
+    # which the loader drops before validating and registering.
+    root["properties"] = {
+        "$schema": {"type": "string", "description": "The JSON Schema an editor validates this file with."},
+        **root["properties"],
+    }
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": SCHEMA_ID,

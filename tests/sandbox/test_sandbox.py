@@ -20,7 +20,7 @@ import pytest
 import yaml
 from botocore.exceptions import ClientError
 
-from agent.plan.taskdefs import READ_ONLY_FIELDS
+from agent.manifests.loading import task_definition_body
 from agent.sandbox.overlay import task_cpu_units, task_memory_mib
 from agent.sandbox.seed import SeedError, load_seed
 from agent.sandbox.server import Sandbox, SandboxError
@@ -479,8 +479,7 @@ def _subset(wanted: Any, got: Any, path: str = "") -> list[str]:
 def test_task_definitions_round_trip(sandbox: Sandbox, path: Path) -> None:
     """Every field of a real task definition comes back from register and describe(include=TAGS)."""
     document = json.loads(path.read_text())
-    document = document.get("taskDefinition", document)
-    params = {k: v for k, v in document.items() if k not in READ_ONLY_FIELDS}
+    params = task_definition_body(document)[0]  # as the agent reads it: read-only fields and $schema dropped
     tags = params.get("tags")
     ecs = sandbox.client("ecs")
     registered = ecs.register_task_definition(**copy.deepcopy(params))["taskDefinition"]
@@ -497,8 +496,10 @@ def test_task_definitions_round_trip(sandbox: Sandbox, path: Path) -> None:
 
 def test_web_task_definition_units_are_converted(sandbox: Sandbox) -> None:
     """manifests-example's `"0.5 vCPU"` / `"1 GB"` are described back as "512" / "1024", like ECS."""
-    params = json.loads((REPO_ROOT / "manifests-example" / "taskdefs" / "web.json").read_text())
-    out = sandbox.client("ecs").register_task_definition(**params)["taskDefinition"]
+    params = task_definition_body(
+        json.loads((REPO_ROOT / "manifests-example" / "taskdefs" / "web.json").read_text())
+    )
+    out = sandbox.client("ecs").register_task_definition(**params[0])["taskDefinition"]
     assert (out["cpu"], out["memory"]) == ("512", "1024")
 
 

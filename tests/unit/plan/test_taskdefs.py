@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from agent.plan.taskdefs import (
     HASH_TAG,
@@ -28,15 +27,15 @@ CORPUS_FILES = sorted(CORPUS.glob("*.json"))
 
 
 def _example_task_definitions() -> list[tuple[str, dict[str, Any]]]:
-    bodies = [
-        ("taskdefs/web.json", json.loads((EXAMPLE / "taskdefs" / "web.json").read_text())),
-        ("taskdefs/api.json", json.loads((EXAMPLE / "taskdefs" / "api.json").read_text())),
-        ("taskdefs/worker.yaml", yaml.safe_load((EXAMPLE / "taskdefs" / "worker.yaml").read_text())),
-        ("agent/task-definition.json", json.loads((EXAMPLE / "agent" / "task-definition.json").read_text())),
+    """manifests-example's task definitions as the agent reads them (through the loader)."""
+    from agent.manifests import load_desired
+    from agent.manifests.tree import DirTree
+
+    desired = load_desired(DirTree(EXAMPLE))
+    return [
+        (td.source.file + (f"#{td.pointer}" if td.pointer else ""), td.body)
+        for _, td in sorted(desired.task_definitions.items())
     ]
-    reports = yaml.safe_load((EXAMPLE / "services" / "reports.yaml").read_text())
-    bodies.append(("services/reports.yaml#/spec/taskDefinition", reports["spec"]["taskDefinition"]))
-    return bodies
 
 
 EXAMPLES = _example_task_definitions()
