@@ -26,6 +26,7 @@ test: lint
 	$(BIN)/pytest
 
 bench: .venv
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
 	$(BIN)/python -m agent.bench
 
 clean:

@@ -114,13 +114,39 @@ class StoreConfig:
 
 @dataclass(frozen=True)
 class ServerConfig:
+    """The HTTP server (agent/server.py); the webhook secret itself is read from ``webhook_secret_env``."""
+
     port: int = 8080
+    host: str = "127.0.0.1"
+    webhook_secret_env: str = "ECS_GITOPS_WEBHOOK_SECRET"
 
 
 @dataclass(frozen=True)
 class LogConfig:
+    """Logging (agent/logs.py): ``auto`` is JSON unless standard error is a terminal."""
+
     level: str = "info"
-    format: str = "console"
+    format: str = "auto"
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """A token bucket: ``burst`` calls at once, then ``per_second``."""
+
+    burst: float
+    per_second: float
+
+
+@dataclass(frozen=True)
+class PacingConfig:
+    """How fast the agent calls ECS (defaults: ECS's published limits) and how many services roll out at
+    once; the buckets are shared by all of them."""
+
+    concurrency: int = 8
+    register_task_definition: RateLimit = field(default_factory=lambda: RateLimit(20, 1))
+    create_service: RateLimit = field(default_factory=lambda: RateLimit(50, 5))
+    update_service: RateLimit = field(default_factory=lambda: RateLimit(50, 5))
+    describe_services: RateLimit = field(default_factory=lambda: RateLimit(100, 20))
 
 
 @dataclass(frozen=True)
@@ -134,6 +160,7 @@ class AgentConfig:
     store: StoreConfig = field(default_factory=StoreConfig)
     server: ServerConfig = field(default_factory=ServerConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    pacing: PacingConfig = field(default_factory=PacingConfig)
     source_file: str | None = field(default=None, compare=False)
     warnings: tuple[str, ...] = field(default=(), compare=False)
 
@@ -242,6 +269,11 @@ def _convert(value: str, leaf: dict[str, Any]) -> Any:
             return int(value)
         except ValueError:
             return value  # the schema reports it, pointing at the variable
+    if "number" in types:
+        try:
+            return float(value)
+        except ValueError:
+            return value
     if "boolean" in types:
         lowered = value.strip().lower()
         if lowered in ("true", "1", "yes", "on"):
@@ -292,6 +324,16 @@ def _build(data: dict[str, Any], source_file: str | None, warnings: tuple[str, .
         store=_section(StoreConfig, data["store"]),
         server=_section(ServerConfig, data["server"]),
         log=_section(LogConfig, data["log"]),
+        pacing=_pacing(data["pacing"]),
         source_file=source_file,
         warnings=warnings,
     )
+
+
+def _pacing(values: dict[str, Any]) -> PacingConfig:
+    buckets = {
+        _snake(k): RateLimit(float(v["burst"]), float(v["perSecond"]))
+        for k, v in values.items()
+        if isinstance(v, dict)
+    }
+    return PacingConfig(concurrency=int(values["concurrency"]), **buckets)

@@ -5,13 +5,19 @@ Level-triggered and idempotent: each tick reads everything it needs, so a crash 
 the next tick. Each step is one call and raises a typed error (agent.errors) that says what happens next:
 invalid input stops the tick before any AWS write and becomes a failure status; a transient error is
 retried by the next tick; a rollout in progress asks to be woken at ``wake_at``.
+
+Services are rolled out in parallel (``pacing.concurrency`` at once, 8 by default): first every new
+task-definition revision the applying services need is registered, once per family, then each service
+is updated. All threads share one Pacer, so together they stay within ECS's rate limits.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -20,9 +26,9 @@ import structlog
 
 from agent.aws.clients import Aws
 from agent.aws.errors import AwsPermanentError
-from agent.aws.executing import Executor, change_key
+from agent.aws.executing import Applied, Executor, change_key
 from agent.aws.observing import Observer
-from agent.aws.pacing import Pacer
+from agent.aws.pacing import DEFAULT_CONCURRENCY, Pacer
 from agent.aws.resolving import Resolver
 from agent.errors import InvalidInput, Problem
 from agent.manifests import load_desired
@@ -77,9 +83,12 @@ class Reconciler:
         self.store = store
         self.outbox = outbox
         self.clock = clock
+        self.pacer = pacer or Pacer.from_config(config)
+        pacing = getattr(config, "pacing", None)
+        self.concurrency = max(1, int(getattr(pacing, "concurrency", DEFAULT_CONCURRENCY)))
         self.resolver = Resolver(aws)
-        self.observer = Observer(aws)
-        self.executor = Executor(aws, pacer)
+        self.observer = Observer(aws, self.pacer)
+        self.executor = Executor(aws, self.pacer, on_registered=self.observer.remember)
 
     # -- the read-only half: validate and plan ---------------------------------------------------------
 
@@ -112,22 +121,19 @@ class Reconciler:
                 self.executor.execute(result.plan, only=[change_key(c) for c in shared])
             except AwsPermanentError as e:
                 errors[AGGREGATE] = truncate(f"cluster or capacity provider change failed: {e}")
-        for name, decision in sorted(decisions.items()):
-            if APPLY in decision.actions and AGGREGATE not in errors:
-                keys = self._service_changes(result, name)
-                bound.info("rollout.apply", service=name, changes=keys)
-                try:
-                    self.executor.execute(result.plan, only=keys)
-                except AwsPermanentError as e:
-                    failed = RolloutRecord(
-                        sha,
-                        decision.record.fingerprint if decision.record else "",
-                        "failed",
-                        now.isoformat(),
-                        reason=truncate(str(e)),
-                    )
-                    decisions[name] = Decision((), failed, FAILURE, failed.reason)
-            self._remember(result.desired.services[name], decisions[name].record)
+        applying = sorted(n for n, d in decisions.items() if APPLY in d.actions) if not errors else []
+        failed, unfinished = self._roll_out(result, applying, bound)
+        for name, reason in failed.items():
+            record = decisions[name].record
+            failed_record = RolloutRecord(
+                sha, record.fingerprint if record else "", "failed", now.isoformat(), reason=reason
+            )
+            decisions[name] = Decision((), failed_record, FAILURE, failed_record.reason)
+        for name in sorted(decisions):
+            if name not in unfinished:
+                self._remember(result.desired.services[name], decisions[name].record)
+        if unfinished:  # a transient error: what was applied is remembered, the rest is retried next tick
+            raise next(iter(unfinished.values()))
 
         statuses = self._statuses(result.desired, decisions, errors, sha)
         self._report(statuses)
@@ -164,9 +170,62 @@ class Reconciler:
                 fingerprint=self._fingerprint(result.desired, manifest),
                 target=_target(td_change, family),
                 deployments=_deployments(observed),
+                events=tuple(e.get("message", "") for e in (observed or {}).get("events", ())[:20]),
             )
             decisions[name] = rolling.advance(self._record(manifest), obs, sha, now)
         return decisions
+
+    def _roll_out(
+        self, result: PlanResult, names: list[str], bound: Any
+    ) -> tuple[dict[str, str], dict[str, BaseException]]:
+        """Apply the changes of services ``names``, ``concurrency`` at once.
+
+        Each service registers its family's new revision if no other service has yet (several services may
+        share a family: the first registers, the others wait for it and use its ARN), then is updated. So
+        registrations, paced at 1 per second past their burst, and updates overlap. Returns (service ->
+        reason it failed for good, service -> error that stopped it before it was applied).
+        """
+        keys = {name: self._service_changes(result, name) for name in names}
+        locks = {family: threading.Lock() for family, _ in keys.values()}
+        registered: dict[str, Applied | Exception] = {}
+
+        def apply(name: str) -> Applied:
+            family, service = keys[name]
+            with locks[family]:
+                if family not in registered:
+                    try:
+                        registered[family] = self.executor.execute(result.plan, only=[family])
+                    except Exception as e:
+                        registered[family] = e
+            outcome = registered[family]
+            if isinstance(outcome, Exception):
+                raise outcome
+            bound.info("rollout.apply", service=name, changes=keys[name])
+            return self.executor.execute(result.plan, only=[service], registered=outcome.task_definitions)
+
+        failed: dict[str, str] = {}
+        unfinished: dict[str, BaseException] = {}
+        for name, outcome in self._in_parallel(names, apply).items():
+            if isinstance(outcome, AwsPermanentError):
+                failed[name] = truncate(str(outcome))
+            elif not isinstance(outcome, Applied):
+                unfinished[name] = outcome
+        return failed, unfinished
+
+    def _in_parallel(self, items: Iterable[str], work: Callable[[str], Applied]) -> dict[str, Any]:
+        """``work(item)`` for each item, ``concurrency`` at a time: item -> its result or the exception."""
+        items = list(items)
+
+        def run(item: str) -> Any:
+            try:
+                return work(item)
+            except Exception as e:  # returned, not raised: the other items go on
+                return e
+
+        if self.concurrency <= 1 or len(items) <= 1:
+            return {item: run(item) for item in items}
+        with ThreadPoolExecutor(self.concurrency, thread_name_prefix="rollout") as pool:
+            return dict(zip(items, pool.map(run, items), strict=True))
 
     @staticmethod
     def _service_changes(result: PlanResult, name: str) -> list[str]:

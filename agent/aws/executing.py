@@ -8,7 +8,7 @@ and every other call is an idempotent "make it so" of the desired state.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,17 +50,29 @@ class Executor:
     """Sends the API calls a Plan's changes stand for."""
 
     def __init__(
-        self, aws: Any, pacer: Pacer | None = None, before_call: Callable[[str, Change], None] | None = None
+        self,
+        aws: Any,
+        pacer: Pacer | None = None,
+        before_call: Callable[[str, Change], None] | None = None,
+        on_registered: Callable[..., Any] | None = None,
     ) -> None:
         self.ecs = aws.client("ecs")
         self.pacer = pacer or Pacer()
         # A hook for tests (crash injection) and metrics: called before each mutating call.
         self.before_call = before_call
+        # Told each revision registered, as DescribeTaskDefinition would return it (the Observer's cache).
+        self.on_registered = on_registered
 
-    def execute(self, plan: Plan, only: Iterable[str] | None = None) -> Applied:
-        """Apply ``plan`` (or only the changes whose ``change_key`` is in ``only``), in plan order."""
+    def execute(
+        self, plan: Plan, only: Iterable[str] | None = None, registered: Mapping[str, str] | None = None
+    ) -> Applied:
+        """Apply ``plan`` (or only the changes whose ``change_key`` is in ``only``), in plan order.
+
+        Thread-safe: the reconciler runs one ``execute`` per service at once. ``registered`` (family ->
+        ARN) are revisions an earlier ``execute`` of the same plan registered, for the services to use.
+        """
         wanted = set(only) if only is not None else None
-        applied = Applied()
+        applied = Applied(task_definitions=dict(registered or {}))
         for change in plan.changes:
             if change.kind == "TaskDefinition" and change.request.get("taskDefinitionArn"):
                 applied.task_definitions[change.name] = change.request["taskDefinitionArn"]
@@ -101,6 +113,10 @@ class Executor:
         out = self._call("register_task_definition", change, **change.request)
         arn = out["taskDefinition"]["taskDefinitionArn"]
         applied.registered[change.name] = applied.task_definitions[change.name] = arn
+        if self.on_registered is not None:
+            # RegisterTaskDefinition answers what DescribeTaskDefinition would: no need to read it back.
+            tags = out.get("tags") or change.request.get("tags") or []
+            self.on_registered({"taskDefinition": out["taskDefinition"], "tags": tags}, registered=True)
 
     def _cluster_create(self, change: Change, applied: Applied) -> None:
         self._call("create_cluster", change, **change.request)

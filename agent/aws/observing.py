@@ -1,14 +1,26 @@
 """Read live ECS state for a Desired set with as few calls as ECS allows.
 
 * DescribeServices: 10 services per call (the API's maximum), grouped by cluster.
-* DescribeTaskDefinition: once per ARN for the life of the Observer (revisions are immutable).
+* DescribeTaskDefinition: once per ARN for the life of the Observer (revisions are immutable); the
+  revisions the executor registers are fed back through :meth:`Observer.remember`, so they are never
+  described at all.
 * DescribeClusters / DescribeCapacityProviders: one call each for all names.
-* ListTaskDefinitions: only for a family whose running revision differs from the desired content, to
-  find an older revision with the same content (a revert, or a crash after registering) and reuse it.
+* ListTaskDefinitions: only to find an older revision with the desired content (a revert, or a crash
+  after registering) when the agent cannot already know the answer. The Observer indexes every revision
+  it has described or registered by (family, content hash), and per family remembers up to which
+  revision number that index is complete (``accounted``): after one look-back, or from a revision 1 it
+  registered itself, each registration whose number follows on extends it. A content hash that is not
+  in the index of a family a service runs, whose every revision seen is accounted for, cannot exist in
+  ECS (within the look-back; revisions registered meanwhile by other tools are not searched): the
+  planner registers it without a read. (A family no service runs is looked back on every time: there
+  is no running revision to tell that someone registered a newer one.) So a long-running agent makes no
+  ListTaskDefinitions for an image bump, and a revert finds its revision in the index; a restarted
+  agent looks back once per family, on the first content it does not know.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -17,6 +29,7 @@ from agent.plan.observed import Observed
 from agent.plan.taskdefs import HASH_TAG, content_hash
 
 from .errors import translated
+from .pacing import Pacer
 
 SERVICES_PER_CALL = 10
 CLUSTERS_PER_CALL = 100
@@ -52,9 +65,15 @@ def current_task_definition(service: dict[str, Any] | None) -> str | None:
 class Observer:
     """Observes ECS for the planner; keep one per agent so the task-definition cache lasts."""
 
-    def __init__(self, aws: Any) -> None:
+    def __init__(self, aws: Any, pacer: Pacer | None = None) -> None:
         self.ecs = aws.client("ecs")
+        self.pacer = pacer or Pacer(limits={})
         self._task_definitions: dict[str, dict[str, Any]] = {}
+        self._by_hash: dict[tuple[str, str], str] = {}  # (family, content hash) -> ARN
+        self._newest: dict[str, tuple[int, str]] = {}  # family -> (revision, ARN) of the newest seen
+        # family -> N: every revision numbered <= N (within the look-back) is in _by_hash.
+        self._accounted: dict[str, int] = {}
+        self._lock = threading.Lock()  # remember() is called from the executor's threads
 
     def observe(self, desired: Desired, clusters_of: dict[str, str] | None = None) -> Observed:
         """Everything the planner needs for ``desired``.
@@ -97,6 +116,7 @@ class Observer:
             for batch in chunks(sorted(set(names)), SERVICES_PER_CALL):
                 found: dict[str, dict[str, Any]] = {}
                 if not cluster_missing:
+                    self.pacer.acquire("DescribeServices")
                     try:
                         out = self.ecs.describe_services(cluster=cluster, services=batch, include=["TAGS"])
                     except self.ecs.exceptions.ClusterNotFoundException:
@@ -122,7 +142,23 @@ class Observer:
             if arn and self._hash_of(observed.task_definitions[arn]) == wanted:
                 observed.revisions_by_hash[(family, wanted)] = arn
                 continue
+            known = self._by_hash.get((family, wanted))
+            if known is not None:  # registered or seen by this agent: a revert, or a standalone family
+                observed.revisions_by_hash[(family, wanted)] = known
+                if family not in running:
+                    observed.latest_revision[family] = known
+                    observed.task_definitions[known] = self._task_definitions[known]
+                continue
+            if family in running and self.complete(family):
+                continue  # new content: no revision can hold it, so the planner registers without a read
             self._find_revision(family, wanted, observed, standalone=family not in running)
+
+    def complete(self, family: str) -> bool:
+        """True when every revision of ``family`` this agent has seen is accounted for in its index."""
+        with self._lock:
+            accounted = self._accounted.get(family)
+            newest = self._newest.get(family, (0, ""))[0]
+        return accounted is not None and newest <= accounted
 
     # -- task definitions --------------------------------------------------------------------------
 
@@ -130,36 +166,68 @@ class Observer:
         """DescribeTaskDefinition with tags, once per ARN (revisions never change)."""
         if arn not in self._task_definitions:
             out = self.ecs.describe_task_definition(taskDefinition=arn, include=["TAGS"])
-            self._task_definitions[arn] = {
-                "taskDefinition": out["taskDefinition"],
-                "tags": out.get("tags", []),
-            }
-            # Also cache under the canonical ARN, so family:rev and ARN share one entry.
-            self._task_definitions[out["taskDefinition"]["taskDefinitionArn"]] = self._task_definitions[arn]
+            described = self.remember({"taskDefinition": out["taskDefinition"], "tags": out.get("tags", [])})
+            # Also cache under the name asked for, so family:rev and ARN share one entry.
+            self._task_definitions[arn] = described
         return self._task_definitions[arn]
+
+    def remember(self, described: dict[str, Any], registered: bool = False) -> dict[str, Any]:
+        """Index a revision (``{"taskDefinition": ..., "tags": ...}``) by ARN and by (family, content hash).
+
+        The executor calls this with each revision it registers (``registered=True``): the agent then never
+        describes what it registered, and knows that no revision it has not seen lies below it.
+        """
+        td = described["taskDefinition"]
+        arn, family, revision = td["taskDefinitionArn"], td["family"], int(td.get("revision") or 0)
+        with self._lock:
+            self._task_definitions[arn] = described
+            if td.get("status", "ACTIVE") == "ACTIVE":
+                self._by_hash.setdefault((family, self._hash_of(described)), arn)
+            if revision > self._newest.get(family, (0, ""))[0]:
+                self._newest[family] = (revision, arn)
+            accounted = self._accounted.get(family)
+            if registered and revision == 1:
+                self._accounted[family] = 1
+            elif accounted is not None and revision == accounted + 1:
+                self._accounted[family] = revision
+        return described
 
     @staticmethod
     def _hash_of(described: dict[str, Any]) -> str:
         return _tag(described.get("tags"), HASH_TAG) or content_hash(described["taskDefinition"])
 
     def _find_revision(self, family: str, wanted: str, observed: Observed, standalone: bool) -> None:
-        """Look back through the family's recent ACTIVE revisions for one with the wanted content."""
+        """Look back through the family's recent ACTIVE revisions for one with the wanted content.
+
+        Every revision listed is described (once per process: they are cached), so afterwards the family
+        is accounted for up to its newest revision, and the next new content needs no look-back.
+        """
         out = self.ecs.list_task_definitions(
             familyPrefix=family, status="ACTIVE", sort="DESC", maxResults=REUSE_LOOKBACK
         )
         arns = [a for a in out.get("taskDefinitionArns", []) if _family_of(a) == family]
         if standalone:
             observed.latest_revision[family] = arns[0] if arns else None
+        found = None
         for i, arn in enumerate(arns):
             described = self.describe_task_definition(arn)
             if standalone and i == 0:
                 observed.task_definitions[arn] = described
-            if self._hash_of(described) == wanted:
+            if found is None and self._hash_of(described) == wanted:
+                found = arn
                 observed.task_definitions[arn] = described
                 observed.revisions_by_hash[(family, wanted)] = arn
-                return
+        newest = _revision_of(arns[0]) if arns else 0
+        with self._lock:
+            if newest >= self._newest.get(family, (0, ""))[0]:
+                self._accounted[family] = max(newest, self._accounted.get(family, 0))
 
 
 def _family_of(arn: str) -> str:
     """``arn:aws:ecs:r:a:task-definition/web:3`` -> ``web`` (familyPrefix also matches ``web-api``)."""
     return arn.rsplit("/", 1)[-1].rsplit(":", 1)[0]
+
+
+def _revision_of(arn: str) -> int:
+    tail = arn.rsplit(":", 1)[-1]
+    return int(tail) if tail.isdigit() else 0

@@ -3,6 +3,10 @@
 ECS limits (per account and region): RegisterTaskDefinition 20 burst then 1 per second; UpdateService and
 CreateService 50 burst then 5 per second; DescribeServices 100 burst then 20 per second. Throttling that
 still happens is left to botocore's adaptive retries.
+
+The buckets are shared by every thread of the executor: ``acquire`` *reserves* a token under a lock
+(the bucket may go negative) and sleeps outside it, so N threads asking at once wait 1/rate, 2/rate, ...
+and together never exceed the rate. The limits come from the agent config's ``pacing`` section.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 # operation -> (burst, refill per second)
 ECS_LIMITS: dict[str, tuple[float, float]] = {
@@ -19,6 +24,28 @@ ECS_LIMITS: dict[str, tuple[float, float]] = {
     "UpdateService": (50, 5),
     "DescribeServices": (100, 20),
 }
+# How many services the reconciler rolls out at once (their calls still share the buckets above).
+DEFAULT_CONCURRENCY = 8
+
+# agent config ``pacing`` keys (snake_case attributes of PacingConfig) -> operation
+_CONFIG_OPERATIONS = {
+    "register_task_definition": "RegisterTaskDefinition",
+    "create_service": "CreateService",
+    "update_service": "UpdateService",
+    "describe_services": "DescribeServices",
+}
+
+
+def limits_from(pacing: Any) -> dict[str, tuple[float, float]]:
+    """(burst, per second) by operation from an agent config's ``pacing`` section; ECS's when None."""
+    if pacing is None:
+        return dict(ECS_LIMITS)
+    limits = dict(ECS_LIMITS)
+    for key, operation in _CONFIG_OPERATIONS.items():
+        bucket = getattr(pacing, key, None)
+        if bucket is not None:
+            limits[operation] = (float(bucket.burst), float(bucket.per_second))
+    return limits
 
 
 @dataclass
@@ -60,7 +87,13 @@ class Pacer:
         }
         self.waited = 0.0
 
+    @classmethod
+    def from_config(cls, config: Any, **kwargs: Any) -> Pacer:
+        """A Pacer at the limits of ``config.pacing`` (an AgentConfig, or None for ECS's limits)."""
+        return cls(limits_from(getattr(config, "pacing", None)), **kwargs)
+
     def acquire(self, operation: str) -> None:
+        """Return when a call to ``operation`` may be made (at once for an operation without a limit)."""
         bucket = self._buckets.get(operation)
         if bucket is None:
             return
