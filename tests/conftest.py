@@ -41,3 +41,42 @@ def sim_sandbox() -> Iterator[Sandbox]:
     with Sandbox(clock=SandboxClock(manual=True), task_start_seconds=2.0) as running:
         running.seed(SANDBOX_SEED)
         yield running
+
+
+# -- IAM policy coverage (tests/test_iam_policy.py) -------------------------------------------------------
+# agent.aws.clients records every AWS operation the agent's own clients call, process-wide. The coverage
+# test compares that record with manifests-example/agent/iam-policy.json, so it runs after every other
+# test; the "no unused action" half needs the whole suite to have run, which these hooks find out.
+
+IAM_POLICY_TEST = "test_iam_policy.py"
+_WHOLE_SUITE = pytest.StashKey[bool]()
+_DESELECTED = pytest.StashKey[int]()
+
+
+def pytest_deselected(items: list[pytest.Item]) -> None:
+    if items:
+        config = items[0].config
+        config.stash[_DESELECTED] = config.stash.get(_DESELECTED, 0) + len(items)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Move the IAM coverage test to the end, and note whether every test of the suite is selected."""
+    last = [item for item in items if item.path.name == IAM_POLICY_TEST]
+    items[:] = [item for item in items if item.path.name != IAM_POLICY_TEST] + last
+    tests_dir = Path(__file__).resolve().parent
+    every_file = {p.resolve() for p in tests_dir.rglob("test_*.py")}
+    collected = {Path(item.path).resolve() for item in items}
+    config.stash[_WHOLE_SUITE] = (
+        collected == every_file
+        and not config.stash.get(_DESELECTED, 0)
+        and not config.getoption("keyword")
+        and not config.getoption("markexpr")
+        and not any("::" in arg for arg in config.args)
+    )
+
+
+@pytest.fixture(scope="session")
+def whole_suite(request: pytest.FixtureRequest) -> bool:
+    """True when this session runs every test of the suite (no file, -k, -m or node-id selection)."""
+    return request.config.stash.get(_WHOLE_SUITE, False)

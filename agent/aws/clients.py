@@ -21,6 +21,15 @@ DEFAULT_REGION = "eu-west-1"
 _LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
 
 
+# Every ``service.Operation`` any Aws client of this process has called: the IAM coverage test
+# (tests/test_iam_policy.py) checks manifests-example/agent/iam-policy.json against it.
+OPERATIONS_CALLED: set[str] = set()
+
+
+def _record(model: Any, **_: Any) -> None:
+    OPERATIONS_CALLED.add(f"{model.service_model.service_name}.{model.name}")
+
+
 def is_loopback(url: str | None) -> bool:
     """True for an endpoint on this machine (the sandbox)."""
     return bool(url) and (urlparse(url).hostname or "") in _LOOPBACK
@@ -90,5 +99,6 @@ class Aws:
                     kwargs["endpoint_url"] = self.endpoint_url
                 client = self._session.client(service, **kwargs)  # type: ignore[call-overload]
                 client.meta.events.register("before-call.*.*", self.counter)
+                client.meta.events.register("before-call.*.*", _record)
                 self._clients[service] = client
             return self._clients[service]

@@ -507,7 +507,9 @@ def classify(documents: list[Document]) -> Classified:
     out = Classified()
     for doc in documents:
         data, src = doc.data, doc.source
-        iam_policy = isinstance(data, dict) and {"Version", "Statement"} <= set(data)
+        # An IAM policy file (JSON, the only form IAM takes), e.g. the agent's own beside its service.
+        policy_shaped = isinstance(data, dict) and {"Version", "Statement"} <= set(data)
+        iam_policy = policy_shaped and src.file.endswith(".json")
         if iam_policy or (isinstance(data, dict) and data.get("kind") in NOT_MANIFESTS):
             continue  # the agent's settings, the sandbox seed, IAM policies may live beside the manifests
         if isinstance(data, dict) and _is_manifest(data):

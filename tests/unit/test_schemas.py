@@ -20,7 +20,7 @@ SCHEMAS = REPO / "schemas"
 EXAMPLES = REPO / "manifests-example"
 CORPUS = REPO.parent / "shared" / "corpus" / "taskdefs"
 GENERATED = "taskdefinition.schema.json"
-NOT_MANIFESTS = {"sandbox-seed.yaml", "agent-config.yaml"}
+NOT_MANIFESTS = {"sandbox-seed.yaml", "agent-config.yaml", "iam-policy.json"}
 SCHEMA_FILES = sorted(SCHEMAS.glob("*.schema.json"))
 
 

@@ -1,0 +1,380 @@
+"""The agent's HTTP side: ``/healthz``, ``/readyz``, ``/metrics`` and the push webhooks.
+
+* ``GET /healthz``: 200 while the process serves requests (the container HEALTHCHECK and the ECS
+  health check use it; restarting cannot fix anything else).
+* ``GET /readyz``: 200 while ticks keep completing, 503 once the last good tick is older than three
+  poll intervals (git or AWS unreachable, the loop stuck); the JSON body says which and since when.
+* ``GET /metrics``: Prometheus text format (prometheus-client), from a registry of this agent's own.
+* ``POST /webhook/github`` (``X-Hub-Signature-256``, HMAC-SHA256 of the body) and ``POST
+  /webhook/gitlab`` (``X-Gitlab-Token``) ask for a tick at once when the tracked branch got a push.
+  Both compare in constant time, answer 401 to a missing or wrong signature, 403 while no secret is
+  configured, and 413 to a body over 1 MiB (before reading it).
+
+The server is the standard library's ``ThreadingHTTPServer`` on a daemon thread: five routes, no
+templates, no sessions, so a web framework would add a dependency and nothing else. Each request runs
+on its own thread, so a slow scrape never delays a health check; the handlers only read state the
+agent updates after each tick, and a webhook only schedules a tick, never runs one on the request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import structlog
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.core import CounterMetricFamily
+
+from agent.aws.clients import CallCounter
+from agent.rollout.decisions import SUCCESS, RolloutRecord
+
+log = structlog.get_logger()
+
+MAX_BODY = 1024 * 1024  # webhook payloads larger than this are refused (413) without being read
+STALE_INTERVALS = 3  # /readyz turns 503 when the last good tick is older than this many poll intervals
+
+
+# -- readiness ---------------------------------------------------------------------------------------
+
+
+class Readiness:
+    """Whether ticks keep completing: the last good tick against the agent's clock and poll interval.
+
+    Before the first good tick the agent counts as ready for three intervals from its start (the first
+    clone of a large repository takes a while), then not.
+    """
+
+    def __init__(self, interval_seconds: float, clock: Callable[[], datetime]) -> None:
+        self.interval = float(interval_seconds)
+        self.clock = clock
+        self.started_at = clock()
+        self.last_good: datetime | None = None
+
+    def ticked(self, at: datetime) -> None:
+        self.last_good = at
+
+    def check(self) -> tuple[bool, dict[str, Any]]:
+        """(ready, the JSON body explaining it)."""
+        now = self.clock()
+        limit = STALE_INTERVALS * self.interval
+        since = self.last_good or self.started_at
+        age = max(0.0, (now - since).total_seconds())
+        ready = age <= limit
+        if self.last_good is None:
+            reason = f"no tick has completed since the start {age:.0f}s ago"
+        else:
+            reason = f"the last good tick was {age:.0f}s ago"
+        reason += f" ({'within' if ready else 'over'} {limit:.0f}s, {STALE_INTERVALS} poll intervals)"
+        body = {
+            "ready": ready,
+            "reason": reason,
+            "lastGoodTick": self.last_good.isoformat() if self.last_good else None,
+            "secondsSinceLastGoodTick": round(age, 3),
+            "limitSeconds": limit,
+        }
+        return ready, body
+
+
+# -- metrics -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ServiceView:
+    """One service after a tick, as the metrics see it."""
+
+    cluster: str
+    service: str
+    state: str  # the service's commit-status state on this tick
+    strategy: str  # the DeploymentStrategy type: rolling, blueGreen, linear, canary
+    record: RolloutRecord | None
+
+
+class _AwsCalls:
+    """``ecs_gitops_aws_calls_total``, read from the agent's CallCounter at scrape time."""
+
+    def __init__(self, counter: CallCounter) -> None:
+        self.counter = counter
+
+    def describe(self) -> Iterable[Any]:
+        return [CounterMetricFamily("ecs_gitops_aws_calls", "", labels=["service", "operation"])]
+
+    def collect(self) -> Iterator[Any]:
+        family = CounterMetricFamily(
+            "ecs_gitops_aws_calls",
+            "AWS API calls the agent made, by service and operation (a retried call counts once).",
+            labels=["service", "operation"],
+        )
+        for key, n in sorted(self.counter.counts.copy().items()):
+            service, _, operation = key.partition(".")
+            family.add_metric([service, operation], n)
+        yield family
+
+
+class Metrics:
+    """The agent's Prometheus metrics, in a registry of its own (several agents may share a process)."""
+
+    def __init__(self, counter: CallCounter | None = None) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.tick_duration = Histogram(
+            "ecs_gitops_tick_duration_seconds",
+            "How long one tick took: fetch, load, observe, plan, execute, report.",
+            buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
+            registry=r,
+        )
+        self.ticks = Counter(
+            "ecs_gitops_ticks",
+            "Ticks by result: unchanged, applied, rolling, failed, invalid, or error (git/AWS unreachable).",
+            ["result"],
+            registry=r,
+        )
+        self.rollouts = Counter(
+            "ecs_gitops_rollouts",
+            "Rollouts by result (started, succeeded, failed) and strategy type.",
+            ["result", "strategy"],
+            registry=r,
+        )
+        self.traffic_weight = Gauge(
+            "ecs_gitops_traffic_weight_percent",
+            "Percent of a service's traffic on the revision Git asks for (rolling engine: 0 until it "
+            "has rolled out, then 100).",
+            ["cluster", "service"],
+            registry=r,
+        )
+        self.commit_to_deployed = Histogram(
+            "ecs_gitops_commit_to_deployed_seconds",
+            "From a commit's time to the end of its successful rollout, per service.",
+            buckets=(10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400),
+            registry=r,
+        )
+        self.last_good_tick = Gauge(
+            "ecs_gitops_last_good_tick_timestamp_seconds",
+            "Unix time of the last tick that completed (what /readyz looks at).",
+            registry=r,
+        )
+        if counter is not None:
+            r.register(_AwsCalls(counter))
+        self._seen: dict[tuple[str, str], tuple[str, str]] = {}  # (cluster, service) -> (fingerprint, result)
+
+    def tick(self, result: str, seconds: float) -> None:
+        self.ticks.labels(result=result).inc()
+        self.tick_duration.observe(max(0.0, seconds))
+
+    def good_tick(self, at: datetime) -> None:
+        self.last_good_tick.set(at.timestamp())
+
+    def services(
+        self, views: Iterable[ServiceView], now: datetime, committed_at: Callable[[str], datetime | None]
+    ) -> None:
+        """Update the per-service gauges, and count rollouts that started or ended on this tick.
+
+        A rollout started when its record was made on this tick; it ended when a record this process
+        saw in progress turns succeeded or failed (a new agent taking over counts the ends it sees).
+        """
+        for v in views:
+            self.traffic_weight.labels(cluster=v.cluster, service=v.service).set(
+                100 if v.state == SUCCESS else 0
+            )
+            rec = v.record
+            if rec is None:
+                continue
+            key = (v.cluster, v.service)
+            before = self._seen.get(key)
+            self._seen[key] = (rec.fingerprint, rec.result)
+            if rec.result == "in_progress" and rec.started_at == now.isoformat():
+                self.rollouts.labels(result="started", strategy=v.strategy).inc()
+            if rec.result in ("succeeded", "failed") and before == (rec.fingerprint, "in_progress"):
+                self.rollouts.labels(result=rec.result, strategy=v.strategy).inc()
+                when = committed_at(rec.sha) if rec.result == "succeeded" else None
+                if when is not None:
+                    self.commit_to_deployed.observe(max(0.0, (now - when).total_seconds()))
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+# -- webhooks ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Response:
+    status: int
+    body: bytes
+    content_type: str = "application/json"
+
+    @classmethod
+    def json(cls, status: int, data: dict[str, Any]) -> Response:
+        return cls(status, (json.dumps(data, sort_keys=True) + "\n").encode())
+
+
+def github_signature(secret: str, body: bytes) -> str:
+    """The ``X-Hub-Signature-256`` value GitHub sends for ``body`` signed with ``secret``."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def _pushed_ref(body: bytes, content_type: str) -> str | None:
+    """The ``ref`` of a push payload (JSON, or GitHub's form-encoded ``payload=``), None if unreadable."""
+    try:
+        form = parse_qs(body.decode()) if content_type.startswith("application/x-www-form-urlencoded") else {}
+        data = json.loads(form["payload"][0] if "payload" in form else body or b"{}")
+    except (ValueError, UnicodeDecodeError):
+        return None
+    ref = data.get("ref") if isinstance(data, dict) else None
+    return ref if isinstance(ref, str) else None
+
+
+class Endpoints:
+    """What each route answers, independent of the HTTP plumbing."""
+
+    def __init__(
+        self,
+        readiness: Readiness,
+        metrics: Metrics,
+        trigger: Callable[[], None],
+        secret: Callable[[], str | None],
+        branch: str,
+        secret_env: str = "ECS_GITOPS_WEBHOOK_SECRET",
+    ) -> None:
+        self.readiness = readiness
+        self.metrics = metrics
+        self.trigger = trigger
+        self.secret = secret
+        self.branch = branch
+        self.secret_env = secret_env
+
+    def get(self, path: str) -> Response:
+        if path == "/healthz":
+            return Response.json(200, {"status": "ok"})
+        if path == "/readyz":
+            ready, body = self.readiness.check()
+            return Response.json(200 if ready else 503, body)
+        if path == "/metrics":
+            return Response(200, self.metrics.render(), CONTENT_TYPE_LATEST)
+        return Response.json(404, {"error": f"no such page: {path}"})
+
+    def webhook(self, provider: str, headers: Any, body: bytes) -> Response:
+        secret = self.secret()
+        if not secret:
+            return Response.json(403, {"error": f"webhooks are off: set {self.secret_env}"})
+        if provider == "github":
+            given = headers.get("X-Hub-Signature-256") or ""
+            if not hmac.compare_digest(given.encode(), github_signature(secret, body).encode()):
+                return Response.json(401, {"error": "missing or wrong X-Hub-Signature-256"})
+            event = headers.get("X-GitHub-Event") or ""
+            is_push = event == "push"
+        else:
+            given = headers.get("X-Gitlab-Token") or ""
+            if not hmac.compare_digest(given.encode(), secret.encode()):
+                return Response.json(401, {"error": "missing or wrong X-Gitlab-Token"})
+            event = headers.get("X-Gitlab-Event") or ""
+            is_push = event == "Push Hook"
+        if not is_push:
+            return Response.json(200, {"triggered": False, "reason": f"{event or 'unnamed'} event ignored"})
+        ref = _pushed_ref(body, headers.get("Content-Type") or "")
+        if ref is not None and ref != f"refs/heads/{self.branch}":
+            return Response.json(200, {"triggered": False, "reason": f"{ref} is not the tracked branch"})
+        self.trigger()
+        log.info("webhook.tick", provider=provider, ref=ref)
+        return Response.json(200, {"triggered": True})
+
+
+# -- the HTTP server ---------------------------------------------------------------------------------
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server_version = "ecs-gitops"
+    timeout = 10  # seconds a client may take to send its request (no slow-loris holding a thread)
+    endpoints: Endpoints  # set on the subclass AgentServer makes
+
+    def do_GET(self) -> None:
+        self._send(self.endpoints.get(urlsplit(self.path).path))
+
+    def do_POST(self) -> None:
+        path = urlsplit(self.path).path
+        provider = {"/webhook/github": "github", "/webhook/gitlab": "gitlab"}.get(path)
+        length = self.headers.get("Content-Length") or ""
+        size = int(length) if length.isdigit() else None
+        if provider is None:
+            self._drain(size)
+            status = 405 if path in ("/healthz", "/readyz", "/metrics") else 404
+            self._send(Response.json(status, {"error": f"cannot POST {path}"}))
+        elif size is None:
+            self._send(Response.json(411, {"error": "Content-Length required"}))
+        elif size > MAX_BODY:
+            self._drain(size)
+            self._send(Response.json(413, {"error": f"the body is over {MAX_BODY} bytes"}))
+        else:
+            body = self.rfile.read(size)
+            self._send(self.endpoints.webhook(provider, self.headers, body))
+
+    def _drain(self, size: int | None, limit: int = 8 * MAX_BODY) -> None:
+        """Read and drop a body we refuse, so the client reads our answer instead of a reset connection."""
+        left = min(size or 0, limit)
+        while left > 0:
+            chunk = self.rfile.read(min(left, 65536))
+            if not chunk:
+                break
+            left -= len(chunk)
+
+    def _send(self, response: Response) -> None:
+        self.send_response(response.status)
+        self.send_header("Content-Type", response.content_type)
+        self.send_header("Content-Length", str(len(response.body)))
+        self.end_headers()
+        self.wfile.write(response.body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("http.request", client=self.client_address[0], request=format % args)
+
+
+class AgentServer:
+    """The HTTP server on a daemon thread; ``port=0`` picks a free port (see ``.port``)."""
+
+    def __init__(self, endpoints: Endpoints, host: str = "0.0.0.0", port: int = 8080) -> None:
+        handler = type("Handler", (_Handler,), {"endpoints": endpoints})
+        self._httpd = ThreadingHTTPServer((host, port), handler)
+        self._httpd.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        return int(self._httpd.server_address[1])
+
+    @property
+    def url(self) -> str:
+        host = self._httpd.server_address[0]
+        return f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{self.port}"
+
+    def start(self) -> AgentServer:
+        self._thread = threading.Thread(target=self._httpd.serve_forever, name="http", daemon=True)
+        self._thread.start()
+        log.info("server.started", url=self.url)
+        return self
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._httpd.shutdown()
+            self._thread.join(timeout=10)
+            self._thread = None
+        self._httpd.server_close()
+
+    def __enter__(self) -> AgentServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
