@@ -97,8 +97,10 @@ def _agent(args: argparse.Namespace) -> Any:
     from dataclasses import replace
 
     from agent.daemon import Agent
+    from agent.logs import configure_logging
 
     config = _config(args)
+    configure_logging(config)  # run and apply: JSON lines in containers, readable on a terminal
     overrides = {
         k: v
         for k, v in (
@@ -127,7 +129,10 @@ def cmd_apply(args: argparse.Namespace) -> int:
     result = agent.tick(ref=args.ref)
     while True:
         if result is None:
-            print("error: the repository could not be read (see the log); try again", file=sys.stderr)
+            print(
+                "error: the tick did not finish (a temporary error: git or AWS, see the log); try again",
+                file=sys.stderr,
+            )
             return EXIT_ERROR
         print(f"{result.sha[:12]}: {result.outcome}", flush=True)
         if result.outcome == "invalid":

@@ -122,7 +122,7 @@ class GitSource:
         path = local_path(url)
         self.url = str(path) if path is not None and not url.startswith("file://") else url
         self.branch = branch
-        self.workdir = Path(workdir)
+        self.workdir = Path(workdir).expanduser().resolve()  # git runs elsewhere: never relative
         self.auth = auth
         self.verifier = verifier
         self.timeout = timeout

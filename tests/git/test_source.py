@@ -455,3 +455,15 @@ def test_wrong_token_is_transient_and_redacted(http_remote, make_source, monkeyp
         source.fetch()
     message = str(raised.value)
     assert "wrong-" not in message and TOKEN not in message and TOKEN not in repr(logs)
+
+
+def test_relative_source_and_workdir_paths_work_from_the_current_folder(work, tmp_path, monkeypatch):
+    """`apply --repo deployments` with the default relative data folder fetches like absolute paths do."""
+    monkeypatch.chdir(tmp_path)
+    source = GitSource(Path(work.working_dir).name, "main", workdir=Path(".ecs-gitops/source"))
+    try:
+        result = source.fetch()
+    finally:
+        source.close()
+    assert result.sha == work.head.commit.hexsha
+    assert (tmp_path / ".ecs-gitops" / "source" / "HEAD").is_file()
