@@ -7,6 +7,7 @@ with no credentials configured, dummy credentials are used, so nothing local nee
 
 from __future__ import annotations
 
+import os
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
@@ -76,7 +77,11 @@ class Aws:
     ) -> None:
         self.counter = counter or CallCounter()
         core = botocore.session.Session(profile=profile)
-        self.endpoint_url = endpoint_url or core.get_config_variable("endpoint_url")
+        # botocore applies AWS_ENDPOINT_URL when it makes a client but does not report it here: read it too,
+        # so the loopback (sandbox) check below sees it.
+        self.endpoint_url = (
+            endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or core.get_config_variable("endpoint_url")
+        )
         self.region = region or core.get_config_variable("region") or DEFAULT_REGION
         if is_loopback(self.endpoint_url) and core.get_credentials() is None:
             core.set_credentials("sandbox", "sandbox")

@@ -28,3 +28,17 @@ def test_config_may_come_before_or_after_the_command(tmp_path: Path, capsys) -> 
     assert main(["validate", "--config", missing, "."]) == 1
     err = capsys.readouterr().err
     assert err.count("cannot read the config file") == 2
+
+
+def test_aws_endpoint_url_from_the_environment_gets_sandbox_credentials(monkeypatch) -> None:
+    """With AWS_ENDPOINT_URL on loopback and no credentials anywhere, the agent uses dummy ones."""
+    from agent.aws.clients import Aws
+
+    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:4566")
+    aws = Aws()
+    assert aws.endpoint_url == "http://127.0.0.1:4566"
+    assert aws.client("ecs")._request_signer._credentials.access_key == "sandbox"
