@@ -1,12 +1,14 @@
 """A user's deployment repository and an agent watching it, on the sim sandbox with a driven clock.
 
-Shared by the server and self-hosting tests; like test_gitops_loop.py's Story, plus commit times taken
-from the fake clock (so commit-to-deployed seconds are exact) and a second agent on the same data dir.
+Shared by the loop, server and self-hosting tests. Commit times come from the fake clock (so
+commit-to-deployed seconds are exact); ``new_agent`` is a restart on the same data directory.
 """
 
 from __future__ import annotations
 
+import json
 import shutil
+import subprocess
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -67,6 +69,27 @@ class Story:
         self.work.index.commit(message, author_date=when, commit_date=when)
         self.work.git.push("origin", "main")
         return self.work.head.commit.hexsha
+
+    def revert(self, sha: str) -> str:
+        """``git revert`` a commit and push it, as a user rolls back."""
+        self.work.git.revert(sha, no_edit=True)
+        self.work.git.push("origin", "main")
+        return self.work.head.commit.hexsha
+
+    @property
+    def aws(self) -> Aws:
+        return self.agent.aws
+
+    def notes(self, sha: str) -> dict[str, Any]:
+        """The statuses on ``sha`` as the user sees them in the remote: git notes --ref ecs-gitops show."""
+        out = subprocess.run(
+            ["git", "notes", "--ref", "ecs-gitops", "show", sha],
+            cwd=self.remote.git_dir,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        return dict(json.loads(out))
 
     def advance(self, seconds: float) -> None:
         self.clock.advance(seconds)
