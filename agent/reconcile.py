@@ -37,6 +37,7 @@ from agent.manifests.tree import Tree
 from agent.plan.model import NO_CHANGE, REGISTER, Change, Plan
 from agent.plan.observed import Observed
 from agent.plan.planning import build_plan
+from agent.plan.services import engine_of, resolve_strategy
 from agent.plan.taskdefs import content_hash, family_revision
 from agent.rollout import rolling
 from agent.rollout.decisions import APPLY, ERROR, FAILURE, PENDING, SUCCESS, Decision, RolloutRecord
@@ -200,7 +201,9 @@ class Reconciler:
             outcome = registered[family]
             if isinstance(outcome, Exception):
                 raise outcome
-            bound.info("rollout.apply", service=name, changes=keys[name])
+            manifest = result.desired.services[name]
+            strategy = resolve_strategy(manifest.spec.get("strategy"), result.desired.strategies)
+            bound.info("rollout.apply", service=name, engine=engine_of(strategy), changes=keys[name])
             return self.executor.execute(result.plan, only=[service], registered=outcome.task_definitions)
 
         failed: dict[str, str] = {}
@@ -239,9 +242,7 @@ class Reconciler:
         """Identifies what Git asks of one service: its spec, its strategy and its task-definition content."""
         family = desired.service_task_family.get(manifest.name)
         td = desired.task_definitions.get(family) if family else None
-        strategy = manifest.spec.get("strategy")
-        if isinstance(strategy, str) and strategy in desired.strategies:
-            strategy = desired.strategies[strategy].spec
+        strategy = resolve_strategy(manifest.spec.get("strategy"), desired.strategies)
         spec = {k: v for k, v in manifest.spec.items() if k != "taskDefinition"}
         text = json.dumps(
             [spec, strategy, content_hash(td.body) if td else None], sort_keys=True, default=str
