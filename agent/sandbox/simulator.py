@@ -252,6 +252,18 @@ def _uses_fargate(record: Json) -> bool:
     return record.get("launchType") == "FARGATE"
 
 
+def _sim_service(service: Json) -> SimService:
+    """The simulator's record of a service, as CreateService (or moto, for one adopted) reports it."""
+    return SimService(
+        arn=service["serviceArn"],
+        name=service["serviceName"],
+        cluster_arn=service.get("clusterArn", ""),
+        controller=(service.get("deploymentController") or {}).get("type", "ECS"),
+        desired=int(service.get("desiredCount") or 0),
+        config=_deployment_config(service),
+    )
+
+
 def _compute_fields(source: Json) -> Json:
     """launchType or capacityProviderStrategy, and platformVersion/Family on Fargate, like ECS reports."""
     out: Json = {}
@@ -567,15 +579,8 @@ class Simulator:
 
     def _adopt(self, service: Json, at: float) -> SimService:
         """A service the simulator has not seen (created before a reset): steady, as moto left it."""
-        controller = (service.get("deploymentController") or {}).get("type", "ECS")
-        sim = SimService(
-            arn=service["serviceArn"],
-            name=service["serviceName"],
-            cluster_arn=service.get("clusterArn", ""),
-            controller=controller,
-            desired=int(service.get("desiredCount") or 0),
-            config=_deployment_config(service),
-        )
+        sim = _sim_service(service)
+        controller = sim.controller
         if controller == "ECS" and service.get("taskDefinition"):
             fields = _compute_fields(service)
             deployment = self._start_deployment(sim, service["taskDefinition"], (), fields, at)
@@ -622,15 +627,8 @@ class Simulator:
     def _create_service_post(self, call: Call, body: Json) -> Json:
         service = body["service"]
         at = self.clock.timestamp()
-        controller = (service.get("deploymentController") or {}).get("type", "ECS")
-        sim = SimService(
-            arn=service["serviceArn"],
-            name=service["serviceName"],
-            cluster_arn=service.get("clusterArn", ""),
-            controller=controller,
-            desired=int(service.get("desiredCount") or 0),
-            config=_deployment_config(service),
-        )
+        sim = _sim_service(service)
+        controller = sim.controller
         self.services[sim.arn] = sim
         if controller == "ECS" and service.get("taskDefinition"):
             described = self._describe_task_definition(call, service["taskDefinition"])
