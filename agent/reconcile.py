@@ -249,6 +249,11 @@ class Reconciler:
             family = result.desired.service_task_family.get(name)
             svc_change = by_key.get(("Service", f"{cluster}/{service}"))
             td_change = by_key.get(("TaskDefinition", family)) if family else None
+            if svc_change is not None and svc_change.hold is not None:  # e.g. a CODE_DEPLOY service
+                hold = svc_change.hold
+                state = PENDING if hold.waiting else FAILURE
+                decisions[name] = Decision((), self._record(manifest), state, truncate(hold.reason))
+                continue
             in_sync = all(
                 c is None or (c.action == NO_CHANGE and not c.fields) for c in (svc_change, td_change)
             )

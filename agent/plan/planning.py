@@ -34,6 +34,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from agent.manifests.model import Desired, Manifest
+from agent.plan import codedeploy
 from agent.plan.diff import diff
 from agent.plan.model import (
     ABSENT,
@@ -656,4 +657,8 @@ def _service_change(
     if task_set_changed:
         calls["taskSet"] = request["taskSet"]
     calls.update(_tag_calls(have.get("tags"), want.get("tags"), current.get("serviceArn")))
-    return Change("Service", name, UPDATE, source, tuple(fields), calls, f"{len(fields)} field(s) differ")
+    note, hold = "", None
+    if codedeploy.controller(current) == codedeploy.CODE_DEPLOY:
+        note, hold = codedeploy.gate(spec, current, want["deploymentController"]["type"])
+    reason = f"{len(fields)} field(s) differ"
+    return Change("Service", name, UPDATE, source, tuple(fields), calls, reason, note=note, hold=hold)

@@ -593,9 +593,34 @@ def create_service(call: Call) -> Reply:
     return Reply(reply.status, body)
 
 
+# What UpdateService cannot change on a CODE_DEPLOY service: a CodeDeploy deployment must (ECS's words).
+_CODE_DEPLOY_FIXED = ("taskDefinition", "loadBalancers", "networkConfiguration", "platformVersion")
+
+
+def _check_code_deploy_update(call: Call, params: Json) -> None:
+    """ECS refuses these changes on a CODE_DEPLOY service unless the same call moves it to the ECS
+    controller (the migration ECS allows: CODE_DEPLOY -> ECS)."""
+    if not any(k in params for k in _CODE_DEPLOY_FIXED) or not params.get("service"):
+        return
+    out = call.moto(
+        "DescribeServices", {"cluster": params.get("cluster") or "default", "services": [params["service"]]}
+    )
+    services = [merge_service(call, s) for s in out.get("services") or [] if s.get("status") == "ACTIVE"]
+    current = (services[0].get("deploymentController") or {}).get("type") if services else None
+    wanted = (params.get("deploymentController") or {}).get("type", current)
+    if current == "CODE_DEPLOY" and wanted != "ECS":
+        what = next(k for k in _CODE_DEPLOY_FIXED if k in params)
+        raise EcsError(
+            "InvalidParameterException",
+            f"Unable to update {what} on services with a CODE_DEPLOY deployment controller. "
+            "Use AWS CodeDeploy to trigger a new deployment.",
+        )
+
+
 def update_service(call: Call) -> Reply:
     """UpdateService: store the task definition as an ARN like ECS, and remember what moto drops."""
     params = dict(call.params)
+    _check_code_deploy_update(call, params)
     if params.get("taskDefinition"):
         described = call.moto("DescribeTaskDefinition", {"taskDefinition": params["taskDefinition"]})
         params["taskDefinition"] = described["taskDefinition"]["taskDefinitionArn"]
