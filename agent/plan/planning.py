@@ -215,6 +215,17 @@ def _creation_fields(request: Mapping[str, Any]) -> tuple[FieldChange, ...]:
     return tuple(diff({}, prune(_display(request))))
 
 
+def _leaf_fields(value: Any, path: str = "") -> list[FieldChange]:
+    """Every leaf of a request's nested objects as an added field, so a deep shape (a Managed Instances
+    launch template's instance requirements) reads one line per setting instead of one cut-off line."""
+    if isinstance(value, Mapping) and value:
+        out: list[FieldChange] = []
+        for key in sorted(value):
+            out += _leaf_fields(value[key], f"{path}/{str(key).replace('~', '~0').replace('/', '~1')}")
+        return out
+    return [FieldChange(path, ABSENT, value)]
+
+
 # ---------------------------------------------------------------------------------- capacity providers
 
 
@@ -302,7 +313,7 @@ def _capacity_provider_change(
             manifest.name,
             CREATE,
             source,
-            _creation_fields(request),
+            tuple(_leaf_fields(prune(_display(request)))),
             request,
             "capacity provider does not exist",
         )
@@ -336,22 +347,25 @@ def _capacity_provider_change(
     if any(p.startswith("/autoScalingGroupProvider/") and "/autoScalingGroupArn" not in p for p in changed):
         asg = request["autoScalingGroupProvider"]
         update["autoScalingGroupProvider"] = {k: v for k, v in asg.items() if k != "autoScalingGroupArn"}
-    if any(p.startswith("/managedInstancesProvider/") for p in changed):
+    managed_changes = [p for p in changed if p.startswith("/managedInstancesProvider/")]
+    if managed_changes:
         managed = dict(request["managedInstancesProvider"])
         template = managed.get("instanceLaunchTemplate") or {}
-        fixed = sorted(k for k in template if k not in _LAUNCH_TEMPLATE_UPDATABLE)
-        if any(
-            p.startswith(f"/managedInstancesProvider/instanceLaunchTemplate/{k}")
-            for k in fixed
-            for p in changed
-        ):
+        prefix = "/managedInstancesProvider/instanceLaunchTemplate/"
+        fixed = sorted(
+            k
+            for k in template
+            if k not in _LAUNCH_TEMPLATE_UPDATABLE and any(p.startswith(prefix + k) for p in managed_changes)
+        )
+        if fixed:
             warnings.append(
                 f"{label}: {', '.join(fixed)} cannot be updated; requires re-creating the capacity provider"
             )
         managed["instanceLaunchTemplate"] = {
             k: v for k, v in template.items() if k in _LAUNCH_TEMPLATE_UPDATABLE
         }
-        update["managedInstancesProvider"] = managed
+        if any(not any(p.startswith(prefix + k) for k in fixed) for p in managed_changes):
+            update["managedInstancesProvider"] = managed  # something UpdateCapacityProvider can change
     if len(update) > (2 if "cluster" in update else 1):
         calls["updateCapacityProvider"] = update
     calls.update(_tag_calls(have.get("tags"), want.get("tags"), current.get("capacityProviderArn")))
