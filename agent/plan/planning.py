@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from typing import Any
 
 from agent.manifests.model import Desired, Manifest
@@ -45,6 +46,7 @@ from agent.plan.model import (
     UPDATE,
     Change,
     FieldChange,
+    Hold,
     Plan,
     TaskDefinitionRef,
 )
@@ -109,9 +111,27 @@ def build_plan(desired: Desired, observed: Observed, revision: str | None = None
     for family in sorted(desired.task_definitions):
         change, refs[family] = _task_definition_change(family, desired, observed)
         changes.append(change)
+    held: dict[str, list[Change]] = {}  # family -> the changes of the services that run it
     for manifest in service_order(desired.services):
-        changes.append(_service_change(manifest, desired, observed, refs, revision, warnings))
+        change = _service_change(manifest, desired, observed, refs, revision, warnings)
+        changes.append(change)
+        family = desired.service_task_family.get(manifest.name)
+        if family:
+            held.setdefault(family, []).append(change)
+    changes = [_held_with_services(c, held.get(c.name, [])) for c in changes]
     return Plan(changes=tuple(changes), revision=revision, warnings=tuple(warnings))
+
+
+def _held_with_services(change: Change, users: list[Change]) -> Change:
+    """A new revision is registered when a service runs it: held while every service of its family is."""
+    if change.kind != "TaskDefinition" or change.action != REGISTER or not users:
+        return change
+    holds = [u.hold for u in users]
+    if any(h is None for h in holds):
+        return change
+    names = ", ".join(u.name for u in users)
+    waiting = all(h is not None and h.waiting for h in holds)
+    return replace(change, hold=Hold(f"registered when {names} may be deployed", waiting))
 
 
 # ---------------------------------------------------------------------------------------------- helpers

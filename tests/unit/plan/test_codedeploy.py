@@ -65,6 +65,10 @@ def test_code_deploy_service_is_held_unless_migration_is_asked_for(
     if held:
         assert web.hold is not None and web.hold.waiting is waiting and says in web.hold.reason
         assert not web.note
+        bump = build_plan(_desired("repo/app:v2", **overrides), _code_deploy(_desired(), task_sets), "abc")
+        family = _change(bump, "TaskDefinition", "web")  # registered only once a service may run it
+        assert family.hold is not None and family.hold.reason == "registered when prod/web may be deployed"
+        assert family.hold.waiting is waiting
     else:
         assert web.hold is None
         assert web.note.startswith("migration from CodeDeploy: UpdateService switches")
@@ -74,6 +78,7 @@ def test_code_deploy_service_is_held_unless_migration_is_asked_for(
 def test_migration_carries_the_other_changes_in_the_same_call() -> None:
     """An image bump committed with the opt-in goes in the one UpdateService that switches the controller."""
     plan = build_plan(_desired("repo/app:v2", migrateFromCodeDeploy=True), _code_deploy(_desired()), "abc")
+    assert _change(plan, "TaskDefinition", "web").hold is None
     update = _change(plan, "Service", "prod/web").request["updateService"]
     assert update["deploymentController"] == {"type": "ECS"}
     assert update["taskDefinition"].family == "web" and update["taskDefinition"].arn is None
