@@ -17,6 +17,7 @@ import pytest
 from dateutil.tz import tzlocal
 from gitops_story import Story
 
+from agent.aws.accounts import Account, aws_for
 from agent.aws.clients import Aws
 from agent.config import AccountConfig
 from agent.manifests.tree import DirTree
@@ -205,3 +206,15 @@ def test_assumed_sessions_are_refreshed_before_they_expire(two_accounts: Any) ->
     ahead = timedelta(minutes=46)
     ecs.list_clusters()
     assert base.counter.counts["sts.AssumeRole"] == 2  # 14 minutes left: a new session before expiry
+
+
+def test_an_account_without_a_role_is_the_agents_own_in_its_region(two_accounts: Any) -> None:
+    """No roleArn: the agent's own credentials, in the entry's region, and no AssumeRole at all."""
+    two_accounts.client("ecs", region="us-west-2").create_cluster(clusterName="home-west")
+    base = Aws(endpoint_url=two_accounts.endpoint)
+    west = aws_for(base, Account("home", "us-west-2", ("home-west",)))
+    assert west.client("ecs").list_clusters()["clusterArns"] == [
+        f"arn:aws:ecs:us-west-2:{HOME}:cluster/home-west"
+    ]
+    assert "sts.AssumeRole" not in base.counter.counts
+    assert aws_for(base, Account("home", base.region, ("prod",))) is base
