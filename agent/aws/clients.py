@@ -3,6 +3,8 @@
 ``AWS_ENDPOINT_URL`` (and the per-service ``AWS_ENDPOINT_URL_<SERVICE>``) is honoured by botocore
 itself; ``--endpoint-url`` overrides it for every client. Against a loopback endpoint (the sandbox)
 with no credentials configured, dummy credentials are used, so nothing local needs a real AWS account.
+``Aws.assume_role`` and ``Aws.in_region`` make the Aws of another account or region (the agent config's
+``accounts``) on the same endpoint and call counter.
 """
 
 from __future__ import annotations
