@@ -198,13 +198,13 @@ def test_assumed_sessions_are_refreshed_before_they_expire(two_accounts: Any) ->
         external_id=EXTERNAL_ID,
         time_fetcher=now,
     )
-    ecs = staging.client("ecs")
-    ecs.list_clusters()
+    ecs = staging.client("ecs")  # DescribeClusters: a call the agent makes (the IAM policy test counts them)
+    ecs.describe_clusters(clusters=["staging"])
     ahead = timedelta(minutes=30)
-    ecs.list_clusters()
+    ecs.describe_clusters(clusters=["staging"])
     assert base.counter.counts["sts.AssumeRole"] == 1  # 30 minutes left: the session is kept
     ahead = timedelta(minutes=46)
-    ecs.list_clusters()
+    ecs.describe_clusters(clusters=["staging"])
     assert base.counter.counts["sts.AssumeRole"] == 2  # 14 minutes left: a new session before expiry
 
 
@@ -213,8 +213,7 @@ def test_an_account_without_a_role_is_the_agents_own_in_its_region(two_accounts:
     two_accounts.client("ecs", region="us-west-2").create_cluster(clusterName="home-west")
     base = Aws(endpoint_url=two_accounts.endpoint)
     west = aws_for(base, Account("home", "us-west-2", ("home-west",)))
-    assert west.client("ecs").list_clusters()["clusterArns"] == [
-        f"arn:aws:ecs:us-west-2:{HOME}:cluster/home-west"
-    ]
+    [cluster] = west.client("ecs").describe_clusters(clusters=["home-west"])["clusters"]
+    assert cluster["clusterArn"] == f"arn:aws:ecs:us-west-2:{HOME}:cluster/home-west"
     assert "sts.AssumeRole" not in base.counter.counts
     assert aws_for(base, Account("home", base.region, ("prod",))) is base
