@@ -78,6 +78,10 @@ def cmd_plan(args: argparse.Namespace) -> int:
         print(render_json(result.plan))
     else:
         print(render_text(result.plan, color=sys.stdout.isatty() and not os.environ.get("NO_COLOR")))
+    for error in result.errors:  # an account that could not be read; the others are planned above
+        print(f"error: account {error}", file=sys.stderr)
+    if result.errors:
+        return EXIT_ERROR
     return EXIT_CHANGES if result.plan.has_changes else EXIT_OK
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import json
 import os
 import re
 from collections.abc import Iterator, Mapping
@@ -77,6 +78,25 @@ class ClustersConfig:
 
     def allows(self, cluster: str) -> bool:
         return self.allow is None or cluster in self.allow
+
+
+@dataclass(frozen=True)
+class AccountConfig:
+    """One account and region, its clusters, and the role the agent assumes there (agent/aws/accounts.py)."""
+
+    name: str
+    clusters: tuple[str, ...]
+    account_id: str | None = None
+    region: str | None = None
+    role_arn: str | None = None
+    external_id: str | None = None
+
+    @property
+    def account(self) -> str | None:
+        """The account id: ``accountId``, else the one in ``roleArn``."""
+        if self.account_id:
+            return self.account_id
+        return self.role_arn.split(":")[4] if self.role_arn else None
 
 
 @dataclass(frozen=True)
@@ -156,6 +176,7 @@ class AgentConfig:
     source: SourceConfig = field(default_factory=SourceConfig)
     aws: AwsConfig = field(default_factory=AwsConfig)
     clusters: ClustersConfig = field(default_factory=ClustersConfig)
+    accounts: tuple[AccountConfig, ...] = ()
     status: StatusConfig = field(default_factory=StatusConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
     server: ServerConfig = field(default_factory=ServerConfig)
@@ -181,9 +202,12 @@ def load_config(path: str | None, env: Mapping[str, str] = os.environ) -> AgentC
     warnings: list[str] = []
     if isinstance(data, dict):
         _apply_env(data, env, origins, warnings)
+    found = validate(KIND, data)
+    if not found and isinstance(data, dict):
+        found = _account_problems(data.get("accounts") or [])
     problems = [
         Problem(file=_origin(pointer, origins, file_label), pointer=pointer, message=message)
-        for pointer, message in validate(KIND, data)
+        for pointer, message in found
     ]
     if problems:
         raise InvalidInput(problems)
@@ -262,6 +286,12 @@ def _apply_env(
 def _convert(value: str, leaf: dict[str, Any]) -> Any:
     types = leaf.get("type", "string")
     types = [types] if isinstance(types, str) else types
+    if "array" in types and str((leaf.get("items") or {}).get("$ref", "")).startswith("#/$defs/"):
+        # a list of objects (accounts): JSON
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value  # the schema reports it, pointing at the variable
     if "array" in types:
         return [item.strip() for item in value.split(",") if item.strip()]
     if "integer" in types:
@@ -303,6 +333,33 @@ def _with_defaults(node: dict[str, Any], data: Any) -> Any:
     return out
 
 
+def _account_problems(accounts: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """What the schema cannot say about ``accounts``: unique names, each cluster in one account, and an
+    accountId that agrees with its roleArn."""
+    problems: list[tuple[str, str]] = []
+    names: dict[str, int] = {}
+    clusters: dict[str, str] = {}
+    for i, account in enumerate(accounts):
+        name = account["name"]
+        if name in names:
+            problems.append((f"/accounts/{i}/name", f'"{name}" already names /accounts/{names[name]}'))
+        names.setdefault(name, i)
+        for j, cluster in enumerate(account["clusters"]):
+            if cluster in clusters and clusters[cluster] != name:
+                message = f'cluster "{cluster}" is already in account "{clusters[cluster]}"'
+                problems.append((f"/accounts/{i}/clusters/{j}", message))
+            clusters.setdefault(cluster, name)
+        role, account_id = account.get("roleArn"), account.get("accountId")
+        if role and account_id and role.split(":")[4] != account_id:
+            problems.append(
+                (f"/accounts/{i}/accountId", f"{account_id} is not the account of roleArn {role}")
+            )
+        if account.get("externalId") and not role:
+            message = "needs roleArn: the role whose trust policy asks for it"
+            problems.append((f"/accounts/{i}/externalId", message))
+    return problems
+
+
 def _section(cls: type, values: dict[str, Any], **nested: Any) -> Any:
     kwargs = {_snake(k): v for k, v in values.items() if k not in nested}
     return cls(**kwargs, **nested)
@@ -315,6 +372,17 @@ def _build(data: dict[str, Any], source_file: str | None, warnings: tuple[str, .
         source=_section(SourceConfig, data["source"]),
         aws=_section(AwsConfig, data["aws"]),
         clusters=ClustersConfig(allow=None if allow is None else tuple(allow)),
+        accounts=tuple(
+            AccountConfig(
+                name=a["name"],
+                clusters=tuple(a["clusters"]),
+                account_id=a.get("accountId"),
+                region=a.get("region"),
+                role_arn=a.get("roleArn"),
+                external_id=a.get("externalId"),
+            )
+            for a in data["accounts"]
+        ),
         status=_section(
             StatusConfig,
             status,

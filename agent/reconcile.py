@@ -13,6 +13,7 @@ is updated. All threads share one Pacer, so together they stay within ECS's rate
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import threading
@@ -24,13 +25,14 @@ from typing import Any
 
 import structlog
 
+from agent.aws.accounts import Lane, account_of_service, accounts_of, aws_for, split_desired
 from agent.aws.clients import Aws
 from agent.aws.errors import AwsPermanentError
 from agent.aws.executing import Applied, Executor, change_key
 from agent.aws.observing import Observer
 from agent.aws.pacing import DEFAULT_CONCURRENCY, Pacer
 from agent.aws.resolving import Resolver
-from agent.errors import InvalidInput, Problem
+from agent.errors import InvalidInput, PermanentError, Problem
 from agent.manifests import load_desired
 from agent.manifests.model import Desired, Manifest
 from agent.manifests.tree import Tree
@@ -41,18 +43,33 @@ from agent.plan.services import engine_of, resolve_strategy
 from agent.plan.taskdefs import content_hash, family_revision
 from agent.rollout import rolling
 from agent.rollout.decisions import APPLY, ERROR, FAILURE, PENDING, SUCCESS, Decision, RolloutRecord
-from agent.status.model import AGGREGATE, CommitStatus, service_context, truncate
+from agent.status.model import AGGREGATE, MAX_DESCRIPTION, CommitStatus, service_context, truncate
 
 log = structlog.get_logger()
 
 
 @dataclass
 class PlanResult:
-    """A plan and the inputs it was made from (the executor and the reporter need them)."""
+    """A plan and the inputs it was made from (the executor and the reporter need them).
+
+    With ``accounts`` in the agent config, ``plan`` holds every account's changes (each naming its
+    account) and ``desired`` the whole commit; ``parts`` holds one PlanResult per account, planned in its
+    ``lane``, which is what the loop executes. ``error`` is why a part's account could not be read.
+    """
 
     plan: Plan
     desired: Desired
     observed: Observed
+    parts: list[PlanResult] = field(default_factory=list)
+    lane: Lane | None = None
+    error: str = ""
+
+    @property
+    def errors(self) -> list[str]:
+        """Why some accounts could not be planned (AssumeRole refused, say); the others were."""
+        return [
+            f"{p.lane.account.label}: {p.error}" for p in self.parts if p.error and p.lane and p.lane.account
+        ]
 
 
 @dataclass
@@ -90,11 +107,16 @@ class Reconciler:
         self.resolver = Resolver(aws)
         self.observer = Observer(aws, self.pacer)
         self.executor = Executor(aws, self.pacer, on_registered=self.observer.remember)
+        # Several accounts and regions (agent/aws/accounts.py): one lane each, opened on first use.
+        self.accounts = accounts_of(config, aws.region)
+        self._lanes: dict[str, Lane] = {}
 
     # -- the read-only half: validate and plan ---------------------------------------------------------
 
     def plan(self, tree: Tree) -> PlanResult:
         desired = load_desired(tree, self.config)  # raises InvalidInput: nothing below runs
+        if self.accounts:
+            return self._plan_accounts(desired, getattr(tree, "revision", None))
         resolved = self.resolver.resolve(desired)  # raises InvalidInput for names that match nothing
         observed = self.observer.observe(resolved)
         plan = build_plan(resolved, observed, revision=getattr(tree, "revision", None))
@@ -102,6 +124,39 @@ class Reconciler:
         if warnings:
             plan = Plan(plan.changes, plan.revision, tuple(plan.warnings) + warnings)
         return PlanResult(plan, resolved, observed)
+
+    def _plan_accounts(self, desired: Desired, revision: str | None) -> PlanResult:
+        """Plan each account in its own lane; an account that cannot be read is a part with an ``error``."""
+        parts = []
+        for account, subset in split_desired(desired, self.accounts):
+            lane = self._lane(account)
+            try:
+                resolved = lane.resolver.resolve(subset)
+                observed = lane.observer.observe(resolved)
+            except InvalidInput:
+                raise
+            except PermanentError as e:  # AssumeRole refused, access denied: the other accounts go on
+                log.error("account.unreadable", account=account.label, error=str(e))
+                parts.append(PlanResult(Plan((), revision), subset, Observed(), lane=lane, error=str(e)))
+                continue
+            plan = build_plan(resolved, observed, revision=revision)
+            parts.append(PlanResult(plan, resolved, observed, lane=lane))
+        changes = tuple(
+            dataclasses.replace(c, account=part.lane.account.ref)
+            for part in parts
+            if part.lane and part.lane.account
+            for c in part.plan.changes
+        )
+        warnings = [w for part in parts for w in part.plan.warnings]
+        warnings += [str(w) for w in desired.warnings]
+        merged = Plan(changes, revision, tuple(dict.fromkeys(warnings)))
+        return PlanResult(merged, desired, Observed(), parts=parts)
+
+    def _lane(self, account: Any) -> Lane:
+        if account.name not in self._lanes:
+            aws = aws_for(self.aws, account)
+            self._lanes[account.name] = Lane.open(account, aws, Pacer.from_config(self.config))
+        return self._lanes[account.name]
 
     # -- one tick of the GitOps loop -------------------------------------------------------------------
 
@@ -114,12 +169,51 @@ class Reconciler:
         except InvalidInput as e:
             return self._invalid(sha, e.problems)
 
+        decisions: dict[str, Decision] = {}
+        errors: dict[str, str] = {}
+        unfinished: dict[str, BaseException] = {}
+        for part in result.parts or [result]:  # one per account and region, or the whole commit
+            part_decisions, part_errors, part_unfinished = self._apply(part, sha, now, bound)
+            decisions.update(part_decisions)
+            unfinished.update(part_unfinished)
+            if AGGREGATE in part_errors:
+                label = f"{part.lane.account.label}: " if part.lane and part.lane.account else ""
+                joined = "; ".join(filter(None, [errors.get(AGGREGATE), label + part_errors[AGGREGATE]]))
+                errors[AGGREGATE] = truncate(joined)
+        if unfinished:  # a transient error: what was applied is remembered, the rest is retried next tick
+            raise next(iter(unfinished.values()))
+
+        statuses = self._statuses(result.desired, decisions, errors, sha)
+        self._report(statuses)
+        wakes = [d.wake_at for d in decisions.values() if d.wake_at]
+        outcome = _outcome(decisions, errors)
+        bound.info("tick.done", outcome=outcome, changes=result.plan.has_changes)
+        return TickResult(sha, outcome, statuses, min(wakes) if wakes else None, result.plan)
+
+    # -- steps -----------------------------------------------------------------------------------------
+
+    def _apply(
+        self, result: PlanResult, sha: str, now: datetime, bound: Any
+    ) -> tuple[dict[str, Decision], dict[str, str], dict[str, BaseException]]:
+        """Decide, then apply shared changes and roll out, for one plan (one account's, or the commit's).
+
+        Returns the decisions (remembered already), the errors for the aggregate status, and the services
+        a transient error stopped before they were applied.
+        """
+        errors: dict[str, str] = {}
+        if result.error:  # the account could not be read: nothing is applied there
+            decisions = {
+                name: Decision((), self._record(m), ERROR, truncate(result.error))
+                for name, m in result.desired.services.items()
+            }
+            return decisions, {AGGREGATE: result.error}, {}
+        if result.lane is not None and result.lane.account is not None:
+            bound = bound.bind(account=result.lane.account.label)
         decisions = self._decide(result, sha, now)
         shared = [c for c in result.plan.changes if c.kind in ("Cluster", "CapacityProvider")]
-        errors: dict[str, str] = {}
         if any(c.changes_anything for c in shared):
             try:
-                self.executor.execute(result.plan, only=[change_key(c) for c in shared])
+                self._executor(result).execute(result.plan, only=[change_key(c) for c in shared])
             except AwsPermanentError as e:
                 errors[AGGREGATE] = truncate(f"cluster or capacity provider change failed: {e}")
         applying = sorted(n for n, d in decisions.items() if APPLY in d.actions) if not errors else []
@@ -133,17 +227,10 @@ class Reconciler:
         for name in sorted(decisions):
             if name not in unfinished:
                 self._remember(result.desired.services[name], decisions[name].record)
-        if unfinished:  # a transient error: what was applied is remembered, the rest is retried next tick
-            raise next(iter(unfinished.values()))
+        return decisions, errors, unfinished
 
-        statuses = self._statuses(result.desired, decisions, errors, sha)
-        self._report(statuses)
-        wakes = [d.wake_at for d in decisions.values() if d.wake_at]
-        outcome = _outcome(decisions, errors)
-        bound.info("tick.done", outcome=outcome, changes=result.plan.has_changes)
-        return TickResult(sha, outcome, statuses, min(wakes) if wakes else None, result.plan)
-
-    # -- steps -----------------------------------------------------------------------------------------
+    def _executor(self, result: PlanResult) -> Executor:
+        return result.lane.executor if result.lane is not None else self.executor
 
     def _invalid(self, sha: str, problems: list[Problem]) -> TickResult:
         errors = [p for p in problems if p.severity == "error"]
@@ -162,6 +249,11 @@ class Reconciler:
             family = result.desired.service_task_family.get(name)
             svc_change = by_key.get(("Service", f"{cluster}/{service}"))
             td_change = by_key.get(("TaskDefinition", family)) if family else None
+            if svc_change is not None and svc_change.hold is not None:  # e.g. a CODE_DEPLOY service
+                hold = svc_change.hold
+                state = PENDING if hold.waiting else FAILURE
+                decisions[name] = Decision((), self._record(manifest), state, truncate(hold.reason))
+                continue
             in_sync = all(
                 c is None or (c.action == NO_CHANGE and not c.fields) for c in (svc_change, td_change)
             )
@@ -195,7 +287,7 @@ class Reconciler:
             with locks[family]:
                 if family not in registered:
                     try:
-                        registered[family] = self.executor.execute(result.plan, only=[family])
+                        registered[family] = self._executor(result).execute(result.plan, only=[family])
                     except Exception as e:
                         registered[family] = e
             outcome = registered[family]
@@ -204,7 +296,9 @@ class Reconciler:
             manifest = result.desired.services[name]
             strategy = resolve_strategy(manifest.spec.get("strategy"), result.desired.strategies)
             bound.info("rollout.apply", service=name, engine=engine_of(strategy), changes=keys[name])
-            return self.executor.execute(result.plan, only=[service], registered=outcome.task_definitions)
+            return self._executor(result).execute(
+                result.plan, only=[service], registered=outcome.task_definitions
+            )
 
         failed: dict[str, str] = {}
         unfinished: dict[str, BaseException] = {}
@@ -265,7 +359,12 @@ class Reconciler:
         for name, d in decisions.items():
             m = desired.services[name]
             ctx = service_context(m.spec["cluster"], m.spec.get("serviceName", name))
-            out[ctx] = CommitStatus(sha, ctx, d.state, d.description)
+            account = account_of_service(m, desired, self.accounts)
+            description = d.description
+            if account is not None:  # e.g. "web:5 running 4/4 [prod 111111111111 eu-west-1]"
+                where = " ".join(filter(None, (account.name, account.account_id, account.region)))
+                description = truncate(description, MAX_DESCRIPTION - len(where) - 3) + f" [{where}]"
+            out[ctx] = CommitStatus(sha, ctx, d.state, description)
         out[AGGREGATE] = _aggregate(sha, decisions, errors)
         return out
 

@@ -29,6 +29,7 @@ PREFIX = {
     "autoscaling": "autoscaling",
     "lambda": "lambda",
     "dynamodb": "dynamodb",
+    "sts": "sts",
 }
 
 # Permissions AWS checks inside another call: granted when that call is made, never called themselves.

@@ -3,6 +3,8 @@
 ``AWS_ENDPOINT_URL`` (and the per-service ``AWS_ENDPOINT_URL_<SERVICE>``) is honoured by botocore
 itself; ``--endpoint-url`` overrides it for every client. Against a loopback endpoint (the sandbox)
 with no credentials configured, dummy credentials are used, so nothing local needs a real AWS account.
+``Aws.assume_role`` and ``Aws.in_region`` make the Aws of another account or region (the agent config's
+``accounts``) on the same endpoint and call counter.
 """
 
 from __future__ import annotations
@@ -16,9 +18,11 @@ from urllib.parse import urlparse
 
 import boto3
 import botocore.config
+import botocore.credentials
 import botocore.session
 
 DEFAULT_REGION = "eu-west-1"
+ASSUMED_SESSION_SECONDS = 3600  # AssumeRole's default; every role allows it, even when chained
 _LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
 
 
@@ -74,9 +78,15 @@ class Aws:
         profile: str | None = None,
         max_attempts: int = 8,
         counter: CallCounter | None = None,
+        credentials: botocore.credentials.Credentials | None = None,
     ) -> None:
         self.counter = counter or CallCounter()
+        self.max_attempts = max_attempts
         core = botocore.session.Session(profile=profile)
+        if credentials is not None:  # e.g. an assumed role's, refreshed by botocore (see assume_role)
+            core.register_component(
+                "credential_provider", botocore.credentials.CredentialResolver([_Given(credentials)])
+            )
         # botocore applies AWS_ENDPOINT_URL when it makes a client but does not report it here: read it too,
         # so the loopback (sandbox) check below sees it.
         self.endpoint_url = (
@@ -85,6 +95,7 @@ class Aws:
         self.region = region or core.get_config_variable("region") or DEFAULT_REGION
         if is_loopback(self.endpoint_url) and core.get_credentials() is None:
             core.set_credentials("sandbox", "sandbox")
+        self._core = core
         self._session = boto3.Session(botocore_session=core, region_name=self.region)
         self._config = botocore.config.Config(
             retries={"mode": "adaptive", "max_attempts": max_attempts},
@@ -107,3 +118,85 @@ class Aws:
                 client.meta.events.register("before-call.*.*", _record)
                 self._clients[service] = client
             return self._clients[service]
+
+    def in_region(self, region: str) -> Aws:
+        """This Aws's credentials, endpoint and call counter in ``region`` (itself when it is the same)."""
+        if region == self.region:
+            return self
+        return Aws(
+            region=region,
+            endpoint_url=self.endpoint_url,
+            max_attempts=self.max_attempts,
+            counter=self.counter,
+            credentials=self._core.get_credentials(),
+        )
+
+    def assume_role(
+        self,
+        role_arn: str,
+        *,
+        region: str | None = None,
+        external_id: str | None = None,
+        session_name: str = "ecs-gitops",
+        time_fetcher: Any = None,
+    ) -> Aws:
+        """An Aws acting as ``role_arn`` in ``region``: STS AssumeRole with this Aws's credentials.
+
+        botocore's own refreshable credentials do the work: the role is assumed on the first call, and
+        again when the session has less than 15 minutes left (``time_fetcher`` is their clock; tests move
+        it). The STS calls go through this Aws's endpoint, retries and call counter.
+        """
+        extra: dict[str, Any] = {"RoleSessionName": session_name, "DurationSeconds": ASSUMED_SESSION_SECONDS}
+        if external_id:
+            extra["ExternalId"] = external_id
+        fetcher = botocore.credentials.AssumeRoleCredentialFetcher(
+            client_creator=lambda service, **keys: self._sts(region or self.region, **keys),
+            source_credentials=self._core.get_credentials(),
+            role_arn=role_arn,
+            extra_args=extra,
+            cache=_NoCache(),  # the refreshable credentials hold the session; a cache would hide expiry
+        )
+        kwargs: dict[str, Any] = {"time_fetcher": time_fetcher} if time_fetcher is not None else {}
+        credentials = botocore.credentials.DeferredRefreshableCredentials(
+            refresh_using=fetcher.fetch_credentials, method="assume-role", **kwargs
+        )
+        return Aws(
+            region=region or self.region,
+            endpoint_url=self.endpoint_url,
+            max_attempts=self.max_attempts,
+            counter=self.counter,
+            credentials=credentials,
+        )
+
+    def _sts(self, region: str, **credentials: Any) -> Any:
+        """An STS client with the given keys (for AssumeRoleCredentialFetcher), counted like the others."""
+        kwargs: dict[str, Any] = {"config": self._config, "region_name": region, **credentials}
+        if self.endpoint_url:
+            kwargs["endpoint_url"] = self.endpoint_url
+        client = self._session.client("sts", **kwargs)
+        client.meta.events.register("before-call.*.*", self.counter)
+        client.meta.events.register("before-call.*.*", _record)
+        return client
+
+
+class _Given(botocore.credentials.CredentialProvider):
+    """A credential provider that hands botocore credentials made elsewhere (an assumed role's)."""
+
+    METHOD = "ecs-gitops"
+
+    def __init__(self, credentials: botocore.credentials.Credentials) -> None:
+        super().__init__()
+        self._credentials = credentials
+
+    def load(self) -> botocore.credentials.Credentials:
+        return self._credentials
+
+
+class _NoCache(dict[str, Any]):
+    """A cache for AssumeRoleCredentialFetcher that keeps nothing: every refresh calls AssumeRole."""
+
+    def __contains__(self, key: object) -> bool:
+        return False
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        pass

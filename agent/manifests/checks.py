@@ -528,15 +528,27 @@ def _cluster_name(ctx: _Context, ref: str) -> str:
     return ref
 
 
+def account_clusters(config: Any) -> tuple[str, ...] | None:
+    """Every cluster the agent config's ``accounts`` list, None when it lists no account."""
+    accounts = getattr(config, "accounts", None) or ()
+    if not accounts:
+        return None
+    return tuple(str(c) for a in accounts for c in a.clusters)
+
+
 def _check_allow_list(ctx: _Context) -> None:
+    """Clusters must be in ``clusters.allow`` (when set) and in one of the ``accounts`` (when listed)."""
+    rules: list[tuple[set[str], str]] = []
     allow = allowed_clusters(ctx.config)
-    if allow is None:
+    if allow is not None:
+        rules.append((set(allow), f"is not in the agent config's allow-list ({', '.join(allow) or 'empty'})"))
+    listed = account_clusters(ctx.config)
+    if listed is not None:
+        rules.append(
+            (set(listed), f"is in no account of the agent config (accounts[].clusters: {', '.join(listed)})")
+        )
+    if not rules:
         return
-
-    def allowed(name: str) -> bool:
-        return name in allow
-
-    shown = ", ".join(allow) or "empty"
     for e in ctx.entries:
         m = e.manifest
         if not e.valid:
@@ -549,8 +561,9 @@ def _check_allow_list(ctx: _Context) -> None:
             name, pointer = _cluster_name(ctx, m.spec["cluster"]), "/spec/cluster"
         else:
             continue
-        if not allowed(name):
-            ctx.add(m.source, pointer, f'cluster "{name}" is not in the agent config\'s allow-list ({shown})')
+        for allowed, why in rules:
+            if name not in allowed:
+                ctx.add(m.source, pointer, f'cluster "{name}" {why}')
 
 
 # ------------------------------------------------------------------------------------------- secrets

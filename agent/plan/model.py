@@ -57,6 +57,30 @@ class TaskDefinitionRef:
 
 
 @dataclass(frozen=True)
+class AccountRef:
+    """The AWS account and region a change happens in (with ``accounts`` in the agent config)."""
+
+    name: str  # the config's name for it, e.g. "prod"
+    account_id: str | None
+    region: str
+
+    @property
+    def label(self) -> str:
+        """``prod (111111111111, eu-west-1)``, or ``home (eu-west-1)`` when the id is not known."""
+        where = ", ".join(p for p in (self.account_id, self.region) if p)
+        return f"{self.name} ({where})"
+
+
+@dataclass(frozen=True)
+class Hold:
+    """Why a change must not be applied yet: a human must act first, or (``waiting``) ECS must finish
+    something. The plan shows it; the loop applies nothing for that resource and reports ``reason``."""
+
+    reason: str
+    waiting: bool = False
+
+
+@dataclass(frozen=True)
 class Change:
     """One resource and what happens to it.
 
@@ -73,6 +97,9 @@ class Change:
     fields: tuple[FieldChange, ...] = ()
     request: dict[str, Any] = field(default_factory=dict, compare=False)
     reason: str = ""  # one line for humans, e.g. "content a1b2c3 matches web:7"
+    note: str = ""  # what people must read before applying it, e.g. a CodeDeploy migration
+    hold: Hold | None = None  # set: the loop applies nothing for this resource (see Hold)
+    account: AccountRef | None = None  # with several accounts: where it happens
 
     @property
     def changes_anything(self) -> bool:

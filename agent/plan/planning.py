@@ -31,9 +31,11 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from typing import Any
 
 from agent.manifests.model import Desired, Manifest
+from agent.plan import codedeploy
 from agent.plan.diff import diff
 from agent.plan.model import (
     ABSENT,
@@ -44,6 +46,7 @@ from agent.plan.model import (
     UPDATE,
     Change,
     FieldChange,
+    Hold,
     Plan,
     TaskDefinitionRef,
 )
@@ -108,9 +111,27 @@ def build_plan(desired: Desired, observed: Observed, revision: str | None = None
     for family in sorted(desired.task_definitions):
         change, refs[family] = _task_definition_change(family, desired, observed)
         changes.append(change)
+    held: dict[str, list[Change]] = {}  # family -> the changes of the services that run it
     for manifest in service_order(desired.services):
-        changes.append(_service_change(manifest, desired, observed, refs, revision, warnings))
+        change = _service_change(manifest, desired, observed, refs, revision, warnings)
+        changes.append(change)
+        family = desired.service_task_family.get(manifest.name)
+        if family:
+            held.setdefault(family, []).append(change)
+    changes = [_held_with_services(c, held.get(c.name, [])) for c in changes]
     return Plan(changes=tuple(changes), revision=revision, warnings=tuple(warnings))
+
+
+def _held_with_services(change: Change, users: list[Change]) -> Change:
+    """A new revision is registered when a service runs it: held while every service of its family is."""
+    if change.kind != "TaskDefinition" or change.action != REGISTER or not users:
+        return change
+    holds = [u.hold for u in users]
+    if any(h is None for h in holds):
+        return change
+    names = ", ".join(u.name for u in users)
+    waiting = all(h is not None and h.waiting for h in holds)
+    return replace(change, hold=Hold(f"registered when {names} may be deployed", waiting))
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -214,6 +235,17 @@ def _creation_fields(request: Mapping[str, Any]) -> tuple[FieldChange, ...]:
     return tuple(diff({}, prune(_display(request))))
 
 
+def _leaf_fields(value: Any, path: str = "") -> list[FieldChange]:
+    """Every leaf of a request's nested objects as an added field, so a deep shape (a Managed Instances
+    launch template's instance requirements) reads one line per setting instead of one cut-off line."""
+    if isinstance(value, Mapping) and value:
+        out: list[FieldChange] = []
+        for key in sorted(value):
+            out += _leaf_fields(value[key], f"{path}/{str(key).replace('~', '~0').replace('/', '~1')}")
+        return out
+    return [FieldChange(path, ABSENT, value)]
+
+
 # ---------------------------------------------------------------------------------- capacity providers
 
 
@@ -301,7 +333,7 @@ def _capacity_provider_change(
             manifest.name,
             CREATE,
             source,
-            _creation_fields(request),
+            tuple(_leaf_fields(prune(_display(request)))),
             request,
             "capacity provider does not exist",
         )
@@ -335,22 +367,25 @@ def _capacity_provider_change(
     if any(p.startswith("/autoScalingGroupProvider/") and "/autoScalingGroupArn" not in p for p in changed):
         asg = request["autoScalingGroupProvider"]
         update["autoScalingGroupProvider"] = {k: v for k, v in asg.items() if k != "autoScalingGroupArn"}
-    if any(p.startswith("/managedInstancesProvider/") for p in changed):
+    managed_changes = [p for p in changed if p.startswith("/managedInstancesProvider/")]
+    if managed_changes:
         managed = dict(request["managedInstancesProvider"])
         template = managed.get("instanceLaunchTemplate") or {}
-        fixed = sorted(k for k in template if k not in _LAUNCH_TEMPLATE_UPDATABLE)
-        if any(
-            p.startswith(f"/managedInstancesProvider/instanceLaunchTemplate/{k}")
-            for k in fixed
-            for p in changed
-        ):
+        prefix = "/managedInstancesProvider/instanceLaunchTemplate/"
+        fixed = sorted(
+            k
+            for k in template
+            if k not in _LAUNCH_TEMPLATE_UPDATABLE and any(p.startswith(prefix + k) for p in managed_changes)
+        )
+        if fixed:
             warnings.append(
                 f"{label}: {', '.join(fixed)} cannot be updated; requires re-creating the capacity provider"
             )
         managed["instanceLaunchTemplate"] = {
             k: v for k, v in template.items() if k in _LAUNCH_TEMPLATE_UPDATABLE
         }
-        update["managedInstancesProvider"] = managed
+        if any(not any(p.startswith(prefix + k) for k in fixed) for p in managed_changes):
+            update["managedInstancesProvider"] = managed  # something UpdateCapacityProvider can change
     if len(update) > (2 if "cluster" in update else 1):
         calls["updateCapacityProvider"] = update
     calls.update(_tag_calls(have.get("tags"), want.get("tags"), current.get("capacityProviderArn")))
@@ -656,4 +691,8 @@ def _service_change(
     if task_set_changed:
         calls["taskSet"] = request["taskSet"]
     calls.update(_tag_calls(have.get("tags"), want.get("tags"), current.get("serviceArn")))
-    return Change("Service", name, UPDATE, source, tuple(fields), calls, f"{len(fields)} field(s) differ")
+    note, hold = "", None
+    if codedeploy.controller(current) == codedeploy.CODE_DEPLOY:
+        note, hold = codedeploy.gate(spec, current, want["deploymentController"]["type"])
+    reason = f"{len(fields)} field(s) differ"
+    return Change("Service", name, UPDATE, source, tuple(fields), calls, reason, note=note, hold=hold)

@@ -114,9 +114,20 @@ def render_text(plan: Plan, color: bool = False) -> str:
     if plan.has_changes:
         lines.append("  + create / register   ~ update   - remove   = unchanged / reuse")
     lines.append("")
+    account = None
     for change in plan.changes:
+        if change.account is not None and change.account != account:
+            if account is not None:
+                lines.append("")
+            account = change.account
+            lines.append(_paint(f"Account {account.label}:", "", color, bold=True))
         symbol = _SYMBOL[change.action]
         lines.append(_paint(f"{symbol} {_heading(change)}", symbol, color, bold=symbol != "="))
+        if change.note:
+            lines.append("    " + _paint(f"# {change.note}", "", color))
+        if change.hold is not None:
+            waiting = "waiting" if change.hold.waiting else "held"
+            lines.append("    " + _paint(f"! {waiting}: {change.hold.reason}", "!", color))
         lines.extend(_field_line(f, color) for f in change.fields)
     if plan.warnings:
         lines.append("")
@@ -156,6 +167,28 @@ def _field_dict(change: FieldChange) -> dict[str, Any]:
     return out
 
 
+def _change_dict(c: Change) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "kind": c.kind,
+        "name": c.name,
+        "action": c.action,
+        "changesAnything": c.changes_anything,
+        "source": c.source,
+        "reason": c.reason,
+        "fields": [_field_dict(f) for f in c.fields],
+        "request": to_jsonable(c.request),
+    }
+    # Present only when set, so plans without them stay byte-identical.
+    if c.note:
+        out["note"] = c.note
+    if c.hold is not None:
+        out["hold"] = {"reason": c.hold.reason, "waiting": c.hold.waiting}
+    if c.account is not None:
+        account = c.account
+        out["account"] = {"name": account.name, "accountId": account.account_id, "region": account.region}
+    return out
+
+
 def plan_to_dict(plan: Plan) -> dict[str, Any]:
     """The JSON document of ``render_json`` as Python data."""
     return {
@@ -164,19 +197,7 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
         "hasChanges": plan.has_changes,
         "summary": plan.summary(),
         "warnings": list(plan.warnings),
-        "changes": [
-            {
-                "kind": c.kind,
-                "name": c.name,
-                "action": c.action,
-                "changesAnything": c.changes_anything,
-                "source": c.source,
-                "reason": c.reason,
-                "fields": [_field_dict(f) for f in c.fields],
-                "request": to_jsonable(c.request),
-            }
-            for c in plan.changes
-        ],
+        "changes": [_change_dict(c) for c in plan.changes],
     }
 
 

@@ -35,6 +35,7 @@ from typing import Any
 
 import botocore.session
 from moto.core import DEFAULT_ACCOUNT_ID
+from moto.iam.models import get_account_id_from
 
 from agent.plan.taskdefs import cpu_units, memory_mib
 
@@ -224,12 +225,14 @@ task_memory_mib = memory_mib
 
 @dataclass
 class OverlayState:
-    """What moto cannot hold, keyed like ECS keys it (ARNs; region + name for capacity providers)."""
+    """What moto cannot hold, keyed like ECS keys it (ARNs; account, region, name for capacity providers)."""
 
     services: dict[str, Json] = field(default_factory=dict)  # service ARN -> remembered fields
     task_definitions: dict[str, Json] = field(default_factory=dict)  # task-definition ARN -> fields
-    managed_providers: dict[tuple[str, str], Json] = field(default_factory=dict)  # (region, name)
-    asg_providers: dict[str, list[str]] = field(default_factory=dict)  # region -> names, in order
+    # (account, region, name) -> provider
+    managed_providers: dict[tuple[str, str, str], Json] = field(default_factory=dict)
+    # (account, region) -> names, in order
+    asg_providers: dict[tuple[str, str], list[str]] = field(default_factory=dict)
     asg_patches: dict[str, Json] = field(default_factory=dict)  # provider ARN -> ASG provider fields
 
 
@@ -246,7 +249,7 @@ class Call:
         self.operation = operation
         self.params = params
         self.region = _region_of(environ)
-        self.account = DEFAULT_ACCOUNT_ID
+        self.account = _account_of(environ)
 
     @property
     def state(self) -> OverlayState:
@@ -265,6 +268,11 @@ class Call:
             return reply.json()
         raise _error_from_reply(reply)
 
+    @property
+    def where(self) -> tuple[str, str]:
+        """(account, region): moto keeps one state per account and region, and so does the overlay."""
+        return (self.account, self.region)
+
     def arn(self, resource: str) -> str:
         return f"arn:aws:ecs:{self.region}:{self.account}:{resource}"
 
@@ -280,6 +288,12 @@ def _region_of(environ: dict[str, Any]) -> str:
     auth = environ.get("HTTP_AUTHORIZATION", "")
     match = re.search(r"Credential=[^/]+/\d+/([^/]+)/", auth)
     return match.group(1) if match else "us-east-1"
+
+
+def _account_of(environ: dict[str, Any]) -> str:
+    """The account a request acts in: the one moto maps its access key to (an assumed role's account)."""
+    match = re.search(r"Credential=([^/,\s]+)/", environ.get("HTTP_AUTHORIZATION", ""))
+    return get_account_id_from(match.group(1)) if match else DEFAULT_ACCOUNT_ID
 
 
 def _error_from_reply(reply: Reply) -> EcsError:
@@ -316,6 +330,9 @@ class EcsOverlay:
         # Called per ECS request before the overlay's lock is taken (a fault may hold the request);
         # an EcsError returned is the reply.
         self.pre_request: list[Callable[[str], EcsError | None]] = []
+        # Asked about every other request (STS, EC2, ...) before moto: (environ, body) -> None to let it
+        # through, or (HTTP status, body, content type) to answer instead (agent/sandbox/sts.py).
+        self.filters: list[Callable[[dict[str, Any], bytes], tuple[int, bytes, str] | None]] = []
 
     def reset(self) -> None:
         """Forget everything (moto's own reset is the caller's job)."""
@@ -327,6 +344,13 @@ class EcsOverlay:
         if not target and str(environ.get("PATH_INFO", "")).startswith(CONTROL_PREFIX):
             return self.control(environ, start_response)
         if not target.startswith(TARGET_PREFIX):
+            if self.filters:
+                body = _read_body(environ)
+                for check in self.filters:
+                    answer = check(environ, body)
+                    if answer is not None:
+                        status, data, content_type = answer
+                        return _respond(Reply(status, data, [("Content-Type", content_type)]), start_response)
             return self.app(environ, start_response)
         operation = target[len(TARGET_PREFIX) :]
         raw = _read_body(environ)
@@ -461,6 +485,7 @@ def _respond(reply: Reply, start_response: Callable[..., Any]) -> list[bytes]:
     reason = {
         200: "OK",
         400: "Bad Request",
+        403: "Forbidden",
         404: "Not Found",
         500: "Internal Server Error",
         503: "Service Unavailable",
@@ -568,9 +593,34 @@ def create_service(call: Call) -> Reply:
     return Reply(reply.status, body)
 
 
+# What UpdateService cannot change on a CODE_DEPLOY service: a CodeDeploy deployment must (ECS's words).
+_CODE_DEPLOY_FIXED = ("taskDefinition", "loadBalancers", "networkConfiguration", "platformVersion")
+
+
+def _check_code_deploy_update(call: Call, params: Json) -> None:
+    """ECS refuses these changes on a CODE_DEPLOY service unless the same call moves it to the ECS
+    controller (the migration ECS allows: CODE_DEPLOY -> ECS)."""
+    if not any(k in params for k in _CODE_DEPLOY_FIXED) or not params.get("service"):
+        return
+    out = call.moto(
+        "DescribeServices", {"cluster": params.get("cluster") or "default", "services": [params["service"]]}
+    )
+    services = [merge_service(call, s) for s in out.get("services") or [] if s.get("status") == "ACTIVE"]
+    current = (services[0].get("deploymentController") or {}).get("type") if services else None
+    wanted = (params.get("deploymentController") or {}).get("type", current)
+    if current == "CODE_DEPLOY" and wanted != "ECS":
+        what = next(k for k in _CODE_DEPLOY_FIXED if k in params)
+        raise EcsError(
+            "InvalidParameterException",
+            f"Unable to update {what} on services with a CODE_DEPLOY deployment controller. "
+            "Use AWS CodeDeploy to trigger a new deployment.",
+        )
+
+
 def update_service(call: Call) -> Reply:
     """UpdateService: store the task definition as an ARN like ECS, and remember what moto drops."""
     params = dict(call.params)
+    _check_code_deploy_update(call, params)
     if params.get("taskDefinition"):
         described = call.moto("DescribeTaskDefinition", {"taskDefinition": params["taskDefinition"]})
         params["taskDefinition"] = described["taskDefinition"]["taskDefinitionArn"]
@@ -632,7 +682,7 @@ def delete_service_post(call: Call, body: Json) -> Json:
 
 
 def _managed_key(call: Call, name_or_arn: str) -> tuple[str, str]:
-    return (call.region, name_or_arn.rsplit("/", 1)[-1])
+    return (*call.where, name_or_arn.rsplit("/", 1)[-1])
 
 
 def _builtin_provider(call: Call, name: str) -> Json:
@@ -662,7 +712,7 @@ def create_capacity_provider(call: Call) -> Reply:
     name = params.get("name", "")
     _check_provider_name(name)
     if call.state.managed_providers.get(_managed_key(call, name)) or name in call.state.asg_providers.get(
-        call.region, []
+        call.where, []
     ):
         raise EcsError("ClientException", f"A capacity provider with the name {name} already exists.")
     managed = params.get("managedInstancesProvider")
@@ -674,7 +724,7 @@ def create_capacity_provider(call: Call) -> Reply:
     if managed is None:
         reply = call.forward({k: v for k, v in params.items() if k != "cluster"})
         if reply.ok:
-            call.state.asg_providers.setdefault(call.region, []).append(name)
+            call.state.asg_providers.setdefault(call.where, []).append(name)
             provider = reply.json()["capacityProvider"]
             patch: Json = {"managedDraining": "ENABLED"}
             if "managedDraining" in (params.get("autoScalingGroupProvider") or {}):
@@ -746,7 +796,7 @@ def delete_capacity_provider(call: Call) -> Reply:
         reply = call.forward({k: v for k, v in params.items() if k != "cluster"})
         if reply.ok:
             name = reply.json()["capacityProvider"]["name"]
-            names = call.state.asg_providers.get(call.region, [])
+            names = call.state.asg_providers.get(call.where, [])
             if name in names:
                 names.remove(name)
         return reply
@@ -761,12 +811,12 @@ def describe_capacity_providers(call: Call) -> Reply:
     cluster = call.describe_cluster(params["cluster"]) if params.get("cluster") else None
     managed_here = [
         p
-        for (region, _), p in call.state.managed_providers.items()
-        if region == call.region and (cluster is None or p["cluster"] == cluster["clusterName"])
+        for (*where, _), p in call.state.managed_providers.items()
+        if tuple(where) == call.where and (cluster is None or p["cluster"] == cluster["clusterName"])
     ]
     names = params.get("capacityProviders")
     if names is None:
-        names = [*FARGATE_PROVIDERS, *call.state.asg_providers.get(call.region, [])]
+        names = [*FARGATE_PROVIDERS, *call.state.asg_providers.get(call.where, [])]
         if cluster is not None:
             names += [p["name"] for p in managed_here]
     found: dict[str, Json] = {}
@@ -835,7 +885,7 @@ def _check_cluster_providers(
 ) -> None:
     providers = providers or []
     for name in providers:
-        if name in FARGATE_PROVIDERS or name in call.state.asg_providers.get(call.region, []):
+        if name in FARGATE_PROVIDERS or name in call.state.asg_providers.get(call.where, []):
             continue
         managed = call.state.managed_providers.get(_managed_key(call, name))
         if managed and managed["cluster"] == (cluster_name or "default").rsplit("/", 1)[-1]:

@@ -32,6 +32,7 @@ from agent.sandbox.simulator import (
     SandboxClock,
     Simulator,
 )
+from agent.sandbox.sts import external_id_filter
 
 DUMMY_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 
@@ -121,6 +122,7 @@ class Sandbox:
             self.simulator.reset()
             self.overlay = EcsOverlay(DomainDispatcherApplication(create_backend_app))
             self.simulator.install(self.overlay)
+            self.overlay.filters.append(external_id_filter)
             self.faults = Faults()
             self.faults.install(self.overlay)
             # Bind here: werkzeug prints and calls sys.exit(1) when it cannot bind by itself.
@@ -169,20 +171,45 @@ class Sandbox:
             self.simulator.reset()
             self.faults.clear()
 
-    def client(self, service_name: str, region: str | None = None, **config: Any) -> Any:
-        """A boto3 client for ``service_name`` on this sandbox, with dummy credentials."""
-        session = boto3.session.Session(region_name=region or self.region, **DUMMY_CREDENTIALS)
+    def client(
+        self, service_name: str, region: str | None = None, account: str | None = None, **config: Any
+    ) -> Any:
+        """A boto3 client for ``service_name`` on this sandbox, with dummy credentials.
+
+        With ``account`` (12 digits), the client acts in that account: its credentials come from an STS
+        AssumeRole of ``arn:aws:iam::<account>:role/sandbox``, as an agent reaches another account.
+        """
+        credentials = DUMMY_CREDENTIALS if account is None else self.account_credentials(account)
+        return self._client(service_name, region or self.region, credentials, **config)
+
+    def _client(self, service_name: str, region: str, credentials: dict[str, str], **config: Any) -> Any:
+        session = boto3.session.Session(region_name=region, **credentials)
         return session.client(
             service_name,
             endpoint_url=self.endpoint,
             config=Config(retries={"mode": "standard", "max_attempts": 3}, **config),
         )
 
-    def seed(self, path_or_dict: str | Path | dict[str, Any]) -> SeedResult:
-        """Create the resources of a seed file (or an already loaded seed dict); idempotent."""
+    def account_credentials(self, account: str) -> dict[str, str]:
+        """Credentials for ``account``: moto keeps one state per account and maps these keys to it."""
+        out = self.client("sts").assume_role(
+            RoleArn=f"arn:aws:iam::{account}:role/sandbox", RoleSessionName="sandbox"
+        )["Credentials"]
+        return {
+            "aws_access_key_id": out["AccessKeyId"],
+            "aws_secret_access_key": out["SecretAccessKey"],
+            "aws_session_token": out["SessionToken"],
+        }
+
+    def seed(self, path_or_dict: str | Path | dict[str, Any], account: str | None = None) -> SeedResult:
+        """Create the resources of a seed file (or an already loaded seed dict); idempotent.
+
+        ``account`` seeds another account than the default one (123456789012), see :meth:`client`.
+        """
         seed = path_or_dict if isinstance(path_or_dict, dict) else load_seed(path_or_dict)
         region = seed.get("region") or self.region
-        return apply_seed(seed, lambda name: self.client(name, region=region))
+        credentials = DUMMY_CREDENTIALS if account is None else self.account_credentials(account)
+        return apply_seed(seed, lambda name: self._client(name, region, credentials))
 
     def _release(self) -> None:
         global _running

@@ -40,6 +40,12 @@ service does not tick. On each tick:
   A task set with a broken image never runs a task and stays STABILIZING (``pendingCount`` =
   ``computedDesiredCount``). DeleteTaskSet makes it DRAINING; it is gone on the next tick (``T`` s).
 
+* **CODE_DEPLOY controller.** CreateService makes one PRIMARY task set from the service (CodeDeploy's
+  first one), which starts its tasks like an EXTERNAL task set. UpdateService of the task definition,
+  load balancers, network configuration or platform version is refused, as ECS does (that is a
+  CodeDeploy deployment), unless the same call moves the service to the ECS controller: then its task
+  sets become ACTIVE deployments (the primary one the last COMPLETED) and a new deployment replaces them.
+
 Not modelled: health-check grace periods, placement, capacity (any number of tasks fits), the
 ServiceDeployment APIs and CloudWatch alarms (later issues: :attr:`Simulator.routes` and the service's
 :attr:`SimService.history` of finished deployments are where they will hook in).
@@ -82,6 +88,8 @@ CIRCUIT_BREAKER_REASON = "ECS deployment circuit breaker: tasks failed to start.
 PRIMARY, ACTIVE, INACTIVE, DRAINING = "PRIMARY", "ACTIVE", "INACTIVE", "DRAINING"
 IN_PROGRESS, COMPLETED, FAILED = "IN_PROGRESS", "COMPLETED", "FAILED"
 STEADY_STATE, STABILIZING = "STEADY_STATE", "STABILIZING"
+CODE_DEPLOY = "CODE_DEPLOY"
+_TASK_SET_ONLY = ("loadBalancers", "serviceRegistries")  # task-set fields a Deployment does not have
 SEED = 20141113  # ids repeat from one sandbox to the next
 
 
@@ -635,6 +643,8 @@ class Simulator:
             fields = _compute_fields(service)
             fields.update({k: copy.deepcopy(call.params[k]) for k in DEPLOYMENT_FIELDS if k in call.params})
             self._start_deployment(sim, described["taskDefinitionArn"], _images(described), fields, at)
+        elif controller == CODE_DEPLOY and service.get("taskDefinition"):
+            self._code_deploy_task_set(call, sim, service, at)
         self._wake(sim, at)
         body["service"] = self._render_service(service)
         return body
@@ -644,6 +654,11 @@ class Simulator:
         at = self.clock.timestamp()
         sim = self.services.get(service["serviceArn"]) or self._adopt(service, at)
         params = call.params
+        migrated = (
+            sim.controller == CODE_DEPLOY and (service.get("deploymentController") or {}).get("type") == "ECS"
+        )
+        if migrated:
+            self._leave_code_deploy(sim, at)
         sim.desired = int(service.get("desiredCount") or 0)
         sim.config = _deployment_config(service)
         if sim.controller == "ECS":
@@ -658,6 +673,7 @@ class Simulator:
             if task_definition and (
                 primary is None
                 or params.get("forceNewDeployment")
+                or migrated
                 or task_definition != primary.task_definition
                 or fields != primary.fields
             ):
@@ -683,6 +699,58 @@ class Simulator:
                 service["pendingCount"] = 0
             service.pop("taskSets", None)
         return body
+
+    # -- CODE_DEPLOY controller: CodeDeploy's task set, and the migration to the ECS controller ------
+
+    def _code_deploy_task_set(self, call: Call, sim: SimService, service: Json, at: float) -> None:
+        """CreateService with CODE_DEPLOY: ECS makes the first (PRIMARY) task set from the service."""
+        described = self._describe_task_definition(call, service["taskDefinition"])
+        fields = _compute_fields(service)
+        for name in ("loadBalancers", "serviceRegistries"):
+            fields[name] = copy.deepcopy(service.get(name) or [])
+        task_set_id = self._deployment_id()
+        cluster_name = sim.cluster_arn.rsplit("/", 1)[-1]
+        task_set = SimTaskSet(
+            id=task_set_id,
+            arn=call.arn(f"task-set/{cluster_name}/{sim.name}/{task_set_id}"),
+            external_id=None,
+            task_definition=described["taskDefinitionArn"],
+            images=_images(described),
+            created_at=at,
+            updated_at=at,
+            fields=fields,
+            status=PRIMARY,
+            stability_at=at,
+        )
+        sim.task_sets.append(task_set)
+        self._restabilise(task_set, self._computed(sim, task_set), at)
+
+    def _leave_code_deploy(self, sim: SimService, at: float) -> None:
+        """UpdateService CODE_DEPLOY -> ECS: the task sets' tasks become the ECS controller's deployments
+        (the primary one COMPLETED, so a failed first deployment can roll back to it); the caller then
+        starts a new deployment that replaces them."""
+        deployments = []
+        for task_set in self._ordered(sim):
+            if task_set.status == DRAINING:
+                continue
+            fields = {k: copy.deepcopy(v) for k, v in task_set.fields.items() if k not in _TASK_SET_ONLY}
+            deployments.append(
+                SimDeployment(
+                    id=task_set.id,
+                    task_definition=task_set.task_definition,
+                    images=task_set.images,
+                    created_at=task_set.created_at,
+                    fields=fields,
+                    status=PRIMARY if not deployments else ACTIVE,
+                    running=task_set.running,
+                    rollout_state=COMPLETED,
+                    reason=f"ECS deployment {task_set.id} completed.",
+                    updated_at=at,
+                )
+            )
+        sim.deployments, sim.task_sets, sim.controller = deployments, [], "ECS"
+        sim.last_completed = deployments[0] if deployments else None
+        self._event(sim, at, "updated its deployment controller from CODE_DEPLOY to ECS.")
 
     # -- task-set operations (served here, never by moto: its CreateTaskSet crashes on Fargate) -----
 
