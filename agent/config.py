@@ -18,11 +18,9 @@ import difflib
 import os
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 from agent.errors import InvalidInput, Problem
 from agent.manifests.schemas import schema as _schema
@@ -215,18 +213,25 @@ def _snake(name: str) -> str:
 
 
 def _read(path: str) -> Any:
+    """The one document of the config file, read as safely as a manifest (agent.manifests.loading: size
+    and encoding limits, no alias bombs, duplicate keys or YAML-only types, finite numbers)."""
+    from agent.manifests.loading import parse_bytes
+
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InvalidInput([Problem(path, "", f"cannot read the config file: {exc}")]) from exc
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        reason = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise InvalidInput([Problem(path, "", f"not valid YAML or JSON: {reason}", line=line)]) from exc
-    return {} if data is None else data
+        raw = Path(path).read_bytes()
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise InvalidInput([Problem(path, "", f"cannot read the config file: {reason}")]) from exc
+    documents, problems = parse_bytes(raw, path)
+    problems = [
+        replace(p, message=p.message.replace("not valid YAML", "not valid YAML or JSON")) for p in problems
+    ]
+    if not problems and len(documents) > 1:
+        line = documents[1].source.line
+        problems = [Problem(path, "", "holds several YAML documents; the config is one document", line)]
+    if problems:
+        raise InvalidInput(problems)
+    return documents[0].data if documents else {}
 
 
 def _apply_env(
