@@ -59,6 +59,15 @@ class SourceConfig:
 
 
 @dataclass(frozen=True)
+class VerifyConfig:
+    """Signed commits (agent/git/verifying.py): ``mode`` ssh or gpg, ``allowed_signers`` the trusted keys'
+    file, made absolute against the config file's folder when it was given relative."""
+
+    mode: str
+    allowed_signers: str
+
+
+@dataclass(frozen=True)
 class AwsConfig:
     """How to reach AWS; ``None`` means the usual AWS sources decide."""
 
@@ -159,6 +168,7 @@ class AgentConfig:
     server: ServerConfig = field(default_factory=ServerConfig)
     log: LogConfig = field(default_factory=LogConfig)
     pacing: PacingConfig = field(default_factory=PacingConfig)
+    verify: VerifyConfig | None = None
     source_file: str | None = field(default=None, compare=False)
     warnings: tuple[str, ...] = field(default=(), compare=False)
 
@@ -185,7 +195,12 @@ def load_config(path: str | None, env: Mapping[str, str] = os.environ) -> AgentC
     ]
     if problems:
         raise InvalidInput(problems)
-    return _build(_with_defaults(_schema(KIND), data), path, tuple(warnings))
+    config = _build(_with_defaults(_schema(KIND), data), path, tuple(warnings))
+    if config.verify is not None and not Path(config.verify.allowed_signers).is_file():
+        pointer = "/verify/allowedSigners"
+        where = _origin(pointer, origins, file_label)
+        raise InvalidInput([Problem(where, pointer, f"no such file: {config.verify.allowed_signers}")])
+    return config
 
 
 def env_settings() -> dict[str, tuple[tuple[str, ...], dict[str, Any]]]:
@@ -330,9 +345,19 @@ def _build(data: dict[str, Any], source_file: str | None, warnings: tuple[str, .
         server=_section(ServerConfig, data["server"]),
         log=_section(LogConfig, data["log"]),
         pacing=_pacing(data["pacing"]),
+        verify=_verify(data.get("verify"), source_file),
         source_file=source_file,
         warnings=warnings,
     )
+
+
+def _verify(values: dict[str, Any] | None, source_file: str | None) -> VerifyConfig | None:
+    """The signed-commit settings, ``allowedSigners`` taken relative to the config file's folder."""
+    if values is None:
+        return None
+    base = Path(source_file).parent if source_file else Path.cwd()
+    signers = (base / Path(values["allowedSigners"]).expanduser()).resolve()
+    return VerifyConfig(mode=values["mode"], allowed_signers=str(signers))
 
 
 def _pacing(values: dict[str, Any]) -> PacingConfig:
