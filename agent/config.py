@@ -31,7 +31,9 @@ KIND = "AgentConfig"
 ENV_PREFIX = "ECS_GITOPS_"
 ENV_FILE = "environment"  # the Problem.file for problems not tied to a file or a single variable
 
-_DURATION = re.compile(r"^(?=\d)(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+# ASCII digits only, like the schema's pattern (Python's \d also matches other scripts' digits).
+_DURATION = re.compile(r"^(?=[0-9])(?:([0-9]+)h)?(?:([0-9]+)m)?(?:([0-9]+)s)?$")
+MAX_INTERVAL = 24 * 3600  # a poll interval past a day is a typo (and a huge one overflows the scheduler)
 
 
 def parse_duration(text: str) -> int:
@@ -196,6 +198,10 @@ def load_config(path: str | None, env: Mapping[str, str] = os.environ) -> AgentC
     if problems:
         raise InvalidInput(problems)
     config = _build(_with_defaults(_schema(KIND), data), path, tuple(warnings))
+    if config.source.interval_seconds > MAX_INTERVAL:
+        pointer = "/source/interval"
+        message = f"must be at most 24h (got {config.source.interval}); the agent polls at least daily"
+        raise InvalidInput([Problem(_origin(pointer, origins, file_label), pointer, message)])
     if config.verify is not None and not Path(config.verify.allowed_signers).is_file():
         pointer = "/verify/allowedSigners"
         where = _origin(pointer, origins, file_label)

@@ -54,7 +54,7 @@ def _load(path: str | None, env: dict[str, str]) -> tuple[AgentConfig | None, li
         return None, problems
     # What is accepted is usable: plain, finite values, a duration that parses, one-line warnings.
     json.dumps(dataclasses.asdict(config), allow_nan=False)
-    assert config.source.interval_seconds >= 0
+    assert 0 <= config.source.interval_seconds <= 24 * 3600  # the scheduler takes it as a timedelta
     assert all("\n" not in w for w in config.warnings)
     return config, []
 

@@ -52,6 +52,14 @@ from agent.manifests.model import KINDS, Source
 from agent.manifests.tree import DirTree, GitTree, normalize
 
 FILES = example_files()
+# The root text and byte targets add their file to: one valid Service and its task definition (loading
+# the whole example for each of 10,000 examples would spend the budget on files that do not change).
+SMALL = {
+    "services/web.yaml": b"apiVersion: ecs-gitops/v1\nkind: Service\nmetadata: {name: web}\nspec:\n"
+    b"  cluster: prod\n  launchType: EC2\n  desiredCount: 1\n  taskDefinition: ../taskdefs/web.json\n",
+    "taskdefs/web.json": b'{"family": "web", "containerDefinitions": '
+    b'[{"name": "app", "image": "nginx:1", "memory": 256}]}',
+}
 DOCUMENTS = example_documents()
 POOL = value_pool()
 SCHEMAS = SchemaStrategies(POOL)
@@ -143,7 +151,7 @@ def test_yaml_text_and_bytes(text: str, data: st.DataObject, name: str) -> None:
     """YAML streams from fragments that hit the parser's corners (tags, anchors, merge keys, directives,
     tabs, complex keys, bad escapes), saved in any encoding or with NULs: never a traceback."""
     raw = data.draw(encoded(text), label="bytes")
-    files = {**FILES, name: raw}
+    files = {**SMALL, name: raw}
     with root_with(files) as (root, _):
         desired, _ = assert_well_formed(DirTree(root), line_counts=line_counts(files))
     _finite(desired)
@@ -155,7 +163,7 @@ def test_json_text_and_bytes(value: Any, data: st.DataObject) -> None:
     text = json.dumps(value, ensure_ascii=data.draw(st.booleans()))
     text += data.draw(st.sampled_from(["", "NaN", "1e400", '{"a": 1, "a": 2}', "}", "\n\n", "// c"]))
     raw = data.draw(encoded(text), label="bytes")
-    files = {**FILES, "taskdefs/fuzz.json": raw}
+    files = {**SMALL, "taskdefs/fuzz.json": raw}
     with root_with(files) as (root, _):
         desired, _ = assert_well_formed(DirTree(root), line_counts=line_counts(files))
     _finite(desired)
@@ -175,7 +183,7 @@ def test_alias_bombs_are_refused_and_small_aliases_pass(width: int, levels: int,
             + "".join("    " + line + "\n" for line in lines)
         )
     expanded = sum(width**i for i in range(1, levels + 2))  # alias copies, roughly
-    files = {**FILES, "services/bomb.yaml": body.encode()}
+    files = {**SMALL, "services/bomb.yaml": body.encode()}
     with root_with(files) as (root, _):
         desired, problems = assert_well_formed(DirTree(root), line_counts=line_counts(files))
     bomb = [p for p in problems if p.file == "services/bomb.yaml" and "billion laughs" in p.message]
@@ -198,7 +206,7 @@ def test_deep_nesting_is_refused_without_recursion_errors(depth: int, style: str
         rel = "services/deep.yaml"
     else:
         text, rel = '{"a": ' + "[" * depth + "1" + "]" * depth + "}", "taskdefs/deep.json"
-    files = {**FILES, rel: text.encode()}
+    files = {**SMALL, rel: text.encode()}
     with root_with(files) as (root, _):
         desired, problems = assert_well_formed(DirTree(root), line_counts=line_counts(files))
     deep = [p for p in problems if p.file == rel and "deeper than" in p.message]
@@ -218,7 +226,7 @@ def test_files_around_the_size_limit(delta: int, ext: str) -> None:
     raw = (head + "y" * (size - len(head) - len(tail)) + tail).encode()
     assert len(raw) == size
     rel = f"taskdefs/big.{ext}"
-    files = {**FILES, rel: raw}
+    files = {**SMALL, rel: raw}
     with root_with(files) as (root, _):
         _, problems = assert_well_formed(DirTree(root))
     too_big = [p for p in problems if p.file == rel and "limit is" in p.message]
@@ -522,3 +530,69 @@ def test_cli_validate_subprocess_on_hostile_files(text: str, data: st.DataObject
     assert result.returncode == 1, result.stdout + result.stderr
     assert "Traceback" not in result.stderr and "Traceback" not in result.stdout
     assert "services/web.yaml:8: /spec/taskDefinition: " in result.stderr
+
+
+# ------------------------------------------------------------------------------ what the fuzzers found
+
+FOUND = {
+    # name: (file, bytes, file the problem is in, pointer, message fragment)
+    "control character in YAML": ("services/x.yaml", b"a: 1\nb: \x1f\n", "services/x.yaml", "", "U+001F"),
+    "lone surrogate escape in YAML": (
+        "services/x.yaml",
+        b'a: "\\ud800"\n',
+        "services/x.yaml",
+        "/a",
+        "surrogate",
+    ),
+    "lone surrogate escape in JSON": (
+        "taskdefs/x.json",
+        b'{"a": ["\\udc00"]}',
+        "taskdefs/x.json",
+        "/a/0",
+        "surrogate",
+    ),
+    "NaN in YAML": ("services/x.yaml", b"a: .nan\n", "services/x.yaml", "/a", "finite number"),
+    "1e400 in JSON": ("taskdefs/x.json", b'{"a": 1e400}', "taskdefs/x.json", "/a", "finite number"),
+    "NUL in a taskDefinition path": (
+        "services/web.yaml",
+        _service_with("\x00"),
+        "services/web.yaml",
+        "/spec/taskDefinition",
+        "control character",
+    ),
+    "newline in a taskDefinition path": (
+        "services/web.yaml",
+        _service_with("\n"),
+        "services/web.yaml",
+        "/spec/taskDefinition",
+        "control character",
+    ),
+    "a bake of 10^25 seconds": (
+        "strategies/huge.yaml",
+        b"apiVersion: ecs-gitops/v1\nkind: DeploymentStrategy\nmetadata: {name: huge}\n"
+        b"spec: {type: rolling, bake: 10000000000000000000000000s}\n",
+        "strategies/huge.yaml",
+        "/spec/bake",
+        "longer than a year",
+    ),
+    "a duration in Devanagari digits": (
+        "strategies/odd.yaml",
+        "apiVersion: ecs-gitops/v1\nkind: DeploymentStrategy\nmetadata: {name: odd}\n"
+        "spec: {type: rolling, bake: \u0967\u0966m}\n".encode(),
+        "strategies/odd.yaml",
+        "/spec/bake",
+        "must be a duration",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FOUND))
+def test_what_the_fuzzers_found_stays_fixed(name: str) -> None:
+    """Each input a fuzzer once turned into a traceback, a multi-line message or an accepted NaN is now a
+    located problem."""
+    rel, raw, file, pointer, fragment = FOUND[name]
+    files = {**SMALL, rel: raw}
+    with root_with(files) as (root, _):
+        desired, problems = assert_well_formed(DirTree(root), line_counts=line_counts(files))
+    assert desired is None
+    assert any(p.file == file and p.pointer == pointer and fragment in p.message for p in problems), problems
