@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint fuzz bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,11 @@ lint: .venv
 test: lint
 	bash .ci/npm-tools.sh
 	$(BIN)/pytest
+
+# Hostile-input fuzzing (tests/fuzz): hypothesis profile "fuzz", 10,000 random examples per target
+# (FUZZ_EXAMPLES=N changes that); `make test` runs the same targets with 50 derandomised examples each.
+fuzz: .venv
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/pytest tests/fuzz -q --hypothesis-show-statistics
 
 bench: .venv
 	$(BIN)/python -m pip install --quiet -e '.[test,bench]'

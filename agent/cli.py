@@ -153,7 +153,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
         agent.outbox.flush()
     if agent.outbox.pending():
         print(f"warning: {len(agent.outbox.pending())} commit status(es) not written yet", file=sys.stderr)
-    return EXIT_ERROR if result.outcome in ("invalid", "failed") else EXIT_OK
+    return EXIT_ERROR if result.outcome in ("invalid", "untrusted", "failed") else EXIT_OK
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -201,7 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_plan)
 
     a = sub.add_parser(
-        "apply", help="reconcile one commit now; exit 0 deployed or rolling, 1 failed or invalid"
+        "apply", help="reconcile one commit now; exit 0 deployed or rolling, 1 failed, invalid or untrusted"
     )
     a.add_argument("--repo", help="git repository path or URL (default: the config's source)")
     a.add_argument("--branch", help="branch the agent tracks (default: the config's, else main)")

@@ -19,11 +19,9 @@ import json
 import os
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 from agent.errors import InvalidInput, Problem
 from agent.manifests.schemas import schema as _schema
@@ -34,7 +32,9 @@ KIND = "AgentConfig"
 ENV_PREFIX = "ECS_GITOPS_"
 ENV_FILE = "environment"  # the Problem.file for problems not tied to a file or a single variable
 
-_DURATION = re.compile(r"^(?=\d)(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+# ASCII digits only, like the schema's pattern (Python's \d also matches other scripts' digits).
+_DURATION = re.compile(r"^(?=[0-9])(?:([0-9]+)h)?(?:([0-9]+)m)?(?:([0-9]+)s)?$")
+MAX_INTERVAL = 24 * 3600  # a poll interval past a day is a typo (and a huge one overflows the scheduler)
 
 
 def parse_duration(text: str) -> int:
@@ -59,6 +59,15 @@ class SourceConfig:
     @property
     def interval_seconds(self) -> int:
         return parse_duration(self.interval)
+
+
+@dataclass(frozen=True)
+class VerifyConfig:
+    """Signed commits (agent/git/verifying.py): ``mode`` ssh or gpg, ``allowed_signers`` the trusted keys'
+    file, made absolute against the config file's folder when it was given relative."""
+
+    mode: str
+    allowed_signers: str
 
 
 @dataclass(frozen=True)
@@ -182,6 +191,7 @@ class AgentConfig:
     server: ServerConfig = field(default_factory=ServerConfig)
     log: LogConfig = field(default_factory=LogConfig)
     pacing: PacingConfig = field(default_factory=PacingConfig)
+    verify: VerifyConfig | None = None
     source_file: str | None = field(default=None, compare=False)
     warnings: tuple[str, ...] = field(default=(), compare=False)
 
@@ -211,7 +221,16 @@ def load_config(path: str | None, env: Mapping[str, str] = os.environ) -> AgentC
     ]
     if problems:
         raise InvalidInput(problems)
-    return _build(_with_defaults(_schema(KIND), data), path, tuple(warnings))
+    config = _build(_with_defaults(_schema(KIND), data), path, tuple(warnings))
+    if config.source.interval_seconds > MAX_INTERVAL:
+        pointer = "/source/interval"
+        message = f"must be at most 24h (got {config.source.interval}); the agent polls at least daily"
+        raise InvalidInput([Problem(_origin(pointer, origins, file_label), pointer, message)])
+    if config.verify is not None and not Path(config.verify.allowed_signers).is_file():
+        pointer = "/verify/allowedSigners"
+        where = _origin(pointer, origins, file_label)
+        raise InvalidInput([Problem(where, pointer, f"no such file: {config.verify.allowed_signers}")])
+    return config
 
 
 def env_settings() -> dict[str, tuple[tuple[str, ...], dict[str, Any]]]:
@@ -239,18 +258,25 @@ def _snake(name: str) -> str:
 
 
 def _read(path: str) -> Any:
+    """The one document of the config file, read as safely as a manifest (agent.manifests.loading: size
+    and encoding limits, no alias bombs, duplicate keys or YAML-only types, finite numbers)."""
+    from agent.manifests.loading import parse_bytes
+
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InvalidInput([Problem(path, "", f"cannot read the config file: {exc}")]) from exc
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        reason = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise InvalidInput([Problem(path, "", f"not valid YAML or JSON: {reason}", line=line)]) from exc
-    return {} if data is None else data
+        raw = Path(path).read_bytes()
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise InvalidInput([Problem(path, "", f"cannot read the config file: {reason}")]) from exc
+    documents, problems = parse_bytes(raw, path)
+    problems = [
+        replace(p, message=p.message.replace("not valid YAML", "not valid YAML or JSON")) for p in problems
+    ]
+    if not problems and len(documents) > 1:
+        line = documents[1].source.line
+        problems = [Problem(path, "", "holds several YAML documents; the config is one document", line)]
+    if problems:
+        raise InvalidInput(problems)
+    return documents[0].data if documents else {}
 
 
 def _apply_env(
@@ -393,9 +419,19 @@ def _build(data: dict[str, Any], source_file: str | None, warnings: tuple[str, .
         server=_section(ServerConfig, data["server"]),
         log=_section(LogConfig, data["log"]),
         pacing=_pacing(data["pacing"]),
+        verify=_verify(data.get("verify"), source_file),
         source_file=source_file,
         warnings=warnings,
     )
+
+
+def _verify(values: dict[str, Any] | None, source_file: str | None) -> VerifyConfig | None:
+    """The signed-commit settings, ``allowedSigners`` taken relative to the config file's folder."""
+    if values is None:
+        return None
+    base = Path(source_file).parent if source_file else Path.cwd()
+    signers = (base / Path(values["allowedSigners"]).expanduser()).resolve()
+    return VerifyConfig(mode=values["mode"], allowed_signers=str(signers))
 
 
 def _pacing(values: dict[str, Any]) -> PacingConfig:

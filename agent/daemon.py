@@ -27,6 +27,7 @@ from agent.aws.pacing import Pacer
 from agent.errors import PermanentError, TransientError
 from agent.git.auth import GitAuth
 from agent.git.source import GitSource
+from agent.git.verifying import UntrustedCommit, verifier_from
 from agent.git.watching import LocalRepoWatcher
 from agent.manifests.tree import Tree
 from agent.reconcile import PlanResult, Reconciler, TickResult
@@ -104,7 +105,11 @@ class Agent:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         src = config.source
         self.source = GitSource(
-            src.repo, src.branch, workdir=self.data_dir / "source", auth=GitAuth(token_env=src.token_env)
+            src.repo,
+            src.branch,
+            workdir=self.data_dir / "source",
+            auth=GitAuth(token_env=src.token_env),
+            verifier=verifier_from(config),  # None unless the config asks for signed commits
         )
         self.source.prepare()
         self.aws = aws or Aws(config.aws.region, config.aws.endpoint_url, config.aws.profile)
@@ -156,7 +161,11 @@ class Agent:
             with bound_contextvars(phase=phase):
                 fetched = self.source.fetch()
                 sha = fetched.sha if ref is None else self._resolve(ref)
-                self.source.verify(sha)
+                try:
+                    self.source.verify(sha)
+                except UntrustedCommit as e:  # reported on the commit; nothing is read or changed
+                    log.error("commit.untrusted", sha=sha[:12], reason=e.reason)
+                    return self.reconciler.untrusted(sha, str(e))
                 tree = self.source.tree(sha, self.config.source.path)
             phase = "reconcile"
             with bound_contextvars(phase=phase, sha=sha[:12]):

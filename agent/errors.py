@@ -7,8 +7,16 @@ of the user's: the loop comes back at ``wake_at``.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
+
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _escape_control(match: re.Match[str]) -> str:
+    char = match.group()
+    return {"\n": "\\n", "\r": "\\r", "\t": "\\t"}.get(char, f"\\u{ord(char):04x}")
 
 
 @dataclass(frozen=True, order=True)
@@ -20,6 +28,14 @@ class Problem:
     message: str
     line: int | None = None
     severity: str = "error"  # "error" or "warning"
+
+    def __post_init__(self) -> None:
+        # One problem, one line: a file name, key or value quoted from hostile input may hold newlines or
+        # other control characters; they are shown escaped, never acted on by a terminal or a log parser.
+        for name in ("file", "pointer", "message"):
+            value = getattr(self, name)
+            if isinstance(value, str) and _CONTROL.search(value):
+                object.__setattr__(self, name, _CONTROL.sub(_escape_control, value))
 
     def __str__(self) -> str:
         where = self.file if self.line is None else f"{self.file}:{self.line}"

@@ -77,7 +77,7 @@ class TickResult:
     """What one tick did, for the scheduler (``wake_at``), the CLI and the tests."""
 
     sha: str | None
-    outcome: str  # "invalid" | "unchanged" | "applied" | "rolling" | "failed"
+    outcome: str  # "invalid" | "untrusted" | "unchanged" | "applied" | "rolling" | "failed"
     statuses: dict[str, CommitStatus] = field(default_factory=dict)
     wake_at: datetime | None = None
     plan: Plan | None = None
@@ -240,6 +240,12 @@ class Reconciler:
         log.warning("manifests.invalid", sha=sha[:12], problems=[str(p) for p in errors])
         self._report({AGGREGATE: status})
         return TickResult(sha, "invalid", {AGGREGATE: status}, problems=problems)
+
+    def untrusted(self, sha: str, reason: str) -> TickResult:
+        """A commit that failed signature verification: a failure status on it, and nothing else."""
+        status = CommitStatus(sha, AGGREGATE, FAILURE, truncate(reason))
+        self._report({AGGREGATE: status})
+        return TickResult(sha, "untrusted", {AGGREGATE: status})
 
     def _decide(self, result: PlanResult, sha: str, now: datetime) -> dict[str, Decision]:
         by_key = {(c.kind, c.name): c for c in result.plan.changes}

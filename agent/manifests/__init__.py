@@ -40,7 +40,8 @@ def load_desired(tree: Tree, config: Any = None) -> Desired:
         try:
             loaded_file = load_file(tree, path)
         except Exception as err:  # load_file reports what it expects; this is a last line of defence
-            problems.append(Problem(path, "", f"cannot be read: {type(err).__name__}: {err}"))
+            detail = " ".join(str(err).split())  # one line: FILE: /pointer: message stays one line
+            problems.append(Problem(path, "", f"cannot be read: {type(err).__name__}: {detail}"))
             broken.append(path)
             continue
         loaded.append(path)

@@ -32,7 +32,9 @@ FARGATE_PROVIDERS = ("FARGATE", "FARGATE_SPOT")
 ECS_MAX_BAKE = timedelta(minutes=1440)
 TRAFFIC_SHIFTING = ("blueGreen", "canary", "linear")
 
-_DURATION = re.compile(r"^(?=\d)(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+# ASCII digits only, like the schema's pattern (Python's \d also matches other scripts' digits).
+_DURATION = re.compile(r"^(?=[0-9])(?:([0-9]+)h)?(?:([0-9]+)m)?(?:([0-9]+)s)?$")
+MAX_DURATION = timedelta(days=366)  # longer is a typo; much longer would overflow date arithmetic
 _CREDENTIAL_NAME = re.compile(
     r"PASSWORD|PASSWD|PASSPHRASE|SECRET|TOKEN|API_?KEY|PRIVATE_?KEY|ACCESS_?KEY|CREDENTIAL|AUTH_?KEY",
     re.IGNORECASE,
@@ -58,7 +60,8 @@ def parse_duration(text: Any) -> timedelta | None:
     if not m:
         return None
     h, mi, s = (int(g) if g else 0 for g in m.groups())
-    return timedelta(hours=h, minutes=mi, seconds=s)
+    seconds = h * 3600 + mi * 60 + s
+    return timedelta(seconds=min(seconds, int(MAX_DURATION.total_seconds()) + 1))  # no OverflowError
 
 
 def allowed_clusters(config: Any) -> tuple[str, ...] | None:
@@ -282,6 +285,9 @@ def _check_duration(
         return None
     if nonzero and d <= timedelta(0):
         ctx.add(source, pointer, f"{value} is zero; it must be longer than that")
+    if d > MAX_DURATION:
+        ctx.add(source, pointer, f"{value} is longer than a year (8784h); durations may be at most that")
+        return None
     return d
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import bisect
 import json
+import math
 import posixpath
 import re
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ import yaml
 from yaml.composer import ComposerError
 from yaml.constructor import ConstructorError
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from yaml.reader import ReaderError
 
 from agent.errors import Problem
 from agent.manifests.model import API_VERSION, KINDS, Source, TaskDefinitionFile
@@ -220,7 +222,18 @@ def _walk_yaml(
                         _walk_yaml(value_node, sub, lines, problems, file, seen)
 
 
-def _yaml_problem(file: str, err: yaml.YAMLError) -> Problem:
+def _yaml_problem(file: str, err: yaml.YAMLError, text: str = "") -> Problem:
+    if isinstance(err, ReaderError):
+        # A character YAML does not allow anywhere (control characters, U+FFFE...), found before parsing.
+        position = int(err.position)
+        character = err.character if isinstance(err.character, int) else ord(str(err.character)[:1] or "?")
+        return Problem(
+            file,
+            "",
+            f"not valid YAML: character U+{character:04X} at offset {position} is not allowed "
+            "(a control character or a non-character); write it escaped in a double-quoted string",
+            text.count("\n", 0, position) + 1,
+        )
     if isinstance(err, yaml.MarkedYAMLError):
         mark = err.problem_mark or err.context_mark
         text = err.problem or "invalid YAML"
@@ -237,7 +250,10 @@ def parse_yaml(text: str, file: str) -> tuple[list[Document], list[Problem]]:
     syntax error ends the file (the parser cannot resynchronise)."""
     documents: list[Document] = []
     problems: list[Problem] = []
-    loader = SafeManifestLoader(text)
+    try:
+        loader = SafeManifestLoader(text)  # checks every character first: ReaderError
+    except yaml.YAMLError as err:
+        return [], [_yaml_problem(file, err, text)]
     index = 0
     try:
         while loader.check_node():
@@ -267,9 +283,13 @@ def parse_yaml(text: str, file: str) -> tuple[list[Document], list[Problem]]:
             if data is None:
                 continue  # an empty document (a trailing ---, a file of comments)
             source = Source(file, doc_index, node.start_mark.line + 1, lines)
+            data, bad_strings = _whole_and_finite(data, source)
+            if bad_strings:
+                problems.extend(bad_strings)
+                continue
             documents.append(Document(data, source))
     except yaml.YAMLError as err:
-        problems.append(_yaml_problem(file, err))
+        problems.append(_yaml_problem(file, err, text))
     except RecursionError:
         problems.append(Problem(file, "", f"nesting is deeper than {MAX_DEPTH} levels"))
     finally:
@@ -387,7 +407,73 @@ def parse_json(text: str, file: str) -> tuple[list[Document], list[Problem]]:
     if positions.problems:
         return [], positions.problems
     lines = {k: v for k, v in positions.lines.items() if "#duplicate" not in k}
-    return [Document(data, Source(file, 0, lines.get("", 1), lines))], []
+    source = Source(file, 0, lines.get("", 1), lines)
+    data, bad_strings = _whole_and_finite(data, source)
+    if bad_strings:
+        return [], bad_strings
+    return [Document(data, source)], []
+
+
+# ------------------------------------------------------------------------------------- surrogates
+
+_CONTROL_CHARACTER = re.compile("[\x00-\x1f\x7f]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _whole_string(text: str) -> str | None:
+    """``text`` with UTF-16 surrogate pairs (``"\\ud83d\\ude00"`` escapes, which YAML reads as two
+    halves) joined into the one character they stand for; None if a lone half remains, which no file,
+    log line or AWS API can carry."""
+    if not _SURROGATE.search(text):
+        return text
+    try:
+        return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le")
+    except UnicodeDecodeError:
+        return None
+
+
+def _whole_and_finite(data: Any, source: Source) -> tuple[Any, list[Problem]]:
+    """``data`` with every string (keys too) made of whole characters and every number finite, or the
+    problems where it can't be (YAML's ``.nan`` and ``.inf``, JSON's ``1e400``: no AWS API takes them,
+    and NaN slips through every ``minimum``/``maximum`` check since it compares false with everything)."""
+    problems: list[Problem] = []
+
+    def fix(value: Any, pointer: str) -> Any:
+        if isinstance(value, float) and not math.isfinite(value):
+            problems.append(
+                Problem(
+                    source.file,
+                    pointer,
+                    f"must be a finite number (got {value}; .nan, .inf and numbers past 1.8e308 are not)",
+                    source.line_of(pointer),
+                )
+            )
+            return value
+        if isinstance(value, str):
+            whole = _whole_string(value)
+            if whole is None:
+                problems.append(
+                    Problem(
+                        source.file,
+                        pointer,
+                        "holds an unpaired UTF-16 surrogate escape (\\uD800-\\uDFFF); "
+                        "write the character itself or \\U0001XXXX",
+                        source.line_of(pointer),
+                    )
+                )
+                return value
+            return whole
+        if isinstance(value, dict):
+            out = {}
+            for k, v in value.items():
+                key = fix(k, child(pointer, k))
+                out[key] = fix(v, child(pointer, k))
+            return out
+        if isinstance(value, list):
+            return [fix(v, child(pointer, i)) for i, v in enumerate(value)]
+        return value
+
+    return fix(data, ""), problems
 
 
 # -------------------------------------------------------------------------------------------- files
@@ -409,6 +495,19 @@ def _decode(raw: bytes, file: str) -> tuple[str | None, Problem | None]:
             line,
         )
     return text.removeprefix("\ufeff"), None
+
+
+def parse_bytes(raw: bytes, path: str) -> tuple[list[Document], list[Problem]]:
+    """The documents of a file's bytes (JSON for ``*.json``, else a YAML stream), or why there are none:
+    over ``MAX_FILE_BYTES``, binary, not UTF-8, or not parseable. Also reads the agent config file."""
+    if len(raw) > MAX_FILE_BYTES:
+        limit = f"the limit is {MAX_FILE_BYTES} bytes (1 MiB)"
+        return [], [Problem(path, "", f"file is {len(raw)} bytes; {limit}")]
+    text, problem = _decode(raw, path)
+    if problem or text is None:
+        return [], [problem or Problem(path, "", "cannot be read")]
+    parse = parse_json if path.lower().endswith(".json") else parse_yaml
+    return parse(text, path)
 
 
 def load_file(tree: Tree, path: str) -> LoadedFile:
@@ -437,16 +536,7 @@ def load_file(tree: Tree, path: str) -> LoadedFile:
                 Problem(path, "", f"file is {size} bytes; the limit is {MAX_FILE_BYTES} bytes (1 MiB)")
             )
             return result
-        raw = tree.read(path)
-        if len(raw) > MAX_FILE_BYTES:
-            result.problems.append(Problem(path, "", f"file is over the {MAX_FILE_BYTES} bytes limit"))
-            return result
-        text, problem = _decode(raw, path)
-        if problem or text is None:
-            result.problems.append(problem or Problem(path, "", "cannot be read"))
-            return result
-        parse = parse_json if path.lower().endswith(".json") else parse_yaml
-        result.documents, result.problems = parse(text, path)
+        result.documents, result.problems = parse_bytes(tree.read(path), path)
     except (OSError, ValueError) as err:
         result.problems.append(Problem(path, "", f"cannot be read: {err}"))
     return result
@@ -457,6 +547,8 @@ def resolve_reference(tree: Tree, from_file: str, ref: str) -> tuple[str | None,
     (None, message why it cannot be used)."""
     if not isinstance(ref, str) or not ref:
         return None, "must be a path to a task-definition file"
+    if _CONTROL_CHARACTER.search(ref):
+        return None, f"{json.dumps(ref)} holds a control character; it cannot be a file name here"
     lexical = normalize(posixpath.dirname(from_file), ref)
     if lexical is None:
         return None, f'"{ref}" leaves the manifest root; task-definition files must be inside it'

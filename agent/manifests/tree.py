@@ -123,7 +123,10 @@ class DirTree:
         return self.resolve(path) is not None and self._abs(path).is_file()
 
     def resolve(self, path: str) -> str | None:
-        real = Path(os.path.realpath(self._abs(path)))
+        try:
+            real = Path(os.path.realpath(self._abs(path)))
+        except (OSError, ValueError):  # a NUL in the name, a name too long: it leads nowhere we can read
+            return None
         try:
             rel = real.relative_to(self._real_root)
         except ValueError:

@@ -101,7 +101,7 @@ TASK_SET_FIELDS = (
 )
 
 _ECS_STRATEGY = {"blueGreen": "BLUE_GREEN", "canary": "CANARY", "linear": "LINEAR", "rolling": "ROLLING"}
-_DURATION_RE = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+_DURATION_RE = re.compile(r"^(?:([0-9]+)h)?(?:([0-9]+)m)?(?:([0-9]+)s)?$")
 _FARGATE_PROVIDERS = ("FARGATE", "FARGATE_SPOT")
 
 
