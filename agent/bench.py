@@ -18,6 +18,11 @@ c. wall time and calls to roll a new image out to all N services from one commit
 d. commit-to-first-mutating-call latency of ``Agent.run``: with the watchfiles trigger (a local
    repository), and polling every ``--interval`` seconds (the watcher turned off).
 
+And once, for ``--faults-n`` services (50 by default): the rollout of a new image to all of them with
+``--faults-rate`` (20 %) of the agent's AWS requests failing (throttling and 5xx, seeded:
+``agent.testing.AwsFaults``), against the same rollout without faults: requests, faults injected,
+botocore retries and the duration ratio.
+
 It prints a table and writes ``docs/bench/results.json`` and ``docs/bench/cost.png`` (matplotlib, from the
 ``bench`` extra; skipped with a note when it is missing).
 """
@@ -393,6 +398,61 @@ def _latency(agent: Any, repo: Repo, interval: int, trials: int) -> dict[str, An
     return results
 
 
+def measure_faults(n: int, rate: float, seed: int) -> dict[str, Any]:
+    """A rollout of n services without faults, then one with ``rate`` of AWS requests failing."""
+    _quiet_logs()
+    from agent.aws.clients import Aws
+    from agent.aws.pacing import Pacer
+    from agent.config import AgentConfig
+    from agent.daemon import Agent
+    from agent.testing import AwsFaults
+
+    work = Path(tempfile.mkdtemp(prefix=f"ecs-gitops-bench-faults-{n}-"))
+    sandbox = SandboxProcess()
+    try:
+        repo = Repo(work / "repo", n)
+        config = AgentConfig.default()
+        config = replace(
+            config,
+            source=replace(config.source, repo=str(repo.root)),
+            status=replace(config.status, publisher="log"),
+        )
+        aws = Aws(region=REGION, endpoint_url=sandbox.endpoint)
+        agent = Agent(config, work / "data", aws, pacer=Pacer(limits={}))
+
+        def rollout(tag: str) -> tuple[float, int]:
+            for i in range(n):
+                repo.write_taskdef(i, tag)
+            repo.commit(f"image {tag}")
+            t0 = time.perf_counter()
+            for ticks in range(1, 61):
+                result = agent.tick()  # None: a tick cut short by an error that outlasted the retries
+                if result is not None and result.wake_at is None:
+                    assert result.statuses["ecs-gitops"].state == "success", result.statuses["ecs-gitops"]
+                    return time.perf_counter() - t0, ticks
+            raise RuntimeError(f"the rollout of {n} services with faults did not settle")
+
+        rollout("1")  # create everything
+        clean_s, clean_ticks = rollout("2")
+        faults = AwsFaults(rate=rate, seed=seed, kinds=("throttle", "5xx")).install(aws)
+        faulty_s, faulty_ticks = rollout("3")
+        summary = faults.summary()
+        return {
+            "n": n,
+            "rate": rate,
+            "seed": seed,
+            "fault_free_s": round(clean_s, 2),
+            "fault_free_ticks": clean_ticks,
+            "faulty_s": round(faulty_s, 2),
+            "faulty_ticks": faulty_ticks,
+            "ratio": round(faulty_s / clean_s, 2),
+            **summary,
+        }
+    finally:
+        sandbox.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
 # ------------------------------------------------------------------------------------- report
 
 
@@ -445,6 +505,16 @@ def table(results: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def faults_line(f: dict[str, Any]) -> str:
+    injected = ", ".join(f"{n} {kind}" for kind, n in sorted(f["injected"].items()))
+    return (
+        f"faults: {f['n']} services, {f['rate']:.0%} of AWS requests failing ({injected} of "
+        f"{f['attempts']} requests): {f['retries']} retries, {f['failed_calls']} calls failed for good; "
+        f"rollout {f['faulty_s']:.1f} s against {f['fault_free_s']:.1f} s without faults "
+        f"(x{f['ratio']:.2f}), {f['faulty_ticks']} ticks against {f['fault_free_ticks']}"
+    )
+
+
 def plot(results: list[dict[str, Any]], path: Path) -> bool:
     try:
         import matplotlib
@@ -484,11 +554,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--interval", type=int, default=5, help="poll interval X, seconds (default 5)")
     parser.add_argument("--trials", type=int, default=5, help="latency samples per trigger (default 5)")
     parser.add_argument("--out", default=str(OUT), help="where results.json and cost.png go")
+    parser.add_argument("--faults-n", type=int, default=50, help="services in the faults scenario (0: skip)")
+    parser.add_argument("--faults-rate", type=float, default=0.2, help="share of AWS requests failing")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # internal: measure one N, print JSON
+    parser.add_argument("--faults-one", type=int, help=argparse.SUPPRESS)  # internal: the faults scenario
     args = parser.parse_args(argv)
 
     if args.one is not None:
         print(json.dumps(measure(args.one, args.interval, args.trials)), flush=True)
+        return 0
+    if args.faults_one is not None:
+        print(json.dumps(measure_faults(args.faults_one, args.faults_rate, seed=6)), flush=True)
         return 0
 
     started = time.perf_counter()
@@ -509,6 +585,19 @@ def main(argv: list[str] | None = None) -> int:
         results.append(result)
         print(f"N={n} done in {result['measure_s']} s", flush=True)
 
+    faults = None
+    if args.faults_n:
+        print(f"faults: N={args.faults_n}, {args.faults_rate:.0%} of AWS requests failing ...", flush=True)
+        proc = subprocess.run(
+            [sys.executable, "-m", "agent.bench", "--faults-one", str(args.faults_n),
+             "--faults-rate", str(args.faults_rate)],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        if proc.returncode != 0:
+            print(proc.stdout, proc.stderr, sep="\n", file=sys.stderr)
+            return 1
+        faults = json.loads(proc.stdout.strip().splitlines()[-1])
+
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     doc = {
@@ -520,10 +609,14 @@ def main(argv: list[str] | None = None) -> int:
         },
         "total_s": round(time.perf_counter() - started, 1),
         "results": results,
+        "faults": faults,
     }
     (out / "results.json").write_text(json.dumps(doc, indent=2) + "\n")
     print()
     print(table(results))
+    if faults is not None:
+        print()
+        print(faults_line(faults))
     plotted = plot(results, out / "cost.png")
     print()
     drawn = f" and {out / 'cost.png'}" if plotted else " (matplotlib missing: no plot)"

@@ -127,11 +127,22 @@ def _print_statuses(result: Any, out: Any = sys.stdout) -> None:
 
 def cmd_apply(args: argparse.Namespace) -> int:
     """One reconcile of a commit (for CI and scripts); with --wait, follow it until it settles."""
+    agent = _agent(args)
+    try:
+        return _apply(agent, args)
+    finally:
+        agent.close()
+
+
+def _apply(agent: Any, args: argparse.Namespace) -> int:
     import time
 
-    agent = _agent(args)
     result = agent.tick(ref=args.ref)
     while True:
+        leader = (agent.lease.holder() or {}).get("owner", agent.lease.owner)
+        if result is None and not agent.leading and leader != agent.lease.owner:
+            print(f"error: {leader} holds the leader lease: this apply changed nothing", file=sys.stderr)
+            return EXIT_ERROR
         if result is None:
             print(
                 "error: the tick did not finish (a temporary error: git or AWS, see the log); try again",
@@ -152,7 +163,11 @@ def cmd_apply(args: argparse.Namespace) -> int:
         time.sleep(2)
         agent.outbox.flush()
     if agent.outbox.pending():
-        print(f"warning: {len(agent.outbox.pending())} commit status(es) not written yet", file=sys.stderr)
+        print(
+            f"warning: {len(agent.outbox.pending())} commit status(es) not written yet; they are kept in the "
+            "state store and sent by the next apply or run",
+            file=sys.stderr,
+        )
     return EXIT_ERROR if result.outcome in ("invalid", "untrusted", "failed") else EXIT_OK
 
 

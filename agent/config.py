@@ -139,6 +139,12 @@ class StoreConfig:
     type: str = "sqlite"
     path: str = "ecs-gitops-state.db"
     table: str = "ecs-gitops"
+    lease_ttl: str = "30s"
+    owner: str | None = None  # None: host:pid (agent/store/__init__.py)
+
+    @property
+    def lease_ttl_seconds(self) -> int:
+        return parse_duration(self.lease_ttl)
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,11 @@
 when a push webhook arrives (``trigger_now``). A lock makes sure two ticks never run at the same time;
 one that is asked for meanwhile runs right after. ``run()`` also serves /healthz, /readyz, /metrics and
 the webhooks (agent/server.py); every tick's outcome feeds readiness and the metrics.
+
+Several replicas may share one DynamoDB store (docs/ha.md): each tick first takes or renews the leader
+lease, and a replica that does not hold it stands by (ready, not acting). ``run()`` also renews the lease
+every third of its TTL and ticks at once when it takes the lease over. A Git remote that cannot be
+reached does not stop a rollout: the tick reconciles the last commit fetched.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from structlog.contextvars import bound_contextvars
 
 from agent.aws.clients import Aws
 from agent.aws.pacing import Pacer
-from agent.errors import PermanentError, TransientError
+from agent.errors import AgentError, PermanentError, TransientError
 from agent.git.auth import GitAuth
 from agent.git.source import GitSource
 from agent.git.verifying import UntrustedCommit, verifier_from
@@ -35,7 +40,7 @@ from agent.rollout.decisions import RolloutRecord
 from agent.server import AgentServer, Endpoints, Metrics, Readiness, ServiceView
 from agent.status.model import Publisher
 from agent.status.outbox import Outbox
-from agent.store.sqlite import SqliteStore
+from agent.store import LeaseLost, SoleLease, open_store
 
 log = structlog.get_logger()
 
@@ -113,11 +118,8 @@ class Agent:
         )
         self.source.prepare()
         self.aws = aws or Aws(config.aws.region, config.aws.endpoint_url, config.aws.profile)
-        if config.store.type != "sqlite":
-            # Accepted by the schema for the HA work to come, but not built: never fall back silently.
-            raise PermanentError(f"store.type {config.store.type!r} is not available yet; use sqlite")
-        self.store = SqliteStore(self.data_dir / config.store.path)
-        self.outbox = Outbox(make_publisher(config, self.source), clock=monotonic)
+        self.store, self.lease = open_store(config.store, self.data_dir, self.aws, clock)
+        self.outbox = Outbox(make_publisher(config, self.source), clock=monotonic, store=self.store)
         self.reconciler = _Reconciler(self.aws, config, self.store, self.outbox, clock, pacer)
         self.monotonic = monotonic
         self.metrics = Metrics(self.aws.counter)
@@ -126,9 +128,14 @@ class Agent:
         self._lock = threading.Lock()
         self._again = threading.Event()
         self._schedule_now: Callable[[], None] | None = None
+        self.leading = False  # holds the leader lease (always, with SQLite), as of the last check
+        self._restored = False  # the outbox has taken over the statuses kept in the store
+        self._source_down = False  # the last tick could not fetch and reconciled the last commit fetched
+        self._lead_lock = threading.Lock()
 
     def tick(self, ref: str | None = None) -> TickResult | None:
-        """Fetch, then reconcile the branch head (or ``ref``). None when the source could not be read."""
+        """Fetch, then reconcile the branch head (or ``ref``). None when the tick did not finish (Git or AWS
+        unreachable, see the log) or this replica stands by (``leading`` is False)."""
         if not self._lock.acquire(blocking=False):
             self._again.set()  # a tick is running: run once more when it ends
             return None
@@ -141,6 +148,12 @@ class Agent:
         finally:
             self._lock.release()
 
+    def close(self) -> None:
+        """Give the leader lease up (a one-shot ``apply`` that ends): the next replica need not wait."""
+        if self.leading:
+            self.lease.release()
+            self.leading = False
+
     def trigger_now(self) -> None:
         """Ask for a tick at once (a push webhook): scheduled by ``run()``, else on a thread of its own."""
         schedule = self._schedule_now
@@ -150,17 +163,80 @@ class Agent:
             threading.Thread(target=self.tick, name="tick", daemon=True).start()
 
     def _tick_once(self, ref: str | None) -> TickResult | None:
+        if not self._lead():
+            return None
         started = self.monotonic()
         result = self._reconcile(ref)
         self._observe(result, self.monotonic() - started)
         return result
 
+    # -- leadership ------------------------------------------------------------------------------------
+
+    def _lead(self) -> bool:
+        """Take or renew the leader lease. True: act. False: stand by (ready, but no tick) or the store
+        cannot be reached (no tick, so readiness fades if that lasts)."""
+        with self._lead_lock:
+            try:
+                leading = self.lease.acquire()
+            except AgentError as e:
+                log.warning("lease.unavailable", owner=self.lease.owner, error=str(e))
+                return False
+            if not leading:
+                if self.leading:
+                    self._step_down("another replica holds the lease")
+                self.readiness.standing_by(self.reconciler.clock(), self.lease.holder())
+                log.debug("lease.standby", owner=self.lease.owner, leader=self.lease.holder())
+                return False
+            self.leading = True
+            if not self._restored:
+                try:  # what a previous process or leader could not send yet
+                    self.outbox.restore()
+                    self._restored = True
+                except AgentError as e:
+                    log.warning("status.restore_failed", error=str(e))
+            return True
+
+    def _step_down(self, reason: str) -> None:
+        """This replica lost the lease: stop sending statuses (the new leader sends them from the store)."""
+        if self.leading:
+            log.warning("lease.standing_down", owner=self.lease.owner, reason=reason)
+        self.leading = False
+        self._restored = False
+        self.outbox.clear()
+
+    def _heartbeat(self) -> None:
+        """Renew the lease between ticks (a poll interval may be longer than the TTL); tick at once on
+        taking it over."""
+        was_leading = self.leading
+        if self._lead() and not was_leading:
+            self.trigger_now()
+
+    def _flush_statuses(self) -> None:
+        if self.leading:
+            self.outbox.flush()
+
+    # -- one tick --------------------------------------------------------------------------------------
+
+    def _fetch(self, ref: str | None) -> str:
+        """The sha to reconcile: the fetched branch head (or ``ref``). When the remote cannot be reached,
+        the head fetched last: the desired state is still that commit, and a rollout must go on."""
+        self._source_down = False
+        try:
+            fetched = self.source.fetch()
+        except TransientError as e:
+            last = self.source.head() if ref is None else None
+            if last is None:
+                raise
+            log.warning("git.unreachable", error=str(e), reconciling=last[:12])
+            self._source_down = True
+            return last
+        return fetched.sha if ref is None else self._resolve(ref)
+
     def _reconcile(self, ref: str | None) -> TickResult | None:
         phase = "fetch"
         try:
             with bound_contextvars(phase=phase):
-                fetched = self.source.fetch()
-                sha = fetched.sha if ref is None else self._resolve(ref)
+                sha = self._fetch(ref)
                 try:
                     self.source.verify(sha)
                 except UntrustedCommit as e:  # reported on the commit; nothing is read or changed
@@ -170,6 +246,9 @@ class Agent:
             phase = "reconcile"
             with bound_contextvars(phase=phase, sha=sha[:12]):
                 return self.reconciler.tick(tree, sha)
+        except LeaseLost as e:
+            self._step_down(str(e))
+            return None
         except TransientError as e:
             log.warning("tick.transient", phase=phase, error=str(e))
             self.outbox.flush()
@@ -182,12 +261,14 @@ class Agent:
     def _observe(self, result: TickResult | None, seconds: float) -> None:
         """Feed one tick's outcome to readiness and the metrics; never lets a metrics bug stop the loop."""
         try:
-            self.metrics.tick(result.outcome if result is not None else "error", seconds)
+            failed = result is None or self._source_down
+            self.metrics.tick("error" if failed or result is None else result.outcome, seconds)
             if result is None:
                 return
             now = self.reconciler.clock()
-            self.readiness.ticked(now)
-            self.metrics.good_tick(now)
+            if not failed:  # a tick on the last commit fetched keeps rollouts going, but Git is down
+                self.readiness.ticked(now)
+                self.metrics.good_tick(now)
             self.metrics.services(self._service_views(result), now, self._committed_at)
         except Exception as e:  # pragma: no cover - a bug here must not stop deployments
             log.error("metrics.failed", error=repr(e))
@@ -270,7 +351,10 @@ class Agent:
             scheduler.add_job(job, id="now", replace_existing=True)  # no trigger: runs at once
 
         scheduler.add_job(job, IntervalTrigger(seconds=interval, jitter=max(1, interval // 10)), id="poll")
-        scheduler.add_job(self.outbox.flush, "interval", seconds=10, id="statuses")
+        scheduler.add_job(self._flush_statuses, "interval", seconds=10, id="statuses")
+        if not isinstance(self.lease, SoleLease):
+            renew = max(1.0, self.config.store.lease_ttl_seconds / 3)
+            scheduler.add_job(self._heartbeat, "interval", seconds=renew, id="lease")
         server = self.server
         if server is None:
             try:
@@ -302,5 +386,6 @@ class Agent:
             if watcher is not None:
                 watcher.stop()
             scheduler.shutdown(wait=True)
-            self.outbox.flush()
+            self._flush_statuses()
+            self.close()  # another replica takes over now, not after the TTL
             log.info("agent.stopped")

@@ -384,10 +384,12 @@ class Reconciler:
             current = {"state": status.state, "description": status.description}
             if last == current:
                 continue
-            if self.store is not None:
-                self.store.put(key, current)
+            # The outbox keeps the status (in the store) before it counts as written: a crash in between
+            # sends it twice, never zero times.
             if self.outbox is not None:
                 self.outbox.put(status)
+            if self.store is not None:
+                self.store.put(key, current)
         if self.outbox is not None:
             self.outbox.flush()
 

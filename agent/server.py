@@ -56,7 +56,9 @@ class Readiness:
     """Whether ticks keep completing: the last good tick against the agent's clock and poll interval.
 
     Before the first good tick the agent counts as ready for three intervals from its start (the first
-    clone of a large repository takes a while), then not.
+    clone of a large repository takes a while), then not. A replica standing by (another one holds the
+    leader lease, docs/ha.md) is ready as long as it keeps checking the lease: it is healthy and takes
+    over when needed, so an orchestrator must not replace it.
     """
 
     def __init__(self, interval_seconds: float, clock: Callable[[], datetime]) -> None:
@@ -64,9 +66,17 @@ class Readiness:
         self.clock = clock
         self.started_at = clock()
         self.last_good: datetime | None = None
+        self.role = "leader"
+        self.leader: dict[str, Any] | None = None
 
     def ticked(self, at: datetime) -> None:
         self.last_good = at
+        self.role, self.leader = "leader", None
+
+    def standing_by(self, at: datetime, leader: dict[str, Any] | None) -> None:
+        """This replica checked the lease at ``at`` and another one (``leader``) holds it."""
+        self.last_good = at
+        self.role, self.leader = "standby", leader
 
     def check(self) -> tuple[bool, dict[str, Any]]:
         """(ready, the JSON body explaining it)."""
@@ -77,6 +87,9 @@ class Readiness:
         ready = age <= limit
         if self.last_good is None:
             reason = f"no tick has completed since the start {age:.0f}s ago"
+        elif self.role == "standby":
+            owner = (self.leader or {}).get("owner", "another replica")
+            reason = f"standing by: {owner} holds the leader lease; checked {age:.0f}s ago"
         else:
             reason = f"the last good tick was {age:.0f}s ago"
         reason += f" ({'within' if ready else 'over'} {limit:.0f}s, {STALE_INTERVALS} poll intervals)"
@@ -86,7 +99,10 @@ class Readiness:
             "lastGoodTick": self.last_good.isoformat() if self.last_good else None,
             "secondsSinceLastGoodTick": round(age, 3),
             "limitSeconds": limit,
+            "role": self.role,
         }
+        if self.role == "standby":
+            body["leader"] = self.leader
         return ready, body
 
 

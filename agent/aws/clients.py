@@ -104,7 +104,16 @@ class Aws:
             max_pool_connections=32,
         )
         self._clients: dict[str, Any] = {}
+        self._handlers: list[tuple[str, Any]] = []
         self._lock = threading.Lock()
+
+    def register(self, event: str, handler: Any) -> None:
+        """Register a botocore event handler on every client, those made and those to come (the tests'
+        fault injection, agent/testing.py, hooks ``before-send`` this way)."""
+        with self._lock:
+            self._handlers.append((event, handler))
+            for client in self._clients.values():
+                client.meta.events.register(event, handler)
 
     def client(self, service: str) -> Any:
         """The (cached, thread-safe) client for ``service``."""
@@ -116,6 +125,8 @@ class Aws:
                 client = self._session.client(service, **kwargs)  # type: ignore[call-overload]
                 client.meta.events.register("before-call.*.*", self.counter)
                 client.meta.events.register("before-call.*.*", _record)
+                for event, handler in self._handlers:
+                    client.meta.events.register(event, handler)
                 self._clients[service] = client
             return self._clients[service]
 

@@ -10,7 +10,11 @@ A newer status for the same (sha, context) replaces an unsent older one, keeping
 so a stream of updates cannot hammer a failing host. A ``PermanentError`` (bad token, unknown commit)
 drops the status with an error log: retrying would give the same answer.
 
-``pending()`` lists what is unsent, so a caller can persist it and ``put`` it back after a restart.
+With a ``store`` (the agent's state store) every unsent status is also kept there, under
+``outbox/<sha>/<context>``, from ``put`` until it is sent or dropped: a status that could not be
+written survives a restart, and a replica that takes the leader lease over sends what the previous
+leader could not (``restore``). ``put`` raises when the store cannot keep the status (the tick fails
+and is retried); the memory-only outbox is for tests and tools.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import random
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import structlog
 
@@ -46,26 +51,62 @@ class Outbox:
         *,
         base_backoff: float = 2.0,
         rng: random.Random | None = None,
+        store: Any = None,
     ) -> None:
         self.publisher = publisher
+        self.store = store
         self.clock = clock
         self.max_backoff = max_backoff
         self.base_backoff = base_backoff
         self._rng = rng or random.Random()
         self._entries: dict[tuple[str, str], _Entry] = {}
         self._lock = threading.Lock()
+        # Held around each (memory, store) change together, so the store never lags behind memory.
+        self._persist = threading.Lock()
 
     def put(self, status: CommitStatus) -> None:
-        """Queue ``status`` (stamped with the clock's time) to be sent at the next flush."""
+        """Queue ``status`` (stamped with the clock's time) to be sent at the next flush; with a store,
+        keep it there first (raises, queueing nothing, when the store refuses)."""
         now = self.clock()
         status = status.stamped(now)
         key = (status.sha, status.context)
+        with self._persist:
+            if self.store is not None:
+                self.store.put(_store_key(key), _to_json(status))
+            with self._lock:
+                old = self._entries.get(key)
+                if old is None:
+                    self._entries[key] = _Entry(status, due=now)
+                else:
+                    old.status = status  # supersede; keep the retry schedule
+
+    def restore(self) -> int:
+        """Queue the statuses kept in the store that this outbox does not hold (after a restart or a
+        takeover), due at once; return how many."""
+        if self.store is None:
+            return 0
+        now = self.clock()
+        added = 0
+        with self._persist:
+            for store_key, value in self.store.items(f"{PREFIX}/"):
+                try:
+                    status = _from_json(value)
+                except (KeyError, TypeError, ValueError) as e:
+                    log.error("status.unreadable", key=store_key, error=str(e))
+                    continue
+                with self._lock:
+                    if (status.sha, status.context) not in self._entries:
+                        self._entries[(status.sha, status.context)] = _Entry(status, due=now)
+                        added += 1
+        if added:
+            log.info("status.restored", count=added, publisher=self.publisher.name)
+        return added
+
+    def clear(self) -> None:
+        """Forget every unsent status in memory only (this replica lost the lease: they stay in the store
+        for the new leader)."""
         with self._lock:
-            old = self._entries.get(key)
-            if old is None:
-                self._entries[key] = _Entry(status, due=now)
-            else:
-                old.status = status  # supersede; keep the retry schedule
+            self._entries.clear()
 
     def pending(self) -> list[CommitStatus]:
         """Unsent statuses, oldest first."""
@@ -126,8 +167,38 @@ class Outbox:
             return delay
 
     def _forget(self, key: tuple[str, str], sent: CommitStatus) -> None:
-        """Remove the entry unless a newer status replaced it while it was being sent."""
-        with self._lock:
-            entry = self._entries.get(key)
-            if entry is not None and entry.status is sent:
+        """Remove the entry (and its copy in the store) unless a newer status replaced it while it was
+        being sent. A store that cannot delete it now only means it is sent once more after a restart."""
+        with self._persist:
+            with self._lock:
+                entry = self._entries.get(key)
+                if entry is None or entry.status is not sent:
+                    return
                 del self._entries[key]
+            if self.store is not None:
+                try:
+                    self.store.delete(_store_key(key))
+                except Exception as e:
+                    log.warning("status.forget_failed", sha=key[0], context=key[1], error=str(e))
+
+
+PREFIX = "outbox"
+
+
+def _store_key(key: tuple[str, str]) -> str:
+    return f"{PREFIX}/{key[0]}/{key[1]}"
+
+
+def _to_json(status: CommitStatus) -> dict[str, Any]:
+    return {"sha": status.sha, "context": status.context, **status.as_entry()}
+
+
+def _from_json(value: dict[str, Any]) -> CommitStatus:
+    return CommitStatus(
+        sha=value["sha"],
+        context=value["context"],
+        state=value["state"],
+        description=value.get("description") or "",
+        target_url=value.get("targetUrl"),
+        updated_at=value.get("updatedAt"),
+    )

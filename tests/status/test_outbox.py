@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
+import pytest
 from structlog.testing import capture_logs
 
 from agent.errors import PermanentError, TransientError
 from agent.status.model import AGGREGATE, CommitStatus
 from agent.status.outbox import Outbox
+from agent.store.sqlite import SqliteStore
 
 SHA = "a" * 40
 
@@ -171,3 +174,75 @@ def test_put_stamps_the_time_of_the_event() -> None:
     clock.now += 3600
     outbox.flush()
     assert publisher.sent[0].updated_at == "2023-11-14T22:13:20Z"
+
+
+# -- kept in the state store (issue 6) ---------------------------------------------------------------
+
+
+def _sqlite(tmp_path: Path) -> SqliteStore:
+    return SqliteStore(tmp_path / "state.db")
+
+
+def test_an_unsent_status_survives_a_restart(tmp_path: Path) -> None:
+    """A status the host refused stays in the store; a new outbox on that store (a restarted agent)
+    restores it and sends it, and sending it removes it from the store."""
+    clock = Clock()
+    store = _sqlite(tmp_path)
+    down = FlakyPublisher(TransientError("502", delay=0))
+    before = Outbox(down, clock, store=store)
+    before.put(_status("success", text="rolled out"))
+    assert before.flush() == 0
+    assert [k for k, _ in store.items("outbox/")] == [f"outbox/{SHA}/{AGGREGATE}"]
+
+    publisher = FlakyPublisher()
+    after = Outbox(publisher, clock, store=_sqlite(tmp_path))  # the process died; the file did not
+    assert after.pending() == []
+    assert after.restore() == 1
+    assert after.restore() == 0  # already queued: not twice
+    assert after.flush() == 1
+    assert [(s.state, s.description, s.updated_at) for s in publisher.sent] == [
+        ("success", "rolled out", "2023-11-14T22:13:20Z")
+    ]
+    assert store.items("outbox/") == []
+
+
+def test_only_the_newest_status_per_context_is_kept(tmp_path: Path) -> None:
+    """A newer status replaces the kept one for its (sha, context); a sent one is deleted at once."""
+    clock = Clock()
+    store = _sqlite(tmp_path)
+    publisher = FlakyPublisher(TransientError("down", delay=0))
+    outbox = Outbox(publisher, clock, store=store)
+    outbox.put(_status("pending"))
+    outbox.flush()
+    outbox.put(_status("success", text="rolled out"))
+    assert [v["state"] for _, v in store.items("outbox/")] == ["success"]
+    clock.now += 600
+    assert outbox.flush() == 1 and store.items("outbox/") == []
+
+
+def test_a_store_that_refuses_the_status_fails_the_put() -> None:
+    """When the store cannot keep a status, put raises (the tick is retried) and nothing is queued that a
+    crash could lose silently."""
+
+    class Refusing:
+        def put(self, key: str, value: dict) -> None:
+            raise TransientError("DynamoDB: throttled")
+
+    outbox = Outbox(FlakyPublisher(), Clock(), store=Refusing())
+    with pytest.raises(TransientError):
+        outbox.put(_status())
+    assert outbox.pending() == []
+
+
+def test_clear_forgets_memory_but_not_the_store(tmp_path: Path) -> None:
+    """A replica that lost the lease clears its outbox; the statuses stay in the store for the next
+    leader, which restores them."""
+    clock = Clock()
+    store = _sqlite(tmp_path)
+    old_leader = Outbox(FlakyPublisher(TransientError("down", delay=0)), clock, store=store)
+    old_leader.put(_status("success"))
+    old_leader.flush()
+    old_leader.clear()
+    assert old_leader.pending() == [] and old_leader.flush() == 0
+    new_leader = Outbox(FlakyPublisher(), clock, store=store)
+    assert new_leader.restore() == 1 and new_leader.flush() == 1

@@ -43,13 +43,3 @@ def test_aws_endpoint_url_from_the_environment_gets_sandbox_credentials(monkeypa
     assert aws.endpoint_url == "http://127.0.0.1:4566"
     assert aws.client("ecs")._request_signer._credentials.access_key == "sandbox"
 
-
-def test_run_refuses_a_store_that_is_not_built(tmp_path: Path, capsys) -> None:
-    """A config asking for the DynamoDB store stops the agent with a clear error instead of using SQLite."""
-    config = tmp_path / "agent.yaml"
-    config.write_text(
-        f"apiVersion: ecs-gitops/v1\nkind: AgentConfig\nsource: {{repo: {tmp_path}}}\n"
-        "store: {type: dynamodb, table: ecs-gitops}\n"
-    )
-    assert main(["run", "--config", str(config), "--data-dir", str(tmp_path / "data")]) == 1
-    assert "store.type 'dynamodb' is not available yet; use sqlite" in capsys.readouterr().err

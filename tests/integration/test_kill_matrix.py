@@ -1,0 +1,281 @@
+"""The kill matrix: SIGKILL the agent inside each mutating step, restart it, and end where an uninterrupted
+run ends — the same ECS state, no duplicate task-definition revision, every commit's final status.
+
+Each ``Step`` names the call to kill the agent in, held from outside (the sandbox holds an ECS operation;
+``GitRemoteFaults`` holds the status push to the remote), and which commit of a ``Scenario`` is being
+applied. Adding a step is one line in ``STEPS``; another engine adds its ``Scenario`` (its manifests,
+commit by commit) and its steps. The agent is the real CLI, ``ecs-gitops apply --wait``, in a subprocess.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import git
+import pytest
+
+from agent.testing import GitRemoteFaults, write
+
+SEED = Path(__file__).resolve().parents[2] / "manifests-example" / "sandbox-seed.yaml"
+
+
+# -- scenarios: the manifests of each commit -----------------------------------------------------------
+
+
+def _taskdef(image: str) -> dict[str, Any]:
+    return {
+        "family": "app", "networkMode": "awsvpc", "requiresCompatibilities": ["FARGATE"],
+        "cpu": "256", "memory": "512",
+        "containerDefinitions": [{"name": "app", "image": image}],
+    }  # fmt: skip
+
+
+ROLLING_BASE = {
+    "cluster.yaml": "apiVersion: ecs-gitops/v1\nkind: Cluster\nmetadata: {name: kill}\n"
+    "spec: {capacityProviders: [FARGATE]}\n",
+    "service.yaml": "apiVersion: ecs-gitops/v1\nkind: Service\nmetadata: {name: app}\nspec:\n"
+    "  cluster: kill\n  taskDefinition: app.json\n  desiredCount: 2\n  launchType: FARGATE\n"
+    "  networkConfiguration:\n"
+    "    awsvpcConfiguration: {subnets: [{name: private-a}], securityGroups: [{name: workers}]}\n",
+}
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """Commits, each a set of files (path -> text or JSON), and the ECS resources whose state is compared."""
+
+    commits: tuple[dict[str, Any], ...]
+    cluster: str
+    services: tuple[str, ...]
+    families: tuple[str, ...]
+
+
+SCENARIOS = {
+    "rolling": Scenario(
+        commits=(
+            {**ROLLING_BASE, "app.json": _taskdef("repo/app:1")},  # creates the cluster and the service
+            {"app.json": _taskdef("repo/app:2")},  # rolls a new revision out
+        ),
+        cluster="kill",
+        services=("app",),
+        families=("app",),
+    ),
+}
+
+
+# -- holds: park the agent inside one call -------------------------------------------------------------
+
+
+def _faults(sandbox: Any, method: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    req = urllib.request.Request(
+        f"{sandbox.endpoint}/_sandbox/faults",
+        data=json.dumps(body or {}).encode(),
+        method=method,
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        return dict(json.loads(resp.read()))
+
+
+@dataclass(frozen=True)
+class Hold:
+    """``arm`` makes the next such call wait; ``held`` counts calls waiting; ``release`` drops them."""
+
+    arm: Callable[[Any], None]
+    held: Callable[[Any], int]
+    release: Callable[[Any], None]
+
+
+def ecs(operation: str) -> Hold:
+    """Hold an ECS operation in the sandbox (agent/sandbox/faults.py): it never reaches ECS."""
+    return Hold(
+        arm=lambda run: _faults(run.sandbox, "POST", {"operation": operation, "action": "hold"}),
+        held=lambda run: int(_faults(run.sandbox, "GET")["held"]),
+        release=lambda run: _faults(run.sandbox, "DELETE"),
+    )
+
+
+def status_push() -> Hold:
+    """Hold the git push that writes commit statuses (git notes) to the remote."""
+    return Hold(
+        arm=lambda run: run.git_faults.hold(push=True),
+        held=lambda run: run.git_faults.held("push"),
+        release=lambda run: run.git_faults.clear(),
+    )
+
+
+@dataclass(frozen=True)
+class Step:
+    """Kill the agent while ``hold`` parks it, during commit ``commit`` (1-based) of ``scenario``; with
+    ``settled``, in the tick that finds the rollout done and writes the final statuses."""
+
+    name: str
+    hold: Hold
+    commit: int
+    scenario: str = "rolling"
+    settled: bool = False
+
+
+STEPS = [
+    Step("create service", ecs("CreateService"), commit=1),
+    Step("register task definition", ecs("RegisterTaskDefinition"), commit=2),
+    Step("update service", ecs("UpdateService"), commit=2),
+    Step("status write (pending)", status_push(), commit=2),
+    Step("status write (final)", status_push(), commit=2, settled=True),
+]
+
+
+# -- one run -------------------------------------------------------------------------------------------
+
+
+class Run:
+    """A bare remote, a work tree, and the agent's data directory; the sandbox reset and seeded."""
+
+    def __init__(self, sandbox: Any, root: Path, scenario: Scenario) -> None:
+        sandbox.reset()
+        sandbox.seed(SEED)
+        self.sandbox, self.root, self.scenario = sandbox, root, scenario
+        self.remote = git.Repo.init(root / "origin.git", bare=True, initial_branch="main")
+        self.work = git.Repo.clone_from(self.remote.git_dir, root / "work")
+        with self.work.config_writer() as cw:
+            cw.set_value("user", "name", "Dev").set_value("user", "email", "dev@example.com")
+        self.git_faults = GitRemoteFaults(root / "git-faults")
+        self.shas: list[str] = []
+
+    def commit(self, index: int) -> None:
+        for rel, content in self.scenario.commits[index].items():
+            write(Path(self.work.working_dir), rel, content)
+        self.work.git.add(A=True)
+        self.work.index.commit(f"commit {index + 1}")
+        self.work.git.push("origin", "main")
+        self.shas.append(self.work.head.commit.hexsha)
+
+    def start(self, wait: bool = True) -> subprocess.Popen[str]:
+        cmd = [sys.executable, "-m", "agent.cli", "apply", "--repo", f"file://{self.remote.git_dir}",
+               "--data-dir", str(self.root / "data"), "--endpoint-url", self.sandbox.endpoint,
+               "--region", self.sandbox.region, *(["--wait"] if wait else [])]  # fmt: skip
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        env.update(self.git_faults.env())
+        return subprocess.Popen(
+            cmd, cwd=self.root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+
+    def apply(self, wait: bool = True) -> None:
+        agent = self.start(wait)
+        output = agent.communicate(timeout=180)[0]
+        assert agent.returncode == 0, output
+
+    def kill_inside(self, step: Step) -> None:
+        """Start the agent with ``step`` held, SIGKILL it once it is parked there, release the hold."""
+        step.hold.arm(self)
+        agent = self.start()
+        deadline = time.monotonic() + 90
+        try:
+            while step.hold.held(self) == 0:
+                assert agent.poll() is None, f"the agent ended before {step.name}:\n{agent.communicate()[0]}"
+                assert time.monotonic() < deadline, f"the agent never reached {step.name}"
+                time.sleep(0.05)
+            agent.send_signal(signal.SIGKILL)
+            agent.communicate(timeout=30)
+            assert agent.returncode == -signal.SIGKILL
+        finally:
+            step.hold.release(self)
+            if agent.poll() is None:
+                agent.kill()
+                agent.communicate()
+
+    def wait_for_rollout(self) -> None:
+        """Until ECS reports every deployment of the scenario's services COMPLETED (the sandbox's clock
+        is real time here)."""
+        ecs = self.sandbox.client("ecs")
+        deadline = time.monotonic() + 60
+        while True:
+            services = ecs.describe_services(
+                cluster=self.scenario.cluster, services=list(self.scenario.services)
+            )
+            deployments = [d for s in services["services"] for d in s["deployments"]]
+            if deployments and all(d.get("rolloutState") == "COMPLETED" for d in deployments):
+                return
+            assert time.monotonic() < deadline, f"the rollout never completed: {deployments}"
+            time.sleep(0.1)
+
+    def snapshot(self) -> dict[str, Any]:
+        """What an observer compares: services, every revision of each family, each commit's statuses."""
+        ecs = self.sandbox.client("ecs")
+        services = ecs.describe_services(cluster=self.scenario.cluster, services=list(self.scenario.services))
+        revisions = {}
+        for family in self.scenario.families:
+            arns = ecs.list_task_definitions(familyPrefix=family)["taskDefinitionArns"]
+            revisions[family] = [
+                (arn.rsplit("/", 1)[1], ecs.describe_task_definition(taskDefinition=arn)["taskDefinition"]
+                 ["containerDefinitions"][0]["image"])
+                for arn in arns
+            ]  # fmt: skip
+        statuses = []
+        for sha in self.shas:
+            note = self.remote.git.notes("--ref", "ecs-gitops", "show", sha)
+            statuses.append({ctx: (e["state"], e["description"]) for ctx, e in json.loads(note).items()})
+        return {
+            "services": {
+                s["serviceName"]: {
+                    "status": s["status"],
+                    "taskDefinition": s["taskDefinition"].rsplit("/", 1)[1],
+                    "desiredCount": s["desiredCount"],
+                    "launchType": s.get("launchType"),
+                    "deployments": len(s["deployments"]),
+                }
+                for s in services["services"]
+            },
+            "revisions": revisions,
+            "statuses": statuses,
+        }
+
+
+def _uninterrupted(sandbox: Any, root: Path, scenario: Scenario) -> dict[str, Any]:
+    run = Run(sandbox, root, scenario)
+    for index in range(len(scenario.commits)):
+        run.commit(index)
+        run.apply()
+    return run.snapshot()
+
+
+@pytest.fixture(scope="module")
+def reference(sandbox: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
+    """The end state of each scenario run without interruption (the sandbox is reset before each run)."""
+    return {
+        name: _uninterrupted(sandbox, tmp_path_factory.mktemp(f"reference-{name}"), scenario)
+        for name, scenario in SCENARIOS.items()
+    }
+
+
+@pytest.mark.parametrize("step", STEPS, ids=[s.name for s in STEPS])
+def test_a_kill_inside_each_step_ends_like_an_uninterrupted_run(
+    step: Step, sandbox: Any, tmp_path: Path, reference: dict[str, dict[str, Any]]
+) -> None:
+    """SIGKILL inside the step, then a restart on the same data directory: the services, the task
+    definitions (none registered twice) and every commit's final statuses equal the uninterrupted run's."""
+    scenario = SCENARIOS[step.scenario]
+    run = Run(sandbox, tmp_path, scenario)
+    for index in range(len(scenario.commits)):
+        run.commit(index)
+        if index + 1 != step.commit:
+            run.apply()
+            continue
+        if step.settled:
+            run.apply(wait=False)  # applied; the final statuses come from the tick that sees it done
+            run.wait_for_rollout()
+        run.kill_inside(step)
+        run.apply()  # the restart
+    expected = reference[step.scenario]
+    assert run.snapshot() == expected
+    assert all(state == "success" for commit in expected["statuses"] for state, _ in commit.values())

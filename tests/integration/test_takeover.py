@@ -1,0 +1,118 @@
+"""Two replicas on one DynamoDB table: exactly one acts; when it dies mid-rollout the other takes over
+within the lease TTL plus one poll interval and finishes the rollout; the old one is fenced off."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+from gitops_story import Story
+
+from agent.aws.clients import Aws
+from agent.aws.pacing import Pacer
+from agent.daemon import Agent
+from agent.store import LeaseLost
+from agent.store.dynamodb import create_table
+from agent.testing import GitRemoteFaults
+
+WORKER_TD = "taskdefs/worker.yaml"
+TTL, INTERVAL = 30, 60
+_tables = itertools.count(1)
+
+
+class Replicas:
+    """A story (remote, work tree, sim sandbox, fake clock) and agents sharing one DynamoDB table."""
+
+    def __init__(self, sandbox: Any, tmp_path: Path) -> None:
+        self.story = Story(sandbox, tmp_path)
+        self.table = f"ecs-gitops-ha-{next(_tables)}"
+        create_table(sandbox.client("dynamodb"), self.table)
+        self.tmp_path = tmp_path
+
+    def agent(self, owner: str) -> Agent:
+        story = self.story
+        store = replace(
+            story.config.store, type="dynamodb", table=self.table, owner=owner, lease_ttl=f"{TTL}s"
+        )
+        config = replace(story.config, store=store)
+        aws = Aws(region=story.sandbox.region, endpoint_url=story.sandbox.endpoint)
+        return Agent(
+            config, self.tmp_path / f"data-{owner}", aws, clock=story.clock.now,
+            monotonic=story.clock.monotonic, pacer=Pacer(limits={}),
+        )  # fmt: skip
+
+
+@pytest.fixture
+def replicas(sim_sandbox: Any, tmp_path: Path) -> Replicas:
+    return Replicas(sim_sandbox, tmp_path)
+
+
+def test_the_standby_takes_over_a_dead_leader_mid_rollout_and_finishes_it(replicas: Replicas) -> None:
+    """Only the lease holder touches ECS; the standby is ready but idle. When the leader stops renewing
+    mid-rollout, the standby leads within TTL + one interval, sends the statuses the leader could not,
+    finishes the rollout without registering anything twice; the old leader's writes are refused."""
+    story = replicas.story
+    a, b = replicas.agent("a"), replicas.agent("b")
+    story.commit("deploy manifests-example")
+    assert a.tick() is not None and a.leading
+    assert b.tick() is None and not b.leading
+    ready, body = b.readiness.check()
+    assert ready and body["role"] == "standby" and body["leader"]["owner"] == "a"
+    assert b.aws.counter.total("ecs.") == 0  # the standby never read ECS, let alone wrote
+    story.settle(a)
+    assert b.tick() is None and b.aws.counter.total("ecs.") == 0
+
+    # The leader applies a bump, cannot write its statuses (its push fails), then dies.
+    bump = story.commit("worker 1.9.1", {WORKER_TD: ("worker:1.9.0", "worker:1.9.1")})
+    GitRemoteFaults(replicas.tmp_path / "a-faults").install(a.source.clone_path).down(fetch=False)
+    first = a.tick()
+    assert first is not None and first.outcome == "applied"
+    unsent = {(s.context, s.state) for s in a.outbox.pending()}
+    assert ("ecs-gitops/prod/worker", "pending") in unsent
+    assert {k.split("/", 2)[2] for k, _ in b.store.items("outbox/")} == {ctx for ctx, _ in unsent}
+    died = story.clock.now()
+
+    # The standby polls every interval; the lease (renewed at `died`) expires TTL later.
+    while b.tick() is None:
+        assert (story.clock.now() - died).total_seconds() <= TTL + INTERVAL, "no takeover in time"
+        story.advance(INTERVAL)
+    assert b.leading and (story.clock.now() - died).total_seconds() <= TTL + INTERVAL
+    assert b.lease.holder() is not None and b.lease.holder()["token"] == 2
+
+    result = story.settle(b)
+    assert result.sha == bump and result.statuses["ecs-gitops/prod/worker"].state == "success"
+    assert story.running("prod", "worker") == "worker:2"
+    assert story.revisions("worker") == ["worker:1", "worker:2"]
+    notes = story.notes(bump)
+    assert notes["ecs-gitops/prod/worker"]["state"] == "success" and notes["ecs-gitops"]["state"] == "success"
+    assert b.store.items("outbox/") == []
+
+    # The old leader comes back (a paused process): any write it still makes is fenced off...
+    with pytest.raises(LeaseLost):
+        a.store.put("rollout/prod/worker", {"from": "the old leader"})
+    # ...and it stands by from then on.
+    a.aws.counter.reset()
+    assert a.tick() is None and not a.leading and a.outbox.pending() == []
+    assert a.aws.counter.total("ecs.") == 0
+    ready, body = a.readiness.check()
+    assert ready and body["leader"]["owner"] == "b"
+
+
+def test_a_leader_that_stops_cleanly_hands_over_at_once(replicas: Replicas) -> None:
+    """close() releases the lease, so the standby leads on its next check without waiting for the TTL,
+    and the heartbeat of run() makes it tick at once."""
+    story = replicas.story
+    a, b = replicas.agent("a"), replicas.agent("b")
+    story.commit("deploy manifests-example")
+    assert a.tick() is not None
+    assert b.tick() is None
+    a.close()
+    ticked: list[bool] = []
+    b.trigger_now = lambda: ticked.append(True)  # type: ignore[method-assign]
+    b._heartbeat()
+    assert b.leading and ticked == [True]
+    assert b.tick() is not None
+    assert a.tick() is None and not a.leading
