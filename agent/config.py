@@ -54,6 +54,7 @@ class SourceConfig:
     path: str = ""
     interval: str = "60s"
     token_env: str = "ECS_GITOPS_GIT_TOKEN"
+    plan_refs: tuple[str, ...] = ()  # ref patterns (refs/pull/*/head) planned, never applied
 
     @property
     def interval_seconds(self) -> int:
@@ -80,6 +81,14 @@ class ClustersConfig:
 
 
 @dataclass(frozen=True)
+class SyncConfig:
+    """Beyond applying Git: correct drift (``self_heal``), delete services gone from Git (``prune``)."""
+
+    self_heal: bool = False
+    prune: bool = False
+
+
+@dataclass(frozen=True)
 class GithubConfig:
     api_url: str = "https://api.github.com"
     token_env: str = "GITHUB_TOKEN"
@@ -99,6 +108,7 @@ class StatusConfig:
     """Where commit statuses go: gitnotes, github, gitlab or log."""
 
     publisher: str = "gitnotes"
+    plan_comments: bool = False  # plans of planRefs heads as a PR/MR comment (github, gitlab)
     github: GithubConfig = field(default_factory=GithubConfig)
     gitlab: GitlabConfig = field(default_factory=GitlabConfig)
 
@@ -156,6 +166,7 @@ class AgentConfig:
     source: SourceConfig = field(default_factory=SourceConfig)
     aws: AwsConfig = field(default_factory=AwsConfig)
     clusters: ClustersConfig = field(default_factory=ClustersConfig)
+    sync: SyncConfig = field(default_factory=SyncConfig)
     status: StatusConfig = field(default_factory=StatusConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
     server: ServerConfig = field(default_factory=ServerConfig)
@@ -311,10 +322,13 @@ def _section(cls: type, values: dict[str, Any], **nested: Any) -> Any:
 def _build(data: dict[str, Any], source_file: str | None, warnings: tuple[str, ...]) -> AgentConfig:
     status = data["status"]
     allow = data["clusters"]["allow"]
+    source = dict(data["source"])
+    source["planRefs"] = tuple(source.get("planRefs") or ())
     return AgentConfig(
-        source=_section(SourceConfig, data["source"]),
+        source=_section(SourceConfig, source),
         aws=_section(AwsConfig, data["aws"]),
         clusters=ClustersConfig(allow=None if allow is None else tuple(allow)),
+        sync=_section(SyncConfig, data["sync"]),
         status=_section(
             StatusConfig,
             status,
