@@ -1,6 +1,8 @@
 """The agent as a process: a git source, a state store, a status outbox, and a scheduler calling ticks.
 
 ``Agent.tick()`` fetches the branch and reconciles its head (``apply`` reconciles a given ref).
+``Agent.plan_proposals()`` plans the heads of ``source.planRefs`` (pull requests), never applying them
+(agent/previewing.py); ``run()`` does it after each scheduled tick.
 ``Agent.run()`` is the daemon: APScheduler 3 calls ``tick`` every ``interval`` (with jitter), at each
 ``wake_at`` a rollout asks for, at once when a local repository gets a commit (watchfiles), and at once
 when a push webhook arrives (``trigger_now``). A lock makes sure two ticks never run at the same time;
@@ -29,9 +31,11 @@ from agent.git.auth import GitAuth
 from agent.git.source import GitSource
 from agent.git.watching import LocalRepoWatcher
 from agent.manifests.tree import Tree
+from agent.previewing import Preview, Previewer
 from agent.reconcile import PlanResult, Reconciler, TickResult
 from agent.rollout.decisions import RolloutRecord
 from agent.server import AgentServer, Endpoints, Metrics, Readiness, ServiceView
+from agent.status.comments import make_comments
 from agent.status.model import Publisher
 from agent.status.outbox import Outbox
 from agent.store.sqlite import SqliteStore
@@ -114,6 +118,15 @@ class Agent:
         self.store = SqliteStore(self.data_dir / config.store.path)
         self.outbox = Outbox(make_publisher(config, self.source), clock=monotonic)
         self.reconciler = _Reconciler(self.aws, config, self.store, self.outbox, clock, pacer)
+        self.previewer = Previewer(
+            # the base class's plan: a proposal's desired state must not become the metrics' view
+            lambda tree: Reconciler.plan(self.reconciler, tree),
+            self.source,
+            self.outbox,
+            self.store,
+            make_comments(config),
+            src.path,
+        )
         self.monotonic = monotonic
         self.metrics = Metrics(self.aws.counter)
         self.readiness = Readiness(src.interval_seconds, clock)
@@ -135,6 +148,28 @@ class Agent:
                     return result
         finally:
             self._lock.release()
+
+    def plan_proposals(self) -> list[Preview]:
+        """Plan the new heads of ``source.planRefs``; publish ``ecs-gitops/plan`` on each. Never raises for
+        git or AWS trouble (the next call tries again); skipped while a tick runs."""
+        if not self.config.source.plan_refs or not self._lock.acquire(blocking=False):
+            return []
+        try:
+            with bound_contextvars(phase="plan-proposals"):
+                return self.previewer.run(self.config.source.plan_refs)
+        except (TransientError, PermanentError) as e:
+            log.warning("plan.proposals_failed", error=str(e))
+            return []
+        finally:
+            self._lock.release()
+
+    def plan_ref(self, ref: str, number: int | None = None) -> Preview:
+        """Plan one ref or commit (``plan --publish``): publish ``ecs-gitops/plan``, comment on ``number``
+        (default: the pull request ``ref`` names). Raises what stops it (an unknown ref, git or AWS down)."""
+        with self._lock:
+            self.source.fetch()
+            sha = self._resolve(ref)
+            return self.previewer.preview(ref, sha, number)
 
     def trigger_now(self) -> None:
         """Ask for a tick at once (a push webhook): scheduled by ``run()``, else on a thread of its own."""
@@ -179,6 +214,7 @@ class Agent:
             now = self.reconciler.clock()
             self.readiness.ticked(now)
             self.metrics.good_tick(now)
+            self.metrics.drifted_services.set(len(result.drifted))
             self.metrics.services(self._service_views(result), now, self._committed_at)
         except Exception as e:  # pragma: no cover - a bug here must not stop deployments
             log.error("metrics.failed", error=repr(e))
@@ -253,6 +289,7 @@ class Agent:
 
         def job() -> None:
             result = self.tick()
+            self.plan_proposals()
             if result is not None and result.wake_at is not None:
                 when = max(result.wake_at, datetime.now(UTC) + timedelta(seconds=1))
                 scheduler.add_job(job, "date", run_date=when, id="wake", replace_existing=True)

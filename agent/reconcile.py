@@ -9,6 +9,11 @@ retried by the next tick; a rollout in progress asks to be woken at ``wake_at``.
 Services are rolled out in parallel (``pacing.concurrency`` at once, 8 by default): first every new
 task-definition revision the applying services need is registered, once per family, then each service
 is updated. All threads share one Pacer, so together they stay within ECS's rate limits.
+
+Beyond applying Git (issue 9): a service whose content already rolled out but no longer matches ECS has
+*drifted*; it is corrected (``selfHeal``) or reported (failure status, log, metric). Rollouts wait for
+what they depend on (``dependsOn``, waves: ``agent.rollout.ordering.gate``). With ``sync.prune``,
+managed services no manifest names any more are deleted once the rest of the commit has rolled out.
 """
 
 from __future__ import annotations
@@ -16,9 +21,9 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -34,16 +39,23 @@ from agent.errors import InvalidInput, Problem
 from agent.manifests import load_desired
 from agent.manifests.model import Desired, Manifest
 from agent.manifests.tree import Tree
-from agent.plan.model import NO_CHANGE, REGISTER, Change, Plan
+from agent.plan.drift import describe as describe_drift
+from agent.plan.drift import mark_drift
+from agent.plan.model import DELETE, DRIFT_HEAL, NO_CHANGE, REGISTER, Change, Plan
 from agent.plan.observed import Observed
+from agent.plan.ordering import ordering
 from agent.plan.planning import build_plan
 from agent.plan.services import engine_of, resolve_strategy
 from agent.plan.taskdefs import content_hash, family_revision
 from agent.rollout import rolling
 from agent.rollout.decisions import APPLY, ERROR, FAILURE, PENDING, SUCCESS, Decision, RolloutRecord
+from agent.rollout.ordering import gate
 from agent.status.model import AGGREGATE, CommitStatus, service_context, truncate
 
 log = structlog.get_logger()
+
+# Service spec fields that are not part of what ECS runs (see Reconciler._fingerprint).
+_AGENT_ONLY_FIELDS = ("taskDefinition", "dependsOn", "wave", "selfHeal")
 
 
 @dataclass
@@ -60,11 +72,13 @@ class TickResult:
     """What one tick did, for the scheduler (``wake_at``), the CLI and the tests."""
 
     sha: str | None
-    outcome: str  # "invalid" | "unchanged" | "applied" | "rolling" | "failed"
+    outcome: str  # "invalid" | "unchanged" | "applied" | "rolling" | "failed" | "drifted"
     statuses: dict[str, CommitStatus] = field(default_factory=dict)
     wake_at: datetime | None = None
     plan: Plan | None = None
     problems: list[Problem] = field(default_factory=list)
+    drifted: tuple[str, ...] = ()  # "cluster/service" of services found drifted on this tick
+    pruned: tuple[str, ...] = ()  # "cluster/service" of services deleted on this tick
 
 
 class Reconciler:
@@ -97,10 +111,12 @@ class Reconciler:
         desired = load_desired(tree, self.config)  # raises InvalidInput: nothing below runs
         resolved = self.resolver.resolve(desired)  # raises InvalidInput for names that match nothing
         observed = self.observer.observe(resolved)
+        observed.orphans = self._orphans(resolved)
         plan = build_plan(resolved, observed, revision=getattr(tree, "revision", None))
         warnings = tuple(str(w) for w in desired.warnings)
         if warnings:
             plan = Plan(plan.changes, plan.revision, tuple(plan.warnings) + warnings)
+        plan = mark_drift(plan, self._settled(resolved))
         return PlanResult(plan, resolved, observed)
 
     # -- one tick of the GitOps loop -------------------------------------------------------------------
@@ -115,6 +131,8 @@ class Reconciler:
             return self._invalid(sha, e.problems)
 
         decisions = self._decide(result, sha, now)
+        decisions, drifted, reported = self._drift(result, decisions)
+        decisions = gate(decisions, ordering(result.desired.services), running=reported)
         shared = [c for c in result.plan.changes if c.kind in ("Cluster", "CapacityProvider")]
         errors: dict[str, str] = {}
         if any(c.changes_anything for c in shared):
@@ -136,12 +154,24 @@ class Reconciler:
         if unfinished:  # a transient error: what was applied is remembered, the rest is retried next tick
             raise next(iter(unfinished.values()))
 
+        pruned = self._prune(result, decisions, errors, reported, sha)
         statuses = self._statuses(result.desired, decisions, errors, sha)
+        statuses[AGGREGATE] = _aggregate(sha, decisions, errors, reported)
+        statuses.update(pruned)
         self._report(statuses)
         wakes = [d.wake_at for d in decisions.values() if d.wake_at]
-        outcome = _outcome(decisions, errors)
+        outcome = _outcome(decisions, errors, reported)
         bound.info("tick.done", outcome=outcome, changes=result.plan.has_changes)
-        return TickResult(sha, outcome, statuses, min(wakes) if wakes else None, result.plan)
+        deleted = tuple(s.context.split("/", 1)[1] for s in pruned.values() if s.state == SUCCESS)
+        return TickResult(
+            sha,
+            outcome,
+            statuses,
+            min(wakes) if wakes else None,
+            result.plan,
+            drifted=tuple(sorted(drifted)),
+            pruned=deleted,
+        )
 
     # -- steps -----------------------------------------------------------------------------------------
 
@@ -215,6 +245,118 @@ class Reconciler:
                 unfinished[name] = outcome
         return failed, unfinished
 
+    # -- drift and prune (issue 9) ----------------------------------------------------------------------
+
+    def _settled(self, desired: Desired) -> dict[str, bool]:
+        """Services whose desired content already rolled out (the record says so): Service change name ->
+        whether it self-heals. What such a service's plan still changes is drift."""
+        if self.store is None:
+            return {}
+        settled = {}
+        for manifest in desired.services.values():
+            record = self._record(manifest)
+            if record is None or record.result != rolling.SUCCEEDED:
+                continue
+            if record.fingerprint == self._fingerprint(desired, manifest):
+                settled[_service_key(manifest)] = self._self_heal(manifest)
+        return settled
+
+    def _self_heal(self, manifest: Manifest) -> bool:
+        """The Service's own ``selfHeal``, else the agent config's ``sync.selfHeal``."""
+        own = manifest.spec.get("selfHeal")
+        if isinstance(own, bool):
+            return own
+        return bool(getattr(getattr(self.config, "sync", None), "self_heal", False))
+
+    def _drift(
+        self, result: PlanResult, decisions: dict[str, Decision]
+    ) -> tuple[dict[str, Decision], set[str], set[str]]:
+        """Drifted services: healed (their rollout goes ahead, saying so) or reported (failure, no change).
+
+        Returns the decisions, the drifted services ("cluster/service") and the manifest names of those
+        only reported (they still run what Git asks for, so they hold no dependant back).
+        """
+        names = {_service_key(m): name for name, m in result.desired.services.items()}
+        drifted: set[str] = set()
+        reported: set[str] = set()
+        for change in result.plan.drifted:
+            name = names.get(change.name)
+            if name is None or name not in decisions:
+                continue
+            drifted.add(change.name)
+            words = describe_drift(change)
+            heal = change.drift == DRIFT_HEAL
+            log.warning(
+                "drift.detected", service=change.name, drift=words, action="heal" if heal else "report"
+            )
+            if heal and APPLY in decisions[name].actions:
+                decisions[name] = replace(decisions[name], description=truncate(f"healing drift: {words}"))
+            elif not heal:
+                description = truncate(f"drifted from Git: {words}; selfHeal off")
+                decisions[name] = Decision((), None, FAILURE, description)
+                reported.add(name)
+        return decisions, drifted, reported
+
+    def _orphans(self, desired: Desired) -> dict[tuple[str, str], dict[str, Any]]:
+        """With ``sync.prune``: the managed services no manifest names, in every cluster the manifests
+        name or the agent has rolled out to (within ``clusters.allow``); otherwise none, at no cost."""
+        if not getattr(getattr(self.config, "sync", None), "prune", False):
+            return {}
+        clusters = {str(m.spec["cluster"]) for m in desired.services.values()}
+        clusters |= {str(m.spec.get("clusterName") or m.name) for m in desired.clusters.values()}
+        if self.store is not None:
+            clusters |= {key.split("/")[1] for key, _ in self.store.items("rollout/")}
+        allowed = getattr(self.config, "clusters", None)
+        clusters = {c for c in clusters if allowed is None or allowed.allows(c)}
+        known = {
+            (str(m.spec["cluster"]), str(m.spec.get("serviceName", n))) for n, m in desired.services.items()
+        }
+        return self.observer.orphans(clusters, known)
+
+    def _prune(
+        self,
+        result: PlanResult,
+        decisions: dict[str, Decision],
+        errors: dict[str, str],
+        running: set[str],
+        sha: str,
+    ) -> dict[str, CommitStatus]:
+        """Delete the services the plan prunes once everything else of this commit rolled out.
+
+        Prune goes last so that a renamed service keeps serving until its successor runs. Returns a
+        status per pruned service: pending while the rollout goes on, failure when it failed.
+        """
+        deletes = [c for c in result.plan.changes if c.action == DELETE]
+        if not deletes:
+            return {}
+        failed = sorted(n for n, d in decisions.items() if d.state in (FAILURE, ERROR) and n not in running)
+        rolling_out = sorted(n for n, d in decisions.items() if d.state == PENDING)
+        out = {}
+        for change in deletes:
+            cluster, service = change.name.split("/", 1)
+            context = service_context(cluster, service)
+            if errors or failed:
+                why = errors.get(AGGREGATE) or f"{', '.join(failed)} failed"
+                out[context] = CommitStatus(
+                    sha, context, FAILURE, f"not deleted: this commit did not roll out ({why})"
+                )
+                continue
+            if rolling_out:
+                out[context] = CommitStatus(
+                    sha, context, PENDING, "to be deleted (no longer in Git) once the rollout finishes"
+                )
+                continue
+            try:
+                self.executor.execute(result.plan, only=[change_key(change)])
+            except AwsPermanentError as e:
+                out[context] = CommitStatus(sha, context, FAILURE, truncate(f"delete failed: {e}"))
+                continue
+            log.warning("service.pruned", service=change.name)
+            if self.store is not None:
+                self.store.delete(f"rollout/{cluster}/{service}")
+            out[context] = CommitStatus(sha, context, SUCCESS, "deleted: no longer in Git (sync.prune)")
+        return out
+
     def _in_parallel(self, items: Iterable[str], work: Callable[[str], Applied]) -> dict[str, Any]:
         """``work(item)`` for each item, ``concurrency`` at a time: item -> its result or the exception."""
         items = list(items)
@@ -239,11 +381,15 @@ class Reconciler:
 
     @staticmethod
     def _fingerprint(desired: Desired, manifest: Manifest) -> str:
-        """Identifies what Git asks of one service: its spec, its strategy and its task-definition content."""
+        """Identifies what Git asks of one service: its spec, its strategy and its task-definition content.
+
+        The fields that only tell the agent what to do (ordering, selfHeal) are left out: changing them
+        changes nothing in ECS, so a drifted service stays drifted, not "changed in Git".
+        """
         family = desired.service_task_family.get(manifest.name)
         td = desired.task_definitions.get(family) if family else None
         strategy = resolve_strategy(manifest.spec.get("strategy"), desired.strategies)
-        spec = {k: v for k, v in manifest.spec.items() if k != "taskDefinition"}
+        spec = {k: v for k, v in manifest.spec.items() if k not in _AGENT_ONLY_FIELDS}
         text = json.dumps(
             [spec, strategy, content_hash(td.body) if td else None], sort_keys=True, default=str
         )
@@ -288,7 +434,12 @@ class Reconciler:
 
 
 def _rollout_key(manifest: Manifest) -> str:
-    return f"rollout/{manifest.spec['cluster']}/{manifest.spec.get('serviceName', manifest.name)}"
+    return f"rollout/{_service_key(manifest)}"
+
+
+def _service_key(manifest: Manifest) -> str:
+    """``cluster/service`` of a Service manifest: its Change's name, its rollout record's key."""
+    return f"{manifest.spec['cluster']}/{manifest.spec.get('serviceName', manifest.name)}"
 
 
 def _target(td_change: Change | None, family: str | None) -> str | None:
@@ -329,12 +480,19 @@ def _deployments(service: dict[str, Any] | None) -> tuple[rolling.Deployment, ..
     )
 
 
-def _aggregate(sha: str, decisions: dict[str, Decision], errors: dict[str, str]) -> CommitStatus:
+def _aggregate(
+    sha: str, decisions: dict[str, Decision], errors: dict[str, str], drifted: Collection[str] = ()
+) -> CommitStatus:
     if AGGREGATE in errors:
         return CommitStatus(sha, AGGREGATE, ERROR, errors[AGGREGATE])
     by_state: dict[str, list[str]] = {}
     for name, d in sorted(decisions.items()):
-        by_state.setdefault(d.state, []).append(name)
+        by_state.setdefault("drifted" if name in drifted else d.state, []).append(name)
+    if FAILURE not in by_state and "drifted" in by_state:
+        names = by_state["drifted"]
+        return CommitStatus(
+            sha, AGGREGATE, FAILURE, truncate(f"{len(names)} drifted from Git: {', '.join(names)}")
+        )
     if FAILURE in by_state:
         names = by_state[FAILURE]
         return CommitStatus(sha, AGGREGATE, FAILURE, truncate(f"{len(names)} failed: {', '.join(names)}"))
@@ -346,10 +504,12 @@ def _aggregate(sha: str, decisions: dict[str, Decision], errors: dict[str, str])
     return CommitStatus(sha, AGGREGATE, SUCCESS, f"{len(decisions)} services deployed")
 
 
-def _outcome(decisions: dict[str, Decision], errors: dict[str, str]) -> str:
-    states = {d.state for d in decisions.values()}
+def _outcome(decisions: dict[str, Decision], errors: dict[str, str], drifted: Collection[str] = ()) -> str:
+    states = {d.state for n, d in decisions.items() if n not in drifted}
     if errors or FAILURE in states:
         return "failed"
+    if drifted:
+        return "drifted"
     if any(APPLY in d.actions for d in decisions.values()):
         return "applied"
     return "rolling" if PENDING in states else "unchanged"

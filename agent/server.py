@@ -162,6 +162,12 @@ class Metrics:
             buckets=(10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400),
             registry=r,
         )
+        self.drifted_services = Gauge(
+            "ecs_gitops_drifted_services",
+            "Services found drifted on the last tick: changed in ECS since their content rolled out, while "
+            "Git did not change (corrected when selfHeal is on, else only reported).",
+            registry=r,
+        )
         self.last_good_tick = Gauge(
             "ecs_gitops_last_good_tick_timestamp_seconds",
             "Unix time of the last tick that completed (what /readyz looks at).",

@@ -37,10 +37,12 @@ def _image_change(old: Any, new: Any) -> str:
 
 
 def _family(service: Change) -> str | None:
-    """The task-definition family a Service change runs (from its request or its taskDefinition field)."""
+    """The task-definition family a Service change runs, from its ``taskDefinition`` field (EXTERNAL
+    services, agent engine: in their task set, a whole ``/taskSet`` field when created)."""
     for f in service.fields:
-        if f.path == "/taskDefinition" and isinstance(f.new, str) and ":" in f.new:
-            return f.new.rsplit(":", 1)[0]
+        value = f.new.get("taskDefinition") if f.path == "/taskSet" and isinstance(f.new, dict) else f.new
+        if f.path in ("/taskDefinition", "/taskSet/taskDefinition", "/taskSet") and isinstance(value, str):
+            return value.rsplit(":", 1)[0] if ":" in value else None
     return None
 
 
@@ -62,7 +64,7 @@ def _what(service: Change, families: dict[str, Change]) -> str:
         label = "image" if len(images) == 1 else f"{name} image"
         more = f" (+{len(images) - 1} images)" if len(images) > 1 else ""
         return f"{label} {_image_change(old, new)}{more}"
-    fields = [f for f in drifted_fields(service) if f.path != "/taskDefinition"]
+    fields = [f for f in drifted_fields(service) if not f.path.endswith("/taskDefinition")]
     if not fields:
         return "new task definition" if td is not None and td.changes_anything else "updated"
     first = fields[0]

@@ -58,6 +58,26 @@ def test_no_changes_and_other_resources_and_drift() -> None:
     assert describe(plan) == "1 service changes: old DELETED; cluster prod updated; 1 drifted in ECS: web"
 
 
+def test_a_new_agent_engine_service_owns_its_task_definition() -> None:
+    """An EXTERNAL service holds its task definition in its task set: registering it is the service's."""
+    plan = Plan(
+        (
+            _td("web", ("web", ABSENT, "repo/web:v1")),
+            _svc("web", CREATE, FieldChange("/taskSet", ABSENT, {"taskDefinition": "web:(new)"})),
+        ),
+        "abc",
+    )
+    assert describe(plan) == "1 service changes: web created"
+    bump = Plan(
+        (
+            _td("web", ("web", "repo/web:v1", "repo/web:v2")),
+            _svc("web", UPDATE, FieldChange("/taskSet/taskDefinition", "web:1", "web:(new)")),
+        ),
+        "abc",
+    )
+    assert describe(bump) == "1 service changes: web image v1→v2"
+
+
 def test_image_moving_to_another_repository_shows_both() -> None:
     """A different repository is not a tag bump: both images are shown."""
     plan = Plan(
