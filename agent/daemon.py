@@ -126,6 +126,7 @@ class Agent:
             self.store,
             make_comments(config),
             src.path,
+            clock,
         )
         self.monotonic = monotonic
         self.metrics = Metrics(self.aws.counter)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
@@ -67,6 +68,7 @@ class Previewer:
         store: Any,
         comments: PlanComments | None = None,
         path: str = "",
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.plan = plan
         self.source = source
@@ -74,6 +76,7 @@ class Previewer:
         self.store = store
         self.comments = comments
         self.path = path
+        self.clock = clock  # wall time for the status (the outbox's clock is monotonic)
 
     def run(self, patterns: Sequence[str]) -> list[Preview]:
         """Plan every head of the refs matching ``patterns`` that was not planned yet."""
@@ -102,6 +105,7 @@ class Previewer:
             state=preview.status.state,
             description=preview.status.description,
         )
+        preview.status = preview.status.stamped(self.clock())
         self.outbox.put(preview.status)
         self.outbox.flush()
         number = number if number is not None else request_number(ref)

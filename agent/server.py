@@ -139,7 +139,8 @@ class Metrics:
         )
         self.ticks = Counter(
             "ecs_gitops_ticks",
-            "Ticks by result: unchanged, applied, rolling, failed, invalid, or error (git/AWS unreachable).",
+            "Ticks by result: unchanged, applied, rolling, failed, drifted, invalid, or error (git/AWS "
+            "unreachable).",
             ["result"],
             registry=r,
         )

@@ -100,6 +100,7 @@ def test_pull_request_heads_are_planned_once_and_commented_in_place(story: Story
     assert '    ~ /containerDefinitions/web/image: "public.ecr.aws/nginx/nginx:1.27" -> ' in comment["body"]
 
     assert story.agent.plan_proposals() == []  # each head once
+    assert preview.status.updated_at == story.clock.now().strftime("%Y-%m-%dT%H:%M:%SZ")
 
     bad = propose(story, 7, "typo", {WORKER: ("cluster: prod", "clustr: prod")})
     (preview,) = story.agent.plan_proposals()
