@@ -196,17 +196,23 @@ class GitSource:
         with self.lock:
             repo = self._ensure_clone()
             specs = [f"+{p}:{PLANNED_PREFIX}{p.removeprefix('refs/')}" for p in patterns]
-            self._run_remote(
-                repo,
-                "fetch",
-                "--quiet",
-                "--no-tags",
-                "--no-write-fetch-head",
-                "--no-recurse-submodules",
-                "--prune",
-                "origin",
-                *specs,
-            )
+            try:
+                self._run_remote(
+                    repo,
+                    "fetch",
+                    "--quiet",
+                    "--no-tags",
+                    "--no-write-fetch-head",
+                    "--no-recurse-submodules",
+                    "--prune",
+                    "origin",
+                    *specs,
+                )
+            except PermanentError as e:  # a pattern without "*" names one ref, which must exist
+                exact = ", ".join(p for p in patterns if "*" not in p)
+                raise PermanentError(
+                    f"fetching {exact or 'the plan refs'} from {self.display_url}: {e}"
+                ) from e
             listed = self._run_local(
                 repo, "for-each-ref", "--format=%(objectname) %(refname)", PLANNED_PREFIX
             )

@@ -486,3 +486,11 @@ def test_fetch_refs_mirrors_pull_request_heads_and_drops_closed_ones(work, remot
     work.git.push("origin", ":refs/pull/8/head")
     assert source.fetch_refs(["refs/pull/*/head"]) == {"refs/pull/7/head": head}
     assert source.fetch_refs([]) == {}
+
+
+def test_fetch_refs_of_a_missing_exact_ref_names_it(work, remote, make_source) -> None:
+    """A plan ref without * names one ref; when it does not exist the error says which."""
+    source = make_source(f"file://{remote}")
+    source.fetch()
+    with pytest.raises(PermanentError, match="fetching refs/heads/staging from"):
+        source.fetch_refs(["refs/heads/staging"])
