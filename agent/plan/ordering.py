@@ -44,7 +44,7 @@ def depends_on(manifest: Any) -> list[str]:
 class Ordering:
     """What each service (by manifest name) waits for."""
 
-    blockers: dict[str, tuple[str, ...]]  # direct: dependsOn + every service of a lower wave
+    blockers: dict[str, tuple[str, ...]]  # direct: dependsOn + every service of the nearest lower wave
     ancestors: dict[str, frozenset[str]]  # every service it waits for, transitively
     requires: dict[str, frozenset[str]]  # what it waits for through dependsOn alone, transitively
     wave: dict[str, int]  # the explicit wave (0 when unset)
@@ -61,17 +61,33 @@ class Ordering:
 
 
 def ordering(services: Mapping[str, Any]) -> Ordering:
-    """The ``Ordering`` of ``services`` (manifest name -> Manifest or spec)."""
+    """The ``Ordering`` of ``services`` (manifest name -> Manifest or spec).
+
+    Linear in the services and their dependsOn when no explicit waves are used: a wave's services wait
+    for the nearest lower wave only (which waits for the one below it), and "every lower wave" is one
+    set shared by all services of a wave.
+    """
     names = sorted(services)
     wave = {n: explicit_wave(services[n]) for n in names}
-    deps = {n: [d for d in depends_on(services[n]) if d in services and d != n] for n in names}
-    blockers = {n: tuple(sorted(set(deps[n]) | {m for m in names if wave[m] < wave[n]})) for n in names}
+    deps = {n: tuple(sorted({d for d in depends_on(services[n]) if d in services and d != n})) for n in names}
+    groups: dict[int, list[str]] = {}
+    for n in names:
+        groups.setdefault(wave[n], []).append(n)
+    previous: dict[int, tuple[str, ...]] = {}  # wave -> the services of the nearest lower wave
+    lower: dict[int, frozenset[str]] = {}  # wave -> every service of a lower wave
+    seen: list[str] = []
+    before: tuple[str, ...] = ()
+    for w in sorted(groups):
+        previous[w], lower[w] = before, frozenset(seen)
+        before = tuple(groups[w])
+        seen.extend(groups[w])
+    requires = _closure(deps)
     return Ordering(
-        blockers=blockers,
-        ancestors=_closure(blockers),
-        requires=_closure({n: tuple(deps[n]) for n in names}),
+        blockers={n: tuple(sorted(set(deps[n]) | set(previous[wave[n]]))) for n in names},
+        ancestors={n: lower[wave[n]] | requires[n] for n in names},
+        requires=requires,
         wave=wave,
-        level=_levels(blockers),
+        level=_levels(groups, deps),
     )
 
 
@@ -91,22 +107,29 @@ def _closure(edges: Mapping[str, Iterable[str]]) -> dict[str, frozenset[str]]:
     return out
 
 
-def _levels(blockers: Mapping[str, Iterable[str]]) -> dict[str, int]:
-    """Longest chain of blockers below each node; on a cycle the node reached again counts as level 0."""
+def _levels(groups: Mapping[int, list[str]], deps: Mapping[str, Iterable[str]]) -> dict[str, int]:
+    """Longest chain below each service, wave by wave (iteratively: chains may be long). A wave starts
+    above every level of the lower waves; within it, a service sits above its dependencies. Services on a
+    dependsOn cycle (rejected by validation) get the wave's first level."""
     level: dict[str, int] = {}
-    visiting: set[str] = set()
-
-    def visit(node: str) -> int:
-        if node in level:
-            return level[node]
-        if node in visiting:
-            return -1  # a cycle: validation reports it
-        visiting.add(node)
-        below = [visit(b) for b in blockers.get(node, ()) if b in blockers]
-        visiting.discard(node)
-        level[node] = max(below, default=-1) + 1
-        return level[node]
-
-    for node in sorted(blockers):
-        visit(node)
+    floor = 0
+    for w in sorted(groups):
+        members = set(groups[w])
+        inside = {n: [d for d in deps.get(n, ()) if d in members] for n in groups[w]}
+        waiting = {n: len(ds) for n, ds in inside.items()}
+        dependants: dict[str, list[str]] = {n: [] for n in groups[w]}
+        for n, ds in inside.items():
+            for d in ds:
+                dependants[d].append(n)
+        ready = [n for n in groups[w] if not waiting[n]]
+        while ready:
+            node = ready.pop()
+            level[node] = max([floor, *(level[d] + 1 for d in deps.get(node, ()) if d in level)])
+            for m in dependants[node]:
+                waiting[m] -= 1
+                if not waiting[m]:
+                    ready.append(m)
+        for n in groups[w]:
+            level.setdefault(n, floor)
+        floor = max(level[n] for n in groups[w]) + 1
     return level
