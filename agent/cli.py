@@ -71,9 +71,11 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from agent.plan.render import render_json, render_text
     from agent.reconcile import Reconciler
 
+    if args.publish:
+        return _publish_plan(args)
     config = _config(args)
     tree = _tree(args.repo, args.ref, args.path, config)
-    result = Reconciler(_aws(args, config), config).plan(tree)
+    result = Reconciler(_aws(args, config), config, store=_state(args, config)).plan(tree)
     if args.json:
         print(render_json(result.plan))
     else:
@@ -83,6 +85,57 @@ def cmd_plan(args: argparse.Namespace) -> int:
     if result.errors:
         return EXIT_ERROR
     return EXIT_CHANGES if result.plan.has_changes else EXIT_OK
+
+
+def _state(args: argparse.Namespace, config: Any) -> Any:
+    """The agent's state store when ``--data-dir`` holds one (the plan then marks drift), else None."""
+    if not args.data_dir:
+        return None
+    path = Path(args.data_dir) / config.store.path
+    if not path.is_file():
+        print(f"warning: no agent state at {path}: drift cannot be told from changes", file=sys.stderr)
+        return None
+    from agent.store.sqlite import SqliteStore
+
+    return SqliteStore(path)
+
+
+def _publish_plan(args: argparse.Namespace) -> int:
+    """``plan --publish --ref REV``: plan a proposed commit, print it, publish ``ecs-gitops/plan``."""
+    if not args.ref:
+        print(
+            "error: --publish needs --ref (the commit, branch or refs/pull/N/head to plan)", file=sys.stderr
+        )
+        return EXIT_ERROR
+    agent = _agent(args)
+    try:
+        return _publish(agent, args)
+    finally:
+        agent.close()  # the leader lease of a shared store: the daemon's replicas need not wait for it
+
+
+def _publish(agent: Any, args: argparse.Namespace) -> int:
+    import time
+
+    from agent.status.comments import request_number
+
+    preview = agent.plan_ref(args.ref, args.pr)
+    sys.stdout.write(preview.text)
+    status = preview.status
+    print(f"{status.context} on {preview.sha[:12]}: {status.state} ({status.description})")
+    if preview.comment:
+        number = args.pr if args.pr is not None else request_number(args.ref)
+        print(f"plan comment {preview.comment} on request {number}")
+    for _ in range(5):  # give a status write that failed a few more chances
+        if not agent.outbox.pending():
+            break
+        time.sleep(2)
+        agent.outbox.flush()
+    if agent.outbox.pending():
+        print("warning: the ecs-gitops/plan status is not written yet", file=sys.stderr)
+    if preview.plan is None or preview.status.state == "error":  # not planned, or some accounts not
+        return EXIT_ERROR
+    return EXIT_CHANGES if preview.plan.has_changes else EXIT_OK
 
 
 def _aws(args: argparse.Namespace, config: Any) -> Any:
@@ -212,6 +265,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ref", help="plan the files at this commit, without checking it out")
     p.add_argument("--path", help="manifest folder inside the repository")
     p.add_argument("--json", action="store_true", help="print the plan as JSON (docs/plan-json.md)")
+    p.add_argument(
+        "--publish",
+        action="store_true",
+        help="write the plan as the commit status ecs-gitops/plan on --ref (and, with status.planComments, "
+        "as a comment on its pull request); nothing is applied",
+    )
+    p.add_argument("--pr", type=int, help="with --publish: the pull/merge request to comment on")
+    p.add_argument(
+        "--data-dir",
+        help="the agent's state and clone: its rollout records tell drift from changes (default for "
+        "--publish: $ECS_GITOPS_DATA_DIR or .ecs-gitops)",
+    )
     _aws_options(p)
     p.set_defaults(func=cmd_plan)
 

@@ -55,6 +55,7 @@ class SourceConfig:
     path: str = ""
     interval: str = "60s"
     token_env: str = "ECS_GITOPS_GIT_TOKEN"
+    plan_refs: tuple[str, ...] = ()  # ref patterns (refs/pull/*/head) planned, never applied
 
     @property
     def interval_seconds(self) -> int:
@@ -109,6 +110,14 @@ class AccountConfig:
 
 
 @dataclass(frozen=True)
+class SyncConfig:
+    """Beyond applying Git: correct drift (``self_heal``), delete services gone from Git (``prune``)."""
+
+    self_heal: bool = False
+    prune: bool = False
+
+
+@dataclass(frozen=True)
 class GithubConfig:
     api_url: str = "https://api.github.com"
     token_env: str = "GITHUB_TOKEN"
@@ -128,6 +137,7 @@ class StatusConfig:
     """Where commit statuses go: gitnotes, github, gitlab or log."""
 
     publisher: str = "gitnotes"
+    plan_comments: bool = False  # plans of planRefs heads as a PR/MR comment (github, gitlab)
     github: GithubConfig = field(default_factory=GithubConfig)
     gitlab: GitlabConfig = field(default_factory=GitlabConfig)
 
@@ -192,6 +202,7 @@ class AgentConfig:
     aws: AwsConfig = field(default_factory=AwsConfig)
     clusters: ClustersConfig = field(default_factory=ClustersConfig)
     accounts: tuple[AccountConfig, ...] = ()
+    sync: SyncConfig = field(default_factory=SyncConfig)
     status: StatusConfig = field(default_factory=StatusConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
     server: ServerConfig = field(default_factory=ServerConfig)
@@ -400,8 +411,10 @@ def _section(cls: type, values: dict[str, Any], **nested: Any) -> Any:
 def _build(data: dict[str, Any], source_file: str | None, warnings: tuple[str, ...]) -> AgentConfig:
     status = data["status"]
     allow = data["clusters"]["allow"]
+    source = dict(data["source"])
+    source["planRefs"] = tuple(source.get("planRefs") or ())
     return AgentConfig(
-        source=_section(SourceConfig, data["source"]),
+        source=_section(SourceConfig, source),
         aws=_section(AwsConfig, data["aws"]),
         clusters=ClustersConfig(allow=None if allow is None else tuple(allow)),
         accounts=tuple(
@@ -415,6 +428,7 @@ def _build(data: dict[str, Any], source_file: str | None, warnings: tuple[str, .
             )
             for a in data["accounts"]
         ),
+        sync=_section(SyncConfig, data["sync"]),
         status=_section(
             StatusConfig,
             status,

@@ -1,6 +1,8 @@
 """The agent as a process: a git source, a state store, a status outbox, and a scheduler calling ticks.
 
 ``Agent.tick()`` fetches the branch and reconciles its head (``apply`` reconciles a given ref).
+``Agent.plan_proposals()`` plans the heads of ``source.planRefs`` (pull requests), never applying them
+(agent/previewing.py); ``run()`` does it after each scheduled tick.
 ``Agent.run()`` is the daemon: APScheduler 3 calls ``tick`` every ``interval`` (with jitter), at each
 ``wake_at`` a rollout asks for, at once when a local repository gets a commit (watchfiles), and at once
 when a push webhook arrives (``trigger_now``). A lock makes sure two ticks never run at the same time;
@@ -35,9 +37,11 @@ from agent.git.source import GitSource
 from agent.git.verifying import UntrustedCommit, verifier_from
 from agent.git.watching import LocalRepoWatcher
 from agent.manifests.tree import Tree
+from agent.previewing import Preview, Previewer
 from agent.reconcile import PlanResult, Reconciler, TickResult
 from agent.rollout.decisions import RolloutRecord
 from agent.server import AgentServer, Endpoints, Metrics, Readiness, ServiceView
+from agent.status.comments import make_comments
 from agent.status.model import Publisher
 from agent.status.outbox import Outbox
 from agent.store import LeaseLost, SoleLease, open_store
@@ -121,6 +125,16 @@ class Agent:
         self.store, self.lease = open_store(config.store, self.data_dir, self.aws, clock)
         self.outbox = Outbox(make_publisher(config, self.source), clock=monotonic, store=self.store)
         self.reconciler = _Reconciler(self.aws, config, self.store, self.outbox, clock, pacer)
+        self.previewer = Previewer(
+            # the base class's plan: a proposal's desired state must not become the metrics' view
+            lambda tree: Reconciler.plan(self.reconciler, tree),
+            self.source,
+            self.outbox,
+            self.store,
+            make_comments(config),
+            src.path,
+            clock,
+        )
         self.monotonic = monotonic
         self.metrics = Metrics(self.aws.counter)
         self.readiness = Readiness(src.interval_seconds, clock)
@@ -153,6 +167,38 @@ class Agent:
         if self.leading:
             self.lease.release()
             self.leading = False
+
+    def plan_proposals(self) -> list[Preview]:
+        """Plan the new heads of ``source.planRefs``; publish ``ecs-gitops/plan`` on each. Never raises for
+        git or AWS trouble (the next call tries again); skipped while a tick runs, and on a replica that
+        does not hold the leader lease (the leader plans them; its writes are the only ones let through)."""
+        if not self.config.source.plan_refs or not self._lock.acquire(blocking=False):
+            return []
+        try:
+            if not self.leading:
+                return []
+            with bound_contextvars(phase="plan-proposals"):
+                return self.previewer.run(self.config.source.plan_refs)
+        except LeaseLost as e:
+            self._step_down(str(e))
+            return []
+        except (TransientError, PermanentError) as e:
+            log.warning("plan.proposals_failed", error=str(e))
+            return []
+        finally:
+            self._lock.release()
+
+    def plan_ref(self, ref: str, number: int | None = None) -> Preview:
+        """Plan one ref or commit (``plan --publish``): publish ``ecs-gitops/plan``, comment on ``number``
+        (default: the pull request ``ref`` names). Raises what stops it (an unknown ref, git or AWS down,
+        another replica holding the leader lease: the status and the record go through the shared store)."""
+        with self._lock:
+            if not self._lead():
+                holder = (self.lease.holder() or {}).get("owner", "another replica")
+                raise PermanentError(f"{holder} holds the leader lease: plan --publish writes nothing")
+            self.source.fetch()
+            sha = self._resolve(ref)
+            return self.previewer.preview(ref, sha, number)
 
     def trigger_now(self) -> None:
         """Ask for a tick at once (a push webhook): scheduled by ``run()``, else on a thread of its own."""
@@ -269,6 +315,7 @@ class Agent:
             if not failed:  # a tick on the last commit fetched keeps rollouts going, but Git is down
                 self.readiness.ticked(now)
                 self.metrics.good_tick(now)
+            self.metrics.drifted_services.set(len(result.drifted))
             self.metrics.services(self._service_views(result), now, self._committed_at)
         except Exception as e:  # pragma: no cover - a bug here must not stop deployments
             log.error("metrics.failed", error=repr(e))
@@ -343,6 +390,7 @@ class Agent:
 
         def job() -> None:
             result = self.tick()
+            self.plan_proposals()
             if result is not None and result.wake_at is not None:
                 when = max(result.wake_at, datetime.now(UTC) + timedelta(seconds=1))
                 scheduler.add_job(job, "date", run_date=when, id="wake", replace_existing=True)

@@ -9,6 +9,16 @@ retried by the next tick; a rollout in progress asks to be woken at ``wake_at``.
 Services are rolled out in parallel (``pacing.concurrency`` at once, 8 by default): first every new
 task-definition revision the applying services need is registered, once per family, then each service
 is updated. All threads share one Pacer, so together they stay within ECS's rate limits.
+
+Beyond applying Git (issue 9): a service whose content already rolled out but no longer matches ECS has
+*drifted*; it is corrected (``selfHeal``) or reported (failure status, log, metric). Rollouts wait for
+what they depend on (``dependsOn``, waves: ``agent.rollout.ordering.gate``). With ``sync.prune``,
+managed services no manifest names any more are deleted once the rest of the commit has rolled out.
+
+With ``accounts`` (agent/aws/accounts.py) each account is planned and applied in its own lane, with its
+own clients, but the commit rolls out as one: every engine decides first, then one ``gate`` over all the
+services holds back those whose dependencies (in any account) have not rolled out, then each lane applies
+its share. Drift and prune are found in each lane, with that account's clients and clusters.
 """
 
 from __future__ import annotations
@@ -17,9 +27,9 @@ import dataclasses
 import hashlib
 import json
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -36,16 +46,23 @@ from agent.errors import InvalidInput, PermanentError, Problem
 from agent.manifests import load_desired
 from agent.manifests.model import Desired, Manifest
 from agent.manifests.tree import Tree
-from agent.plan.model import NO_CHANGE, REGISTER, Change, Plan
+from agent.plan.drift import describe as describe_drift
+from agent.plan.drift import mark_drift
+from agent.plan.model import DELETE, DRIFT_HEAL, NO_CHANGE, REGISTER, Change, Plan
 from agent.plan.observed import Observed
+from agent.plan.ordering import ordering
 from agent.plan.planning import build_plan
 from agent.plan.services import engine_of, resolve_strategy
 from agent.plan.taskdefs import content_hash, family_revision
 from agent.rollout import rolling
 from agent.rollout.decisions import APPLY, ERROR, FAILURE, PENDING, SUCCESS, Decision, RolloutRecord
+from agent.rollout.ordering import gate
 from agent.status.model import AGGREGATE, MAX_DESCRIPTION, CommitStatus, service_context, truncate
 
 log = structlog.get_logger()
+
+# Service spec fields that are not part of what ECS runs (see Reconciler._fingerprint).
+_AGENT_ONLY_FIELDS = ("taskDefinition", "dependsOn", "wave", "selfHeal")
 
 
 @dataclass
@@ -77,11 +94,13 @@ class TickResult:
     """What one tick did, for the scheduler (``wake_at``), the CLI and the tests."""
 
     sha: str | None
-    outcome: str  # "invalid" | "untrusted" | "unchanged" | "applied" | "rolling" | "failed"
+    outcome: str  # "invalid" | "untrusted" | "unchanged" | "applied" | "rolling" | "failed" | "drifted"
     statuses: dict[str, CommitStatus] = field(default_factory=dict)
     wake_at: datetime | None = None
     plan: Plan | None = None
     problems: list[Problem] = field(default_factory=list)
+    drifted: tuple[str, ...] = ()  # "cluster/service" of services found drifted on this tick
+    pruned: tuple[str, ...] = ()  # "cluster/service" of services deleted on this tick
 
 
 class Reconciler:
@@ -119,27 +138,36 @@ class Reconciler:
             return self._plan_accounts(desired, getattr(tree, "revision", None))
         resolved = self.resolver.resolve(desired)  # raises InvalidInput for names that match nothing
         observed = self.observer.observe(resolved)
+        observed.orphans = self._orphans(resolved, None)
         plan = build_plan(resolved, observed, revision=getattr(tree, "revision", None))
         warnings = tuple(str(w) for w in desired.warnings)
         if warnings:
             plan = Plan(plan.changes, plan.revision, tuple(plan.warnings) + warnings)
+        plan = mark_drift(plan, self._settled(resolved))
         return PlanResult(plan, resolved, observed)
 
     def _plan_accounts(self, desired: Desired, revision: str | None) -> PlanResult:
-        """Plan each account in its own lane; an account that cannot be read is a part with an ``error``."""
+        """Plan each account in its own lane; an account that cannot be read is a part with an ``error``.
+
+        The commit rolls out as one: every lane is planned with the order of all its services (waves and
+        ``dependsOn`` may cross accounts). Drift and prune are found per lane, each with its own clients.
+        """
+        order = ordering(desired.services)
         parts = []
-        for account, subset in split_desired(desired, self.accounts):
+        for account, subset in self._split(desired):
             lane = self._lane(account)
             try:
                 resolved = lane.resolver.resolve(subset)
                 observed = lane.observer.observe(resolved)
+                observed.orphans = self._orphans(resolved, lane)
             except InvalidInput:
                 raise
             except PermanentError as e:  # AssumeRole refused, access denied: the other accounts go on
                 log.error("account.unreadable", account=account.label, error=str(e))
                 parts.append(PlanResult(Plan((), revision), subset, Observed(), lane=lane, error=str(e)))
                 continue
-            plan = build_plan(resolved, observed, revision=revision)
+            plan = build_plan(resolved, observed, revision=revision, order=order)
+            plan = mark_drift(plan, self._settled(resolved))
             parts.append(PlanResult(plan, resolved, observed, lane=lane))
         changes = tuple(
             dataclasses.replace(c, account=part.lane.account.ref)
@@ -151,6 +179,31 @@ class Reconciler:
         warnings += [str(w) for w in desired.warnings]
         merged = Plan(changes, revision, tuple(dict.fromkeys(warnings)))
         return PlanResult(merged, desired, Observed(), parts=parts)
+
+    def _split(self, desired: Desired) -> list[tuple[Any, Desired]]:
+        """``split_desired``, plus (with ``sync.prune``) an empty part for each account the manifests no
+        longer name but the agent has rolled out to: its managed services are pruned too."""
+        split = split_desired(desired, self.accounts)
+        if not self._pruning() or self.store is None:
+            return split
+        placed = {account.name for account, _ in split}
+        recorded = self._recorded_clusters()
+        empty = dataclasses.replace(
+            desired,
+            clusters={},
+            services={},
+            capacity_providers={},
+            strategies={},
+            task_definitions={},
+            service_task_family={},
+            warnings=[],
+        )
+        extra = [
+            (account, empty)
+            for account in self.accounts
+            if account.name not in placed and recorded & set(account.clusters)
+        ]
+        return sorted(split + extra, key=lambda part: self.accounts.index(part[0]))
 
     def _lane(self, account: Any) -> Lane:
         if account.name not in self._lanes:
@@ -169,12 +222,24 @@ class Reconciler:
         except InvalidInput as e:
             return self._invalid(sha, e.problems)
 
+        parts = result.parts or [result]  # one per account and region, or the whole commit
         decisions: dict[str, Decision] = {}
+        drifted: set[str] = set()
+        reported: set[str] = set()
+        for part in parts:
+            part_decisions, part_drifted, part_reported = self._decide_part(part, sha, now)
+            decisions.update(part_decisions)
+            drifted |= part_drifted
+            reported |= part_reported
+        # One order for the whole commit: a service waits for what it depends on in any account.
+        decisions = gate(decisions, ordering(result.desired.services), running=reported)
+
         errors: dict[str, str] = {}
         unfinished: dict[str, BaseException] = {}
-        for part in result.parts or [result]:  # one per account and region, or the whole commit
-            part_decisions, part_errors, part_unfinished = self._apply(part, sha, now, bound)
-            decisions.update(part_decisions)
+        for part in parts:
+            mine = {name: decisions[name] for name in part.desired.services if name in decisions}
+            part_errors, part_unfinished = self._apply(part, mine, sha, now, bound)
+            decisions.update(mine)
             unfinished.update(part_unfinished)
             if AGGREGATE in part_errors:
                 label = f"{part.lane.account.label}: " if part.lane and part.lane.account else ""
@@ -183,33 +248,55 @@ class Reconciler:
         if unfinished:  # a transient error: what was applied is remembered, the rest is retried next tick
             raise next(iter(unfinished.values()))
 
-        statuses = self._statuses(result.desired, decisions, errors, sha)
+        pruned: dict[str, CommitStatus] = {}
+        for part in parts:
+            pruned.update(self._prune(part, decisions, errors, reported, sha))
+        statuses = self._statuses(result.desired, decisions, errors, sha, reported)
+        statuses.update(pruned)
         self._report(statuses)
         wakes = [d.wake_at for d in decisions.values() if d.wake_at]
-        outcome = _outcome(decisions, errors)
+        outcome = _outcome(decisions, errors, reported)
         bound.info("tick.done", outcome=outcome, changes=result.plan.has_changes)
-        return TickResult(sha, outcome, statuses, min(wakes) if wakes else None, result.plan)
+        deleted = tuple(s.context.split("/", 1)[1] for s in pruned.values() if s.state == SUCCESS)
+        return TickResult(
+            sha,
+            outcome,
+            statuses,
+            min(wakes) if wakes else None,
+            result.plan,
+            drifted=tuple(sorted(drifted)),
+            pruned=deleted,
+        )
 
     # -- steps -----------------------------------------------------------------------------------------
 
-    def _apply(
-        self, result: PlanResult, sha: str, now: datetime, bound: Any
-    ) -> tuple[dict[str, Decision], dict[str, str], dict[str, BaseException]]:
-        """Decide, then apply shared changes and roll out, for one plan (one account's, or the commit's).
-
-        Returns the decisions (remembered already), the errors for the aggregate status, and the services
-        a transient error stopped before they were applied.
-        """
-        errors: dict[str, str] = {}
+    def _decide_part(
+        self, result: PlanResult, sha: str, now: datetime
+    ) -> tuple[dict[str, Decision], set[str], set[str]]:
+        """The engines' decisions for one plan (one account's, or the commit's), drift applied: the
+        decisions, the drifted services ("cluster/service") and the ones only reported (see ``_drift``)."""
         if result.error:  # the account could not be read: nothing is applied there
             decisions = {
                 name: Decision((), self._record(m), ERROR, truncate(result.error))
                 for name, m in result.desired.services.items()
             }
-            return decisions, {AGGREGATE: result.error}, {}
+            return decisions, set(), set()
+        return self._drift(result, self._decide(result, sha, now))
+
+    def _apply(
+        self, result: PlanResult, decisions: dict[str, Decision], sha: str, now: datetime, bound: Any
+    ) -> tuple[dict[str, str], dict[str, BaseException]]:
+        """Apply shared changes and roll out one plan's services (one account's, or the commit's).
+
+        ``decisions`` (this plan's services, already gated) is updated in place with the rollouts that
+        failed, and remembered. Returns the errors for the aggregate status and the services a transient
+        error stopped before they were applied.
+        """
+        if result.error:
+            return {AGGREGATE: result.error}, {}
         if result.lane is not None and result.lane.account is not None:
             bound = bound.bind(account=result.lane.account.label)
-        decisions = self._decide(result, sha, now)
+        errors: dict[str, str] = {}
         shared = [c for c in result.plan.changes if c.kind in ("Cluster", "CapacityProvider")]
         if any(c.changes_anything for c in shared):
             try:
@@ -227,7 +314,7 @@ class Reconciler:
         for name in sorted(decisions):
             if name not in unfinished:
                 self._remember(result.desired.services[name], decisions[name].record)
-        return decisions, errors, unfinished
+        return errors, unfinished
 
     def _executor(self, result: PlanResult) -> Executor:
         return result.lane.executor if result.lane is not None else self.executor
@@ -315,6 +402,141 @@ class Reconciler:
                 unfinished[name] = outcome
         return failed, unfinished
 
+    # -- drift and prune (issue 9) ----------------------------------------------------------------------
+
+    def _settled(self, desired: Desired) -> dict[str, bool]:
+        """Services whose desired content already rolled out (the record says so): Service change name ->
+        whether it self-heals. What such a service's plan still changes is drift."""
+        if self.store is None:
+            return {}
+        settled = {}
+        for manifest in desired.services.values():
+            record = self._record(manifest)
+            if record is None or record.result != rolling.SUCCEEDED:
+                continue
+            if record.fingerprint == self._fingerprint(desired, manifest):
+                settled[_service_key(manifest)] = self._self_heal(manifest)
+        return settled
+
+    def _self_heal(self, manifest: Manifest) -> bool:
+        """The Service's own ``selfHeal``, else the agent config's ``sync.selfHeal``."""
+        own = manifest.spec.get("selfHeal")
+        if isinstance(own, bool):
+            return own
+        return bool(getattr(getattr(self.config, "sync", None), "self_heal", False))
+
+    def _drift(
+        self, result: PlanResult, decisions: dict[str, Decision]
+    ) -> tuple[dict[str, Decision], set[str], set[str]]:
+        """Drifted services: healed (their rollout goes ahead, saying so) or reported (failure, no change).
+
+        Returns the decisions, the drifted services ("cluster/service") and the manifest names of those
+        only reported (they still run what Git asks for, so they hold no dependant back).
+        """
+        names = {_service_key(m): name for name, m in result.desired.services.items()}
+        drifted: set[str] = set()
+        reported: set[str] = set()
+        for change in result.plan.drifted:
+            name = names.get(change.name)
+            if name is None or name not in decisions:
+                continue
+            drifted.add(change.name)
+            words = describe_drift(change)
+            heal = change.drift == DRIFT_HEAL
+            log.warning(
+                "drift.detected", service=change.name, drift=words, action="heal" if heal else "report"
+            )
+            if heal and APPLY in decisions[name].actions:
+                decisions[name] = replace(decisions[name], description=truncate(f"healing drift: {words}"))
+            elif not heal:
+                description = truncate(f"drifted from Git: {words}; selfHeal off")
+                decisions[name] = Decision((), None, FAILURE, description)
+                reported.add(name)
+        return decisions, drifted, reported
+
+    def _pruning(self) -> bool:
+        return bool(getattr(getattr(self.config, "sync", None), "prune", False))
+
+    def _recorded_clusters(self) -> set[str]:
+        """The clusters the agent has rolled out to (its rollout records say so)."""
+        if self.store is None:
+            return set()
+        return {key.split("/")[1] for key, _ in self.store.items("rollout/")}
+
+    def _orphans(self, desired: Desired, lane: Lane | None) -> dict[tuple[str, str], dict[str, Any]]:
+        """With ``sync.prune``: the managed services no manifest names, in every cluster the manifests
+        name or the agent has rolled out to (within ``clusters.allow``); otherwise none, at no cost.
+
+        In an account's ``lane`` (``accounts``), only that account's clusters are looked at, with its
+        clients: a cluster the agent rolled out to that no account lists any more is left alone.
+        """
+        if not self._pruning():
+            return {}
+        clusters = {str(m.spec["cluster"]) for m in desired.services.values()}
+        clusters |= {str(m.spec.get("clusterName") or m.name) for m in desired.clusters.values()}
+        recorded = self._recorded_clusters()
+        if lane is not None and lane.account is not None:
+            recorded &= set(lane.account.clusters)
+        clusters |= recorded
+        allowed = getattr(self.config, "clusters", None)
+        clusters = {c for c in clusters if allowed is None or allowed.allows(c)}
+        known = {
+            (str(m.spec["cluster"]), str(m.spec.get("serviceName", n))) for n, m in desired.services.items()
+        }
+        observer = lane.observer if lane is not None else self.observer
+        return observer.orphans(clusters, known)
+
+    def _prune(
+        self,
+        result: PlanResult,
+        decisions: dict[str, Decision],
+        errors: dict[str, str],
+        running: set[str],
+        sha: str,
+    ) -> dict[str, CommitStatus]:
+        """Delete the services ``result`` (one account's plan, or the commit's) prunes once everything
+        else of this commit rolled out, in every account.
+
+        Prune goes last so that a renamed service keeps serving until its successor runs. Returns a
+        status per pruned service: pending while the rollout goes on, failure when it failed.
+        """
+        deletes = [c for c in result.plan.changes if c.action == DELETE]
+        if not deletes:
+            return {}
+        failed = sorted(n for n, d in decisions.items() if d.state in (FAILURE, ERROR) and n not in running)
+        rolling_out = sorted(n for n, d in decisions.items() if d.state == PENDING)
+        account = result.lane.account if result.lane is not None else None
+
+        def status(context: str, state: str, description: str) -> CommitStatus:
+            description = truncate(description)
+            if account is not None:
+                description = _in_account(account, description)
+            return CommitStatus(sha, context, state, description)
+
+        out = {}
+        for change in deletes:
+            cluster, service = change.name.split("/", 1)
+            context = service_context(cluster, service)
+            if errors or failed:
+                why = errors.get(AGGREGATE) or f"{', '.join(failed)} failed"
+                out[context] = status(context, FAILURE, f"not deleted: this commit did not roll out ({why})")
+                continue
+            if rolling_out:
+                out[context] = status(
+                    context, PENDING, "to be deleted (no longer in Git) once the rollout finishes"
+                )
+                continue
+            try:
+                self._executor(result).execute(result.plan, only=[change_key(change)])
+            except AwsPermanentError as e:
+                out[context] = status(context, FAILURE, f"delete failed: {e}")
+                continue
+            log.warning("service.pruned", service=change.name, account=account.label if account else None)
+            if self.store is not None:
+                self.store.delete(f"rollout/{cluster}/{service}")
+            out[context] = status(context, SUCCESS, "deleted: no longer in Git (sync.prune)")
+        return out
+
     def _in_parallel(self, items: Iterable[str], work: Callable[[str], Applied]) -> dict[str, Any]:
         """``work(item)`` for each item, ``concurrency`` at a time: item -> its result or the exception."""
         items = list(items)
@@ -339,11 +561,15 @@ class Reconciler:
 
     @staticmethod
     def _fingerprint(desired: Desired, manifest: Manifest) -> str:
-        """Identifies what Git asks of one service: its spec, its strategy and its task-definition content."""
+        """Identifies what Git asks of one service: its spec, its strategy and its task-definition content.
+
+        The fields that only tell the agent what to do (ordering, selfHeal) are left out: changing them
+        changes nothing in ECS, so a drifted service stays drifted, not "changed in Git".
+        """
         family = desired.service_task_family.get(manifest.name)
         td = desired.task_definitions.get(family) if family else None
         strategy = resolve_strategy(manifest.spec.get("strategy"), desired.strategies)
-        spec = {k: v for k, v in manifest.spec.items() if k != "taskDefinition"}
+        spec = {k: v for k, v in manifest.spec.items() if k not in _AGENT_ONLY_FIELDS}
         text = json.dumps(
             [spec, strategy, content_hash(td.body) if td else None], sort_keys=True, default=str
         )
@@ -359,20 +585,28 @@ class Reconciler:
             self.store.put(_rollout_key(manifest), record.to_json())
 
     def _statuses(
-        self, desired: Desired, decisions: dict[str, Decision], errors: dict[str, str], sha: str
+        self,
+        desired: Desired,
+        decisions: dict[str, Decision],
+        errors: dict[str, str],
+        sha: str,
+        drifted: Collection[str] = (),
     ) -> dict[str, CommitStatus]:
         out = {}
         for name, d in decisions.items():
             m = desired.services[name]
             ctx = service_context(m.spec["cluster"], m.spec.get("serviceName", name))
-            account = account_of_service(m, desired, self.accounts)
-            description = d.description
-            if account is not None:  # e.g. "web:5 running 4/4 [prod 111111111111 eu-west-1]"
-                where = " ".join(filter(None, (account.name, account.account_id, account.region)))
-                description = truncate(description, MAX_DESCRIPTION - len(where) - 3) + f" [{where}]"
-            out[ctx] = CommitStatus(sha, ctx, d.state, description)
-        out[AGGREGATE] = _aggregate(sha, decisions, errors)
+            out[ctx] = CommitStatus(sha, ctx, d.state, self._where(m, desired, d.description))
+        out[AGGREGATE] = _aggregate(sha, decisions, errors, drifted)
         return out
+
+    def _where(self, manifest: Manifest, desired: Desired, description: str) -> str:
+        """``description`` naming the account the service is in, with ``accounts``: e.g. "web:5 running
+        4/4 [prod 111111111111 eu-west-1]"."""
+        account = account_of_service(manifest, desired, self.accounts)
+        if account is None:
+            return description
+        return _in_account(account, description)
 
     def _report(self, statuses: dict[str, CommitStatus]) -> None:
         """Queue statuses that differ from what was last written for that commit and context; flush."""
@@ -394,8 +628,18 @@ class Reconciler:
             self.outbox.flush()
 
 
+def _in_account(account: Any, description: str) -> str:
+    where = " ".join(filter(None, (account.name, account.account_id, account.region)))
+    return truncate(description, MAX_DESCRIPTION - len(where) - 3) + f" [{where}]"
+
+
 def _rollout_key(manifest: Manifest) -> str:
-    return f"rollout/{manifest.spec['cluster']}/{manifest.spec.get('serviceName', manifest.name)}"
+    return f"rollout/{_service_key(manifest)}"
+
+
+def _service_key(manifest: Manifest) -> str:
+    """``cluster/service`` of a Service manifest: its Change's name, its rollout record's key."""
+    return f"{manifest.spec['cluster']}/{manifest.spec.get('serviceName', manifest.name)}"
 
 
 def _target(td_change: Change | None, family: str | None) -> str | None:
@@ -436,12 +680,19 @@ def _deployments(service: dict[str, Any] | None) -> tuple[rolling.Deployment, ..
     )
 
 
-def _aggregate(sha: str, decisions: dict[str, Decision], errors: dict[str, str]) -> CommitStatus:
+def _aggregate(
+    sha: str, decisions: dict[str, Decision], errors: dict[str, str], drifted: Collection[str] = ()
+) -> CommitStatus:
     if AGGREGATE in errors:
         return CommitStatus(sha, AGGREGATE, ERROR, errors[AGGREGATE])
     by_state: dict[str, list[str]] = {}
     for name, d in sorted(decisions.items()):
-        by_state.setdefault(d.state, []).append(name)
+        by_state.setdefault("drifted" if name in drifted else d.state, []).append(name)
+    if FAILURE not in by_state and "drifted" in by_state:
+        names = by_state["drifted"]
+        return CommitStatus(
+            sha, AGGREGATE, FAILURE, truncate(f"{len(names)} drifted from Git: {', '.join(names)}")
+        )
     if FAILURE in by_state:
         names = by_state[FAILURE]
         return CommitStatus(sha, AGGREGATE, FAILURE, truncate(f"{len(names)} failed: {', '.join(names)}"))
@@ -453,10 +704,12 @@ def _aggregate(sha: str, decisions: dict[str, Decision], errors: dict[str, str])
     return CommitStatus(sha, AGGREGATE, SUCCESS, f"{len(decisions)} services deployed")
 
 
-def _outcome(decisions: dict[str, Decision], errors: dict[str, str]) -> str:
-    states = {d.state for d in decisions.values()}
+def _outcome(decisions: dict[str, Decision], errors: dict[str, str], drifted: Collection[str] = ()) -> str:
+    states = {d.state for n, d in decisions.items() if n not in drifted}
     if errors or FAILURE in states:
         return "failed"
+    if drifted:
+        return "drifted"
     if any(APPLY in d.actions for d in decisions.values()):
         return "applied"
     return "rolling" if PENDING in states else "unchanged"

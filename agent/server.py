@@ -155,7 +155,8 @@ class Metrics:
         )
         self.ticks = Counter(
             "ecs_gitops_ticks",
-            "Ticks by result: unchanged, applied, rolling, failed, invalid, or error (git/AWS unreachable).",
+            "Ticks by result: unchanged, applied, rolling, failed, drifted, invalid, or error (git/AWS "
+            "unreachable).",
             ["result"],
             registry=r,
         )
@@ -176,6 +177,12 @@ class Metrics:
             "ecs_gitops_commit_to_deployed_seconds",
             "From a commit's time to the end of its successful rollout, per service.",
             buckets=(10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400),
+            registry=r,
+        )
+        self.drifted_services = Gauge(
+            "ecs_gitops_drifted_services",
+            "Services found drifted on the last tick: changed in ECS since their content rolled out, while "
+            "Git did not change (corrected when selfHeal is on, else only reported).",
             registry=r,
         )
         self.last_good_tick = Gauge(

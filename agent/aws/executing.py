@@ -14,7 +14,7 @@ from typing import Any
 
 import structlog
 
-from agent.plan.model import CREATE, REGISTER, UPDATE, Change, Plan, TaskDefinitionRef
+from agent.plan.model import CREATE, DELETE, REGISTER, UPDATE, Change, Plan, TaskDefinitionRef
 
 from .errors import translated
 from .pacing import Pacer
@@ -30,6 +30,7 @@ _UPDATE_CALLS = {
     "updateService": "update_service",
     "tagResource": "tag_resource",
     "untagResource": "untag_resource",
+    "deleteService": "delete_service",
 }
 
 
@@ -78,7 +79,7 @@ class Executor:
                 applied.task_definitions[change.name] = change.request["taskDefinitionArn"]
             if wanted is not None and change_key(change) not in wanted:
                 continue
-            if change.action not in (CREATE, UPDATE, REGISTER):
+            if change.action not in (CREATE, UPDATE, REGISTER, DELETE):
                 continue
             with translated():
                 getattr(self, f"_{change.kind.lower()}_{change.action}")(change, applied)
@@ -143,7 +144,8 @@ class Executor:
             )["services"][0]
             self._replace_task_set(change, service, change.request["taskSet"], applied)
 
-    _cluster_update = _capacityprovider_update = _service_update = _update
+    # A pruned service: updateService (desiredCount 0), then deleteService, in the request's order.
+    _cluster_update = _capacityprovider_update = _service_update = _service_delete = _update
 
     def _replace_task_set(
         self, change: Change, service: dict[str, Any], task_set: dict[str, Any], applied: Applied

@@ -26,6 +26,7 @@ from typing import Any
 
 from agent.manifests.model import Desired
 from agent.plan.observed import Observed
+from agent.plan.services import MANAGED_TAG_KEY
 from agent.plan.taskdefs import HASH_TAG, content_hash
 
 from .errors import translated
@@ -152,6 +153,34 @@ class Observer:
             if family in running and self.complete(family):
                 continue  # new content: no revision can hold it, so the planner registers without a read
             self._find_revision(family, wanted, observed, standalone=family not in running)
+
+    def orphans(
+        self, clusters: Iterable[str], known: set[tuple[str, str]]
+    ) -> dict[tuple[str, str], dict[str, Any]]:
+        """ACTIVE services of ``clusters`` tagged ``ecs-gitops:managed=true`` that are not ``known``.
+
+        For prune (``sync.prune``) only: ListServices per cluster, then DescribeServices (with tags) for
+        the services no manifest names, 10 per call. A cluster that does not exist has none.
+        """
+        found: dict[tuple[str, str], dict[str, Any]] = {}
+        with translated():
+            for cluster in sorted(set(clusters)):
+                try:
+                    pages = self.ecs.get_paginator("list_services").paginate(cluster=cluster)
+                    names = [arn.rsplit("/", 1)[-1] for page in pages for arn in page.get("serviceArns", [])]
+                except self.ecs.exceptions.ClusterNotFoundException:
+                    continue
+                candidates = sorted({n for n in names if (cluster, n) not in known})
+                for batch in chunks(candidates, SERVICES_PER_CALL):
+                    self.pacer.acquire("DescribeServices")
+                    out = self.ecs.describe_services(cluster=cluster, services=batch, include=["TAGS"])
+                    for service in out.get("services", []):
+                        if (
+                            service.get("status") == "ACTIVE"
+                            and _tag(service.get("tags"), MANAGED_TAG_KEY) == "true"
+                        ):
+                            found[(cluster, service["serviceName"])] = service
+        return found
 
     def complete(self, family: str) -> bool:
         """True when every revision of ``family`` this agent has seen is accounted for in its index."""

@@ -16,7 +16,7 @@ import configparser
 import os
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 NOTES_REFSPEC = "+refs/notes/*:refs/notes/*"
+PLANNED_PREFIX = "refs/ecs-gitops/planned/"  # where source.planRefs heads are mirrored in the clone
 _BRANCH_RE = re.compile(r"[A-Za-z0-9._/+-]+")
 _SCP_LIKE = re.compile(r"^(?:[^@/]+@)?[^/:]+:(?!//)")
 _MISSING_REF = re.compile(r"couldn't find remote ref", re.IGNORECASE)
@@ -182,6 +183,45 @@ class GitSource:
         else:
             log.debug("git.unchanged", sha=sha, **where)
         return FetchResult(sha=sha, previous=previous, changed=changed, forced=forced)
+
+    def fetch_refs(self, patterns: Sequence[str]) -> dict[str, str]:
+        """Fetch the refs matching ``patterns`` (``refs/pull/*/head``: at most one ``*``); ref -> sha.
+
+        Proposed commits (pull-request heads) are planned, never deployed: they are mirrored under
+        ``refs/ecs-gitops/planned/`` in the clone, not into the tracked branch, and pruned there once the
+        remote drops them (a merged or closed pull request).
+        """
+        if not patterns:
+            return {}
+        with self.lock:
+            repo = self._ensure_clone()
+            specs = [f"+{p}:{PLANNED_PREFIX}{p.removeprefix('refs/')}" for p in patterns]
+            try:
+                self._run_remote(
+                    repo,
+                    "fetch",
+                    "--quiet",
+                    "--no-tags",
+                    "--no-write-fetch-head",
+                    "--no-recurse-submodules",
+                    "--prune",
+                    "origin",
+                    *specs,
+                )
+            except PermanentError as e:  # a pattern without "*" names one ref, which must exist
+                exact = ", ".join(p for p in patterns if "*" not in p)
+                raise PermanentError(
+                    f"fetching {exact or 'the plan refs'} from {self.display_url}: {e}"
+                ) from e
+            listed = self._run_local(
+                repo, "for-each-ref", "--format=%(objectname) %(refname)", PLANNED_PREFIX
+            )
+        refs = {}
+        for line in listed.splitlines():
+            sha, _, name = line.strip().partition(" ")
+            if name.startswith(PLANNED_PREFIX):
+                refs["refs/" + name.removeprefix(PLANNED_PREFIX)] = sha
+        return refs
 
     def head(self) -> str | None:
         """The branch head as of the last fetch (kept in the clone, so it survives a restart)."""

@@ -11,6 +11,7 @@ Service, missing Fargate ``cpu`` at the task definition (the file, or ``/spec/ta
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -27,6 +28,11 @@ from agent.manifests.loading import (
 )
 from agent.manifests.model import KINDS, Desired, Manifest, Source, TaskDefinitionFile
 from agent.manifests.tree import Tree, is_candidate
+from agent.plan.ordering import explicit_wave
+from agent.plan.services import REQUEST_FIELDS
+
+# What an ignoreDrift pointer may start with: the service's fields as the planner compares them.
+SERVICE_FIELDS = tuple(f for f in REQUEST_FIELDS if f not in ("serviceName", "schedulingStrategy"))
 
 FARGATE_PROVIDERS = ("FARGATE", "FARGATE_SPOT")
 ECS_MAX_BAKE = timedelta(minutes=1440)
@@ -356,6 +362,14 @@ def _check_service(ctx: _Context, m: Manifest) -> None:
             ctx.add(src, f"/spec/dependsOn/{i}", "a service cannot depend on itself")
         elif d not in names["Service"]:
             ctx.add(src, f"/spec/dependsOn/{i}", f'no Service named "{d}"')
+        elif explicit_wave(names["Service"][d]) > explicit_wave(m):
+            ctx.add(
+                src,
+                f"/spec/dependsOn/{i}",
+                f'"{d}" is in a later wave ({explicit_wave(names["Service"][d])}) than this service '
+                f"({explicit_wave(m)}), so it cannot roll out first",
+            )
+    _check_ignore_drift(ctx, m)
     # capacity providers
     cluster = names["Cluster"].get(spec.get("cluster"))
     cluster_cps = cluster.spec.get("capacityProviders") if cluster else None
@@ -458,6 +472,24 @@ def _check_service_task_definition(ctx: _Context, m: Manifest, cluster: Manifest
             td.source,
             f"{td.pointer}/networkMode",
             f"must be awsvpc (not {body.get('networkMode') or 'unset'}): {who}",
+        )
+
+
+def _check_ignore_drift(ctx: _Context, m: Manifest) -> None:
+    """ignoreDrift pointers must start at a field of the service as the plan shows it (CreateService)."""
+    for i, pointer in enumerate(m.spec.get("ignoreDrift") or []):
+        if not isinstance(pointer, str) or not pointer.startswith("/"):
+            continue  # the schema reports it
+        top = pointer.split("/")[1].replace("~1", "/").replace("~0", "~")
+        if top in SERVICE_FIELDS:
+            continue
+        close = difflib.get_close_matches(top, SERVICE_FIELDS, n=1)
+        hint = f' (did you mean "/{close[0]}"?)' if close else ""
+        ctx.add(
+            m.source,
+            f"/spec/ignoreDrift/{i}",
+            f'"{pointer}" does not point into a service field{hint}: paths are those of the plan, '
+            "e.g. /desiredCount, /tags/owner, /networkConfiguration/awsvpcConfiguration/securityGroups",
         )
 
 

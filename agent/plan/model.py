@@ -14,6 +14,11 @@ UPDATE = "update"  # exists, some fields differ
 NO_CHANGE = "no-change"
 REGISTER = "register"  # TaskDefinition: a new revision is needed
 REUSE = "reuse"  # TaskDefinition: an existing revision has the same content (hash tag); no registration
+DELETE = "delete"  # Service the agent manages that no manifest names any more (prune: true)
+
+# Change.drift: the change is ECS moving away from what Git asked (and the agent applied), not Git moving.
+DRIFT_HEAL = "heal"  # selfHeal: applying the plan corrects it
+DRIFT_REPORT = "report"  # reported only: applying leaves it as it is
 
 
 class _Absent:
@@ -100,6 +105,9 @@ class Change:
     note: str = ""  # what people must read before applying it, e.g. a CodeDeploy migration
     hold: Hold | None = None  # set: the loop applies nothing for this resource (see Hold)
     account: AccountRef | None = None  # with several accounts: where it happens
+    drift: str = ""  # "" (Git asks for it), DRIFT_HEAL or DRIFT_REPORT (ECS changed, Git did not)
+    wave: int | None = None  # Service: the step of the rollout it belongs to (0 first; agent.plan.ordering)
+    after: tuple[str, ...] = ()  # Service: the services (manifest names) it waits for
 
     @property
     def changes_anything(self) -> bool:
@@ -118,8 +126,13 @@ class Plan:
     def has_changes(self) -> bool:
         return any(c.changes_anything for c in self.changes)
 
+    @property
+    def drifted(self) -> tuple[Change, ...]:
+        """The changes that are drift (ECS changed outside Git), not changes in Git."""
+        return tuple(c for c in self.changes if c.drift)
+
     def summary(self) -> dict[str, int]:
-        counts = {CREATE: 0, UPDATE: 0, NO_CHANGE: 0, REGISTER: 0, REUSE: 0}
+        counts = {CREATE: 0, UPDATE: 0, NO_CHANGE: 0, REGISTER: 0, REUSE: 0, DELETE: 0}
         for c in self.changes:
             counts[c.action] += 1
         return counts

@@ -25,3 +25,6 @@ class Observed:
     clusters: dict[str, dict[str, Any] | None] = field(default_factory=dict)
     # capacity-provider name -> DescribeCapacityProviders entry (include TAGS) or None
     capacity_providers: dict[str, dict[str, Any] | None] = field(default_factory=dict)
+    # (cluster name, service name) -> DescribeServices entry of an ACTIVE service tagged
+    # ecs-gitops:managed=true that no manifest names (looked for only with sync.prune: the plan deletes them)
+    orphans: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)

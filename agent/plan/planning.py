@@ -3,7 +3,9 @@
 A pure function: no clock, no I/O. The order of the changes is the order they must be applied in:
 capacity providers backed by an Auto Scaling group, clusters, capacity providers that live in a cluster
 (ECS Managed Instances need their cluster first), task definitions (by family), services (a service
-after the services it ``dependsOn``, otherwise by name).
+after the services it waits for (``dependsOn`` and lower ``wave``s, see ``agent.plan.ordering``),
+otherwise by name), then services to delete (managed services no manifest names any more, found by the
+observer only when ``sync.prune`` is on).
 
 ``Change.request`` conventions (the executor relies on them):
 
@@ -19,6 +21,8 @@ after the services it ``dependsOn``, otherwise by name).
   Only the calls needed are present; UpdateService carries only the top-level fields that differ.
   An EXTERNAL service whose task-set fields differ carries ``taskSet`` (same shape as on create): the
   agent rollout engine turns it into a new task set, it is not a single call.
+* ``delete`` (a Service pruned): ``updateService`` (desiredCount 0, except for DAEMON services) then
+  ``deleteService`` (force, so task sets go too), to be sent in that order.
 * ``reuse`` and ``no-change`` task definitions: ``{"taskDefinitionArn": ARN}`` (the revision to run).
 * other ``no-change``: ``{}``.
 
@@ -40,6 +44,7 @@ from agent.plan.diff import diff
 from agent.plan.model import (
     ABSENT,
     CREATE,
+    DELETE,
     NO_CHANGE,
     REGISTER,
     REUSE,
@@ -51,6 +56,7 @@ from agent.plan.model import (
     TaskDefinitionRef,
 )
 from agent.plan.observed import Observed
+from agent.plan.ordering import Ordering, ordering
 from agent.plan.services import (
     TASK_SET_FIELDS,
     create_service_request,
@@ -91,8 +97,15 @@ _LAUNCH_TEMPLATE_UPDATABLE = (
 )
 
 
-def build_plan(desired: Desired, observed: Observed, revision: str | None = None) -> Plan:
-    """Every change the manifests at ``revision`` ask of ECS as ``observed``, in application order."""
+def build_plan(
+    desired: Desired, observed: Observed, revision: str | None = None, order: Ordering | None = None
+) -> Plan:
+    """Every change the manifests at ``revision`` ask of ECS as ``observed``, in application order.
+
+    ``order`` is the rollout order of the whole commit when ``desired`` is only part of it (one account
+    of several: a service may wait for one in another account, and waves span accounts); by default the
+    order of ``desired``'s own services.
+    """
     warnings: list[str] = []
     scoped = _cluster_scoped_providers(desired)
     providers = sorted(desired.capacity_providers.values(), key=lambda m: m.name)
@@ -112,13 +125,19 @@ def build_plan(desired: Desired, observed: Observed, revision: str | None = None
         change, refs[family] = _task_definition_change(family, desired, observed)
         changes.append(change)
     held: dict[str, list[Change]] = {}  # family -> the changes of the services that run it
-    for manifest in service_order(desired.services):
+    order = order if order is not None else ordering(desired.services)
+    sequence = [n for n in order.sequence() if n in desired.services]
+    sequence += sorted(set(desired.services) - set(sequence))  # none when ``order`` covers them all
+    for manifest in (desired.services[n] for n in sequence):
         change = _service_change(manifest, desired, observed, refs, revision, warnings)
+        change = _staged(change, manifest.name, order)
         changes.append(change)
         family = desired.service_task_family.get(manifest.name)
         if family:
             held.setdefault(family, []).append(change)
     changes = [_held_with_services(c, held.get(c.name, [])) for c in changes]
+    for (cluster, service_name), current in sorted(observed.orphans.items()):
+        changes.append(_prune_change(cluster, service_name, current, warnings))
     return Plan(changes=tuple(changes), revision=revision, warnings=tuple(warnings))
 
 
@@ -138,21 +157,14 @@ def _held_with_services(change: Change, users: list[Change]) -> Change:
 
 
 def service_order(services: Mapping[str, Manifest]) -> list[Manifest]:
-    """Services with each one after those it ``dependsOn``; ties (and cycles, which validation rejects)
-    broken by name."""
-    remaining = dict(sorted(services.items()))
-    ordered: list[Manifest] = []
-    done: set[str] = set()
-    while remaining:
-        ready = [
-            name
-            for name, m in remaining.items()
-            if all(dep in done or dep not in services for dep in m.spec.get("dependsOn") or [])
-        ]
-        name = ready[0] if ready else next(iter(remaining))
-        ordered.append(remaining.pop(name))
-        done.add(name)
-    return ordered
+    """Services with each one after those it waits for (``dependsOn``, lower ``wave``s), by wave then
+    name; cycles, which validation rejects, are broken by name."""
+    return [services[name] for name in ordering(services).sequence()]
+
+
+def _staged(change: Change, name: str, order: Ordering) -> Change:
+    """A Service change with the wave it rolls out in and what it waits for."""
+    return replace(change, wave=order.level.get(name, 0), after=order.blockers.get(name, ()))
 
 
 def _cluster_name(desired: Desired, name: str) -> str:
@@ -696,3 +708,26 @@ def _service_change(
         note, hold = codedeploy.gate(spec, current, want["deploymentController"]["type"])
     reason = f"{len(fields)} field(s) differ"
     return Change("Service", name, UPDATE, source, tuple(fields), calls, reason, note=note, hold=hold)
+
+
+# ---------------------------------------------------------------------------------------------- pruning
+
+
+def _prune_change(cluster: str, service_name: str, current: Mapping[str, Any], warnings: list[str]) -> Change:
+    """Delete a service the agent manages that no manifest names any more: scale to 0, then delete."""
+    calls: dict[str, Any] = {}
+    if current.get("schedulingStrategy") != "DAEMON":  # a daemon has no desiredCount to set
+        calls["updateService"] = {"cluster": cluster, "service": service_name, "desiredCount": 0}
+    calls["deleteService"] = {"cluster": cluster, "service": service_name, "force": True}
+    name = f"{cluster}/{service_name}"
+    running = current.get("desiredCount", ABSENT)
+    warnings.append(f"Service {name} will be DELETED: no manifest names it any more (sync.prune is on)")
+    return Change(
+        "Service",
+        name,
+        DELETE,
+        "",
+        (FieldChange("/desiredCount", running, 0), FieldChange("/status", current.get("status"), ABSENT)),
+        calls,
+        "pruned: no longer in Git; scaled to 0, then deleted",
+    )

@@ -1,7 +1,9 @@
 """Rendering a ``Plan``: text like ``terraform plan`` for people, stable JSON for machines.
 
-Text: one line per resource (``+`` create/register, ``~`` update, ``=`` unchanged/reuse), changed fields
-indented beneath it (``+`` added, ``-`` removed, ``~`` changed), warnings, then a summary line. Values are
+Text: one line per resource (``+`` create/register, ``~`` update, ``-`` DELETE, ``!`` drift, ``=``
+unchanged/reuse), changed fields indented beneath it (``+`` added, ``-`` removed, ``~`` changed), services'
+waves when some wait for others, then a section for drift (ECS changed, Git did not), warnings, and a
+summary line. Values are
 one-line JSON cut at ``MAX_VALUE`` characters; the JSON output has them in full. ANSI colour only when
 asked for (the CLI asks when stdout is a TTY).
 
@@ -18,9 +20,12 @@ from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Any
 
+from agent.plan import drift
 from agent.plan.model import (
     ABSENT,
     CREATE,
+    DELETE,
+    DRIFT_HEAL,
     NO_CHANGE,
     REGISTER,
     REUSE,
@@ -44,7 +49,7 @@ _GREEN, _YELLOW, _RED, _DIM, _BOLD, _RESET = (
     "\033[1m",
     "\033[0m",
 )
-_SYMBOL = {CREATE: "+", REGISTER: "+", UPDATE: "~", NO_CHANGE: "=", REUSE: "="}
+_SYMBOL = {CREATE: "+", REGISTER: "+", UPDATE: "~", NO_CHANGE: "=", REUSE: "=", DELETE: "-"}
 _COLOUR = {"+": _GREEN, "~": _YELLOW, "-": _RED, "=": _DIM, "!": _YELLOW}
 
 
@@ -93,7 +98,31 @@ def _heading(change: Change) -> str:
         )
     if change.action == CREATE:
         return f"{title} (create)"
+    if change.action == DELETE:
+        return f"{title} (DELETE: {change.reason})"
+    if change.drift:
+        return f"{title} (drifted from Git)"
     return title
+
+
+def _staging(change: Change) -> str:
+    """``  [wave 1, after api]`` for a Service that waits for others."""
+    if change.wave is None:
+        return ""
+    names = list(change.after[:3]) + ([f"+{len(change.after) - 3} more"] if len(change.after) > 3 else [])
+    return f"  [wave {change.wave}" + (f", after {', '.join(names)}]" if names else "]")
+
+
+def drift_line(change: Change) -> str:
+    """``web: drifted from Git (desiredCount 4 -> 7 in ECS); selfHeal ...`` (``web in prod: ...`` with
+    several accounts)."""
+    action = (
+        "selfHeal on: applying corrects it"
+        if change.drift == DRIFT_HEAL
+        else "selfHeal off: reported, not corrected"
+    )
+    where = f" in {change.account.name}" if change.account is not None else ""
+    return f"{drift.short_name(change)}{where}: drifted from Git ({drift.describe(change)}); {action}"
 
 
 def summary_line(plan: Plan) -> str:
@@ -101,9 +130,11 @@ def summary_line(plan: Plan) -> str:
     if not plan.has_changes:
         return f"No changes. ECS matches {plan.revision or 'the manifests'}."
     counts = plan.summary()
+    deleting = f"{counts[DELETE]} to DELETE, " if counts[DELETE] else ""
+    drifted = f"; {len(plan.drifted)} drifted from Git" if plan.drifted else ""
     return (
         f"Plan: {counts[CREATE]} to create, {counts[UPDATE]} to update, {counts[REGISTER]} to register, "
-        f"{counts[REUSE]} to reuse, {counts[NO_CHANGE]} unchanged."
+        f"{counts[REUSE]} to reuse, {deleting}{counts[NO_CHANGE]} unchanged{drifted}."
     )
 
 
@@ -112,8 +143,10 @@ def render_text(plan: Plan, color: bool = False) -> str:
     header = f"ecs-gitops plan for {plan.revision}" if plan.revision else "ecs-gitops plan"
     lines = [_paint(header, "", color, bold=True)]
     if plan.has_changes:
-        lines.append("  + create / register   ~ update   - remove   = unchanged / reuse")
+        legend = "  + create / register   ~ update   - remove   = unchanged / reuse"
+        lines.append(legend + ("   ! drift" if plan.drifted else ""))
     lines.append("")
+    staged = any(c.wave for c in plan.changes)
     account = None
     for change in plan.changes:
         if change.account is not None and change.account != account:
@@ -121,14 +154,19 @@ def render_text(plan: Plan, color: bool = False) -> str:
                 lines.append("")
             account = change.account
             lines.append(_paint(f"Account {account.label}:", "", color, bold=True))
-        symbol = _SYMBOL[change.action]
-        lines.append(_paint(f"{symbol} {_heading(change)}", symbol, color, bold=symbol != "="))
+        symbol = "!" if change.drift else _SYMBOL[change.action]
+        heading = f"{symbol} {_heading(change)}" + (_staging(change) if staged else "")
+        lines.append(_paint(heading, symbol, color, bold=symbol != "="))
         if change.note:
             lines.append("    " + _paint(f"# {change.note}", "", color))
         if change.hold is not None:
             waiting = "waiting" if change.hold.waiting else "held"
             lines.append("    " + _paint(f"! {waiting}: {change.hold.reason}", "!", color))
         lines.extend(_field_line(f, color) for f in change.fields)
+    if plan.drifted:
+        lines.append("")
+        lines.append(_paint("Drift (changed in ECS, not in Git):", "!", color, bold=True))
+        lines.extend("  " + _paint(f"! {drift_line(c)}", "!", color) for c in plan.drifted)
     if plan.warnings:
         lines.append("")
         lines.append(_paint("Warnings:", "!", color, bold=True))
@@ -177,6 +215,9 @@ def _change_dict(c: Change) -> dict[str, Any]:
         "reason": c.reason,
         "fields": [_field_dict(f) for f in c.fields],
         "request": to_jsonable(c.request),
+        "drift": c.drift or None,
+        "wave": c.wave,
+        "after": list(c.after),
     }
     # Present only when set, so plans without them stay byte-identical.
     if c.note:
@@ -198,6 +239,7 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
         "summary": plan.summary(),
         "warnings": list(plan.warnings),
         "changes": [_change_dict(c) for c in plan.changes],
+        "drift": [c.name for c in plan.drifted],
     }
 
 

@@ -6,7 +6,7 @@ CreateService API:
 
 * ``loadBalancers[].targetGroup`` -> ``targetGroupArn``; ``alternateTargetGroup``,
   ``productionListenerRule``, ``testListenerRule`` and ``role`` -> ``advancedConfiguration``;
-* ``tags: {k: v}`` -> ``[{key, value}]``;
+* ``tags: {k: v}`` -> ``[{key, value}]``, plus ``ecs-gitops:managed: true`` (what prune looks for);
 * the strategy -> ``deploymentController`` + ``deploymentConfiguration``: ``rolling`` (and no strategy)
   -> ECS controller, ``strategy: ROLLING``, percents, circuit breaker (default on, with rollback) and
   alarms; engine ``ecs`` -> ECS controller with ``strategy`` BLUE_GREEN / CANARY / LINEAR, bake and
@@ -99,6 +99,10 @@ TASK_SET_FIELDS = (
     "platformVersion",
     "serviceRegistries",
 )
+
+# The tag on every service the agent creates or manages: prune (sync.prune) deletes only services carrying it.
+MANAGED_TAG_KEY = "ecs-gitops:managed"
+MANAGED_TAG = {"key": MANAGED_TAG_KEY, "value": "true"}
 
 _ECS_STRATEGY = {"blueGreen": "BLUE_GREEN", "canary": "CANARY", "linear": "LINEAR", "rolling": "ROLLING"}
 _DURATION_RE = re.compile(r"^(?:([0-9]+)h)?(?:([0-9]+)m)?(?:([0-9]+)s)?$")
@@ -281,8 +285,8 @@ def create_service_request(
             for item in spec["loadBalancers"]
             if isinstance(item, Mapping)
         ]
-    if spec.get("tags"):
-        request["tags"] = tags_list(spec["tags"])
+    tags = [t for t in tags_list(spec.get("tags")) if t["key"] != MANAGED_TAG_KEY]
+    request["tags"] = sorted([*tags, dict(MANAGED_TAG)], key=lambda t: t["key"])
     request["deploymentController"] = controller
     if configuration is not None:
         request["deploymentConfiguration"] = configuration

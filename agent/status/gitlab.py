@@ -66,6 +66,10 @@ class GitLabPublisher:
             method, self._prefix + path, headers=headers, body=body, timeout=self.timeout, secret=token
         )
 
+    def call(self, method: str, path: str, body: Any = None) -> http.Response:
+        """An authenticated request under the project (``/merge_requests/7/notes``): plan comments use it."""
+        return self._call(method, path, body)
+
     def publish(self, status: CommitStatus) -> None:
         body: dict[str, Any] = {
             "state": TO_GITLAB[status.state],

@@ -467,3 +467,30 @@ def test_relative_source_and_workdir_paths_work_from_the_current_folder(work, tm
         source.close()
     assert result.sha == work.head.commit.hexsha
     assert (tmp_path / ".ecs-gitops" / "source" / "HEAD").is_file()
+
+
+def test_fetch_refs_mirrors_pull_request_heads_and_drops_closed_ones(work, remote, make_source) -> None:
+    """Heads of refs/pull/*/head are fetched beside the branch (never into it), readable from the clone,
+    and forgotten once the remote drops them; the tracked branch is untouched."""
+    main = work.head.commit.hexsha
+    head = commit(work, {"services/web.yaml": "image: web:v2\n"}, "proposal")
+    work.git.push("origin", "HEAD:refs/pull/7/head")
+    work.git.push("origin", f"{main}:refs/pull/8/head")
+    source = make_source(f"file://{remote}")
+    assert source.fetch().sha == main
+
+    assert source.fetch_refs(["refs/pull/*/head"]) == {"refs/pull/7/head": head, "refs/pull/8/head": main}
+    assert source.tree(head).read("services/web.yaml") == b"image: web:v2\n"
+    assert source.head() == main
+
+    work.git.push("origin", ":refs/pull/8/head")
+    assert source.fetch_refs(["refs/pull/*/head"]) == {"refs/pull/7/head": head}
+    assert source.fetch_refs([]) == {}
+
+
+def test_fetch_refs_of_a_missing_exact_ref_names_it(work, remote, make_source) -> None:
+    """A plan ref without * names one ref; when it does not exist the error says which."""
+    source = make_source(f"file://{remote}")
+    source.fetch()
+    with pytest.raises(PermanentError, match="fetching refs/heads/staging from"):
+        source.fetch_refs(["refs/heads/staging"])

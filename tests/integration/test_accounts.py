@@ -7,115 +7,29 @@ us-east-1) runs cluster ``staging`` with a ``worker`` of the same task-definitio
 
 from __future__ import annotations
 
-import json
-from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from accounts_story import EXTERNAL_ID, HOME, OTHER, seed_second_account, two_account_story
 from dateutil.tz import tzlocal
 from gitops_story import Story
 
 from agent.aws.accounts import Account, aws_for
 from agent.aws.clients import Aws
-from agent.config import AccountConfig
 from agent.manifests.tree import DirTree
 from agent.plan.render import render_text
-
-HOME, OTHER = "123456789012", "222222222222"
-EXTERNAL_ID = "acme-ecs-gitops-7f3a"
-STAGING_SEED: dict[str, Any] = {
-    "apiVersion": "ecs-gitops/v1",
-    "kind": "SandboxSeed",
-    "region": "us-east-1",
-    "vpc": {
-        "name": "staging",
-        "cidr": "10.1.0.0/16",
-        "subnets": [
-            {"name": "private-a", "cidr": "10.1.1.0/24", "availabilityZone": "us-east-1a"},
-            {"name": "private-b", "cidr": "10.1.2.0/24", "availabilityZone": "us-east-1b"},
-        ],
-        "securityGroups": ["workers"],
-    },
-}
-STAGING_CLUSTER = """\
-apiVersion: ecs-gitops/v1
-kind: Cluster
-metadata:
-  name: staging
-spec:
-  capacityProviders: [FARGATE, FARGATE_SPOT]
-"""
-STAGING_WORKER = """\
-apiVersion: ecs-gitops/v1
-kind: Service
-metadata:
-  name: worker-staging
-spec:
-  cluster: staging
-  serviceName: worker
-  taskDefinition: ../taskdefs/worker.yaml
-  desiredCount: 2
-  launchType: FARGATE
-  networkConfiguration:
-    awsvpcConfiguration:
-      subnets: [{name: private-a}, {name: private-b}]
-      securityGroups: [{name: workers}]
-"""
-
-
-def _trust(external_id: str) -> str:
-    return json.dumps(
-        {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Effect": "Allow",
-                    "Principal": {"AWS": f"arn:aws:iam::{HOME}:role/ecs-gitops-agent"},
-                    "Action": "sts:AssumeRole",
-                    "Condition": {"StringEquals": {"sts:ExternalId": external_id}},
-                }
-            ],
-        }
-    )
-
-
-def _accounts(external_id: str) -> tuple[AccountConfig, ...]:
-    return (
-        AccountConfig(
-            name="prod",
-            clusters=("prod", "ops"),
-            region="eu-west-1",
-            role_arn=f"arn:aws:iam::{HOME}:role/ecs-gitops-deployer",
-        ),
-        AccountConfig(
-            name="staging",
-            clusters=("staging",),
-            region="us-east-1",
-            role_arn=f"arn:aws:iam::{OTHER}:role/ecs-gitops-deployer",
-            external_id=external_id,
-        ),
-    )
 
 
 @pytest.fixture(scope="module")
 def two_accounts(sim_sandbox: Any) -> Any:
     """The sim sandbox with the second account seeded and its deployer role trusting the home account."""
-    sim_sandbox.seed(STAGING_SEED, account=OTHER)
-    sim_sandbox.client("iam", account=OTHER).create_role(
-        RoleName="ecs-gitops-deployer", AssumeRolePolicyDocument=_trust(EXTERNAL_ID)
-    )
-    return sim_sandbox
+    return seed_second_account(sim_sandbox)
 
 
 def _story(sandbox: Any, tmp_path: Path, external_id: str = EXTERNAL_ID) -> Story:
-    story = Story(sandbox, tmp_path)
-    (story.root / "platform" / "staging.yaml").write_text(STAGING_CLUSTER)
-    (story.root / "services" / "worker-staging.yaml").write_text(STAGING_WORKER)
-    story.config = replace(story.config, accounts=_accounts(external_id))
-    story.agent = story.new_agent()
-    return story
+    return two_account_story(sandbox, tmp_path, external_id)
 
 
 def test_one_agent_deploys_to_two_accounts(two_accounts: Any, tmp_path: Path) -> None:

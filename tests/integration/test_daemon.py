@@ -13,6 +13,7 @@ import git
 import pytest
 
 from agent.aws.clients import Aws
+from agent.aws.observing import current_task_definition
 from agent.config import AgentConfig
 from agent.daemon import Agent
 from agent.sandbox.faults import Fault
@@ -88,3 +89,47 @@ def test_a_commit_to_a_local_repository_is_deployed_without_waiting_for_the_poll
         stop.set()
         runner.join(timeout=30)
     assert reacted < 5  # well inside the 60 s poll interval
+
+
+def test_run_plans_pull_request_heads_without_deploying_them(sandbox, repo, tmp_path) -> None:
+    """With source.planRefs, the daemon plans a pull-request head after its tick: the head gets the
+    ecs-gitops/plan status, and only the branch is deployed."""
+    repo.git.add(A=True)
+    deployed = repo.index.commit("deploy").hexsha
+    repo.git.checkout("-b", "feature")
+    web = Path(repo.working_dir) / "taskdefs" / "web.json"
+    web.write_text(web.read_text().replace("nginx:1.27", "nginx:1.28"))
+    repo.git.add(A=True)
+    head = repo.index.commit("web 1.28").hexsha
+    repo.git.update_ref("refs/pull/5/head", head)
+    repo.git.checkout("main")
+    agent = _agent(sandbox, repo, tmp_path)
+    agent.config = replace(agent.config, source=replace(agent.config.source, plan_refs=("refs/pull/*/head",)))
+    stop = threading.Event()
+    runner = threading.Thread(target=agent.run, args=(stop,), daemon=True)
+    runner.start()
+    notes = GitNotesPublisher(repo.working_dir, push=False)
+    try:
+        _wait_for(lambda: "ecs-gitops/plan" in notes.read(head), 60, "the plan status on the head")
+        _wait_for(
+            lambda: notes.read(deployed).get("ecs-gitops", {}).get("state") == "success",
+            60,
+            "the branch to be deployed",
+        )
+    finally:
+        stop.set()
+        runner.join(timeout=30)
+    plan = notes.read(head)["ecs-gitops/plan"]
+    # planned after the first tick: web (waiting for api) may or may not exist yet
+    assert plan["state"] == "success"
+    assert plan["description"] in ("1 service changes: web created", "1 service changes: web image 1.27→1.28")
+    assert "ecs-gitops" not in notes.read(head)  # planned, never deployed
+    ecs = agent.aws.client("ecs")
+    running = current_task_definition(ecs.describe_services(cluster="prod", services=["web"])["services"][0])
+    images = [
+        c["image"]
+        for c in ecs.describe_task_definition(taskDefinition=running)["taskDefinition"][
+            "containerDefinitions"
+        ]
+    ]
+    assert images == ["public.ecr.aws/nginx/nginx:1.27"]

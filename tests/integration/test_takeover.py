@@ -14,6 +14,7 @@ from gitops_story import Story
 from agent.aws.clients import Aws
 from agent.aws.pacing import Pacer
 from agent.daemon import Agent
+from agent.errors import PermanentError
 from agent.store import LeaseLost
 from agent.store.dynamodb import create_table
 from agent.testing import GitRemoteFaults
@@ -116,3 +117,28 @@ def test_a_leader_that_stops_cleanly_hands_over_at_once(replicas: Replicas) -> N
     assert b.leading and ticked == [True]
     assert b.tick() is not None
     assert a.tick() is None and not a.leading
+
+
+def test_only_the_leader_plans_pull_requests(replicas: Replicas) -> None:
+    """A standby plans no pull-request head (its writes would be fenced off) and refuses plan --publish,
+    naming the leader; the leader plans the head once."""
+    story = replicas.story
+    a, b = replicas.agent("a"), replicas.agent("b")
+    for agent in (a, b):
+        agent.config = replace(
+            agent.config, source=replace(agent.config.source, plan_refs=("refs/pull/*/head",))
+        )
+    story.commit("deploy manifests-example")
+    story.work.git.push("origin", "HEAD:refs/pull/3/head")
+    head = story.work.head.commit.hexsha
+    assert a.tick() is not None and b.tick() is None
+
+    b.aws.counter.reset()
+    assert b.plan_proposals() == []
+    assert not b.aws.counter.counts  # not even planned: nothing read from ECS
+    with pytest.raises(PermanentError, match="a holds the leader lease"):
+        b.plan_ref("refs/pull/3/head")
+    (preview,) = a.plan_proposals()
+    assert (preview.sha, preview.status.context) == (head, "ecs-gitops/plan")
+    assert a.plan_proposals() == []  # each head once
+    assert b.store.get(f"plan/{head}") is not None  # the leader's record, in the shared table

@@ -21,13 +21,14 @@ from openapi_subset import write_subset
 
 from agent.errors import PermanentError
 from agent.status import http
+from agent.status.comments import CREATED, MARKER, GitHubPlanComments
 from agent.status.github import GitHubPublisher
 from agent.status.model import AGGREGATE, CommitStatus, service_context
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SHA = "6dcb09b5b57875f334f61aebed695e2e4193db5e"
 TOKEN = "ghp_test-not-a-real-token"
-# What the agent calls on GitHub: commit statuses now, PR comments (plan previews) later.
+# What the agent calls on GitHub: commit statuses, and the plan comments of pull requests.
 OPERATIONS = [
     ("post", "/repos/{owner}/{repo}/statuses/{sha}"),
     ("get", "/repos/{owner}/{repo}/commits/{ref}/statuses"),
@@ -239,6 +240,24 @@ def test_pr_comment_operations_are_served(prism: str, exchanges: list[Exchange])
     assert all(e.response.headers.get("sl-violations") is None for e in exchanges)
     with pytest.raises(PermanentError, match="HTTP 422"):
         api.call("PATCH", "/repos/octo-org/deployments/issues/comments/42", {"text": "no body field"})
+
+
+def test_plan_comment_requests_pass_githubs_openapi(prism: str, exchanges: list[Exchange]) -> None:
+    """The plan commenter's requests are valid: listing (paginated), creating, and editing in place."""
+    comments = GitHubPlanComments(_publisher(prism).api, "octo-org/deployments")
+    body = f"{MARKER}\n#### ecs-gitops plan for `6dcb09b5b578`\n\n```diff\n~ Service prod/web\n```\n"
+
+    assert comments.upsert(7, body) == CREATED  # GitHub's example comments carry no marker: POST
+    comments.update(42, body)
+
+    assert [(e.method, e.url.split("?")[0].removeprefix(prism)) for e in exchanges] == [
+        ("GET", "/repos/octo-org/deployments/issues/7/comments"),
+        ("POST", "/repos/octo-org/deployments/issues/7/comments"),
+        ("PATCH", "/repos/octo-org/deployments/issues/comments/42"),
+    ]
+    assert exchanges[0].url.endswith("?per_page=100&page=1")
+    assert [e.response.status for e in exchanges] == [200, 201, 200]
+    assert all(e.response.headers.get("sl-violations") is None for e in exchanges)
 
 
 def test_token_from_env_or_file_never_shows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

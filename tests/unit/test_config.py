@@ -228,3 +228,29 @@ def test_parse_duration_refuses_other_text(text: str) -> None:
     """Anything that is not a duration is refused rather than read as zero."""
     with pytest.raises(ValueError):
         parse_duration(text)
+
+
+def test_issue_9_settings_default_off_and_come_from_file_or_environment(tmp_path: Path) -> None:
+    """planRefs, sync.selfHeal, sync.prune, status.planComments: off by default, set by file or variable."""
+    config = load_config(None, {})
+    assert config.source.plan_refs == ()
+    assert (config.sync.self_heal, config.sync.prune, config.status.plan_comments) == (False, False, False)
+    path = _write(
+        tmp_path,
+        HEADER
+        + "source: {planRefs: [refs/pull/*/head]}\nsync: {prune: true}\nstatus: {planComments: true}\n",
+    )
+    config = load_config(path, {"ECS_GITOPS_SYNC_SELF_HEAL": "true"})
+    assert config.source.plan_refs == ("refs/pull/*/head",)
+    assert (config.sync.self_heal, config.sync.prune, config.status.plan_comments) == (True, True, True)
+    env = {"ECS_GITOPS_SOURCE_PLAN_REFS": "refs/pull/*/head,refs/merge-requests/*/head"}
+    assert load_config(None, env).source.plan_refs == ("refs/pull/*/head", "refs/merge-requests/*/head")
+
+
+@pytest.mark.parametrize("pattern", ["pull/*/head", "refs/pull/*/*", "refs/pull/* head"])
+def test_plan_refs_must_be_ref_patterns(tmp_path: Path, pattern: str) -> None:
+    """A plan ref outside refs/, with two stars or a space is refused, naming the item."""
+    path = _write(tmp_path, HEADER + f"source: {{planRefs: ['{pattern}']}}\n")
+    ((file, pointer, message),) = _problems(path)
+    assert (file, pointer) == (path, "/source/planRefs/0")
+    assert "must be a ref pattern under refs/ with at most one *" in message

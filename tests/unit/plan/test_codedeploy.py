@@ -95,14 +95,15 @@ def test_text_and_json_show_holds_notes_and_accounts() -> None:
     """A held change says why, a migration its note, and with accounts a header names each account."""
     held = build_plan(_desired(), _code_deploy(_desired()), "abc")
     text = render_text(held)
-    assert "~ Service prod/web\n    ! held: runs on CodeDeploy (deployment controller CODE_DEPLOY)" in text
+    web_line = "~ Service prod/web  [wave 1, after api]\n"  # web dependsOn api
+    assert web_line + "    ! held: runs on CodeDeploy (deployment controller CODE_DEPLOY)" in text
     assert '    ~ /deploymentController/type: "CODE_DEPLOY" -> "ECS"' in text
     web = next(c for c in plan_to_dict(held)["changes"] if c["name"] == "prod/web")
     assert web["hold"] == {"reason": _change(held, "Service", "prod/web").hold.reason, "waiting": False}
     assert "note" not in web and "account" not in web
 
     migrating = build_plan(_desired(migrateFromCodeDeploy=True), _code_deploy(_desired()), "abc")
-    assert "~ Service prod/web\n    # migration from CodeDeploy: " in render_text(migrating)
+    assert web_line + "    # migration from CodeDeploy: " in render_text(migrating)
 
     prod = AccountRef("prod", "111111111111", "eu-west-1")
     staging = AccountRef("staging", "222222222222", "us-east-1")

@@ -9,6 +9,7 @@ from agent.manifests.model import Desired, Manifest, Source, TaskDefinitionFile
 from agent.plan.model import (
     ABSENT,
     CREATE,
+    DELETE,
     NO_CHANGE,
     REGISTER,
     REUSE,
@@ -19,10 +20,12 @@ from agent.plan.model import (
 )
 from agent.plan.observed import Observed
 from agent.plan.planning import build_plan, service_order
+from agent.plan.services import MANAGED_TAG
 from agent.plan.taskdefs import content_hash
 
 ACCOUNT = "arn:aws:ecs:eu-west-1:123456789012"
 ASG_ARN = "arn:aws:autoscaling:eu-west-1:123456789012:autoScalingGroup:uuid:autoScalingGroupName/prod-ecs-asg"
+MANAGED = dict(MANAGED_TAG)  # the agent tags every service it manages (prune looks for it)
 
 
 def _td_arn(family: str, revision: int) -> str:
@@ -207,7 +210,7 @@ def _applied(desired: Desired, revisions: dict[str, int] | None = None) -> Obser
         },
         "schedulingStrategy": "REPLICA",
         "deploymentController": {"type": "ECS"},
-        "tags": [{"key": "team", "value": "storefront"}],
+        "tags": [{"key": "team", "value": "storefront"}, MANAGED],
         "propagateTags": "NONE",
         "enableECSManagedTags": False,
         "enableExecuteCommand": False,
@@ -228,6 +231,7 @@ def _applied(desired: Desired, revisions: dict[str, int] | None = None) -> Obser
         "schedulingStrategy": "REPLICA",
         "deploymentController": {"type": "ECS"},
         "roleArn": "arn:aws:iam::123456789012:role/aws-service-role/ecs.amazonaws.com/AWSServiceRoleForECS",
+        "tags": [MANAGED],
     }
     return observed
 
@@ -478,12 +482,12 @@ def test_unknown_strategy_warns() -> None:
 
 
 def test_service_order_follows_depends_on() -> None:
-    """Services come after those they depend on, otherwise by name."""
+    """Services come after those they depend on: by wave (what waits for nothing first), then by name."""
     services = {
         name: _manifest("Service", name, {"dependsOn": deps}, f"{name}.yaml")
         for name, deps in {"a": ["c"], "b": [], "c": ["b"], "d": []}.items()
     }
-    assert [m.name for m in service_order(services)] == ["b", "c", "a", "d"]
+    assert [m.name for m in service_order(services)] == ["b", "d", "c", "a"]
 
 
 def test_plan_is_deterministic() -> None:
@@ -491,3 +495,45 @@ def test_plan_is_deterministic() -> None:
     desired = _desired("repo/app:v2")
     observed = _applied(_desired())
     assert build_plan(desired, observed, "x") == build_plan(desired, observed, "x")
+
+
+def test_orphans_are_planned_as_deletes_after_everything_else() -> None:
+    """A managed service no manifest names is scaled to 0 then deleted, last, with a loud warning."""
+    desired = _desired()
+    observed = _applied(desired)
+    observed.orphans[("prod", "old")] = {
+        "serviceName": "old",
+        "status": "ACTIVE",
+        "desiredCount": 2,
+        "schedulingStrategy": "REPLICA",
+        "tags": [MANAGED],
+    }
+    plan = build_plan(desired, observed, "abc")
+    last = plan.changes[-1]
+    assert (last.kind, last.name, last.action) == ("Service", "prod/old", DELETE)
+    assert list(last.request) == ["updateService", "deleteService"]
+    assert last.request["updateService"] == {"cluster": "prod", "service": "old", "desiredCount": 0}
+    assert last.request["deleteService"] == {"cluster": "prod", "service": "old", "force": True}
+    assert FieldChange("/desiredCount", 2, 0) in last.fields
+    assert plan.warnings == (
+        "Service prod/old will be DELETED: no manifest names it any more (sync.prune is on)",
+    )
+    assert plan.summary()[DELETE] == 1 and plan.has_changes
+
+
+def test_service_changes_carry_their_wave() -> None:
+    """web dependsOn api: api is wave 0, web wave 1 after api."""
+    plan = build_plan(_desired(), Observed(), "abc")
+    api, web = _change(plan, "Service", "prod/api"), _change(plan, "Service", "prod/web")
+    assert (api.wave, api.after) == (0, ())
+    assert (web.wave, web.after) == (1, ("api",))
+
+
+def test_a_service_without_the_managed_tag_is_tagged() -> None:
+    """A service created before the agent tagged them (or by hand) gets the tag, and nothing else."""
+    desired = _desired()
+    observed = _applied(desired)
+    observed.services[("prod", "web")]["tags"] = [{"key": "team", "value": "storefront"}]
+    web = _change(build_plan(desired, observed, "abc"), "Service", "prod/web")
+    assert web.fields == (FieldChange("/tags/ecs-gitops:managed", ABSENT, MANAGED),)
+    assert web.request == {"tagResource": {"resourceArn": f"{ACCOUNT}:service/prod/web", "tags": [MANAGED]}}

@@ -136,7 +136,14 @@ def test_json_shape() -> None:
     assert doc["formatVersion"] == 1
     assert doc["revision"] == "abc1234"
     assert doc["hasChanges"] is True
-    assert doc["summary"] == {"create": 1, "update": 1, "no-change": 1, "register": 1, "reuse": 1}
+    assert doc["summary"] == {
+        "create": 1,
+        "update": 1,
+        "no-change": 1,
+        "register": 1,
+        "reuse": 1,
+        "delete": 0,
+    }
     assert doc["warnings"] == list(_plan().warnings)
     cluster = doc["changes"][0]
     assert cluster["fields"] == [{"path": "/clusterName", "old": None, "new": "prod", "absent": ["old"]}]

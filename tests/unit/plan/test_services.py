@@ -8,6 +8,7 @@ import pytest
 
 from agent.plan.model import TaskDefinitionRef
 from agent.plan.services import (
+    MANAGED_TAG,
     TASK_SET_FIELDS,
     alarm_name,
     create_service_request,
@@ -98,7 +99,8 @@ def test_request_maps_manifest_fields() -> None:
             },
         }
     ]
-    assert request["tags"] == [{"key": "team", "value": "storefront"}]
+    # the agent's own marker comes with the manifest's tags: prune deletes only services carrying it
+    assert request["tags"] == [MANAGED_TAG, {"key": "team", "value": "storefront"}]
     assert request["taskDefinition"] is REF
     assert request["cluster"] == "prod" and request["serviceName"] == "web"
     assert not {"strategy", "windows", "dependsOn", "ignoreDrift"} & set(request)
@@ -274,7 +276,7 @@ def _described(**overrides: Any) -> dict[str, Any]:
         "healthCheckGracePeriodSeconds": 0,
         "schedulingStrategy": "REPLICA",
         "deploymentController": {"type": "ECS"},
-        "tags": [{"key": "team", "value": "storefront"}],
+        "tags": [{"key": "team", "value": "storefront"}, MANAGED_TAG],
         "createdBy": "arn:aws:iam::123456789012:role/deployer",
         "enableECSManagedTags": False,
         "propagateTags": "NONE",
