@@ -120,7 +120,12 @@ def _publish(agent: Any, args: argparse.Namespace) -> int:
     from agent.status.comments import request_number
 
     preview = agent.plan_ref(args.ref, args.pr)
-    sys.stdout.write(preview.text)
+    if args.json and preview.plan is not None:
+        from agent.plan.render import render_json
+
+        sys.stdout.write(render_json(preview.plan))
+    else:
+        sys.stdout.write(preview.text)
     status = preview.status
     print(f"{status.context} on {preview.sha[:12]}: {status.state} ({status.description})")
     if preview.comment:
