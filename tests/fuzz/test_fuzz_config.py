@@ -186,3 +186,12 @@ def test_cli_with_a_hostile_config(text: str, data: st.DataObject) -> None:
     assert "Traceback" not in output
     if config is None:
         assert code == 1 and path in output, output
+
+
+def test_what_the_config_fuzzer_found_stays_fixed(tmp_path: Path) -> None:
+    """A key that str.isdigit() calls a digit but int() refuses ("²") crashed sorting the problems."""
+    path = tmp_path / "config.yaml"
+    path.write_text('{"\\u00b2": null, "x": {"2": 1, "10": 2}}')
+    _, problems = _load(str(path), {})
+    assert [p.pointer for p in problems][:2] == ["/apiVersion", "/kind"]
+    assert "/\u00b2" in [p.pointer for p in problems]
