@@ -195,3 +195,14 @@ def test_what_the_config_fuzzer_found_stays_fixed(tmp_path: Path) -> None:
     _, problems = _load(str(path), {})
     assert [p.pointer for p in problems][:2] == ["/apiVersion", "/kind"]
     assert "/\u00b2" in [p.pointer for p in problems]
+
+
+def test_a_nan_variable_is_refused() -> None:
+    """ECS_GITOPS_PACING_CREATE_SERVICE_BURST=nan (or inf) is a problem naming the variable, not a NaN burst
+    (found by the environment fuzzer: float("nan") passed every minimum)."""
+    for text in ("nan", "inf", "-inf", "NaN"):
+        config, problems = _load(None, {"ECS_GITOPS_PACING_CREATE_SERVICE_BURST": text})
+        assert config is None
+        assert [(p.file, p.pointer) for p in problems] == [
+            ("ECS_GITOPS_PACING_CREATE_SERVICE_BURST", "/pacing/createService/burst")
+        ]
