@@ -562,6 +562,13 @@ FOUND = {
         "/spec/taskDefinition",
         "control character",
     ),
+    "a taskDefinition path longer than NAME_MAX": (
+        "services/web.yaml",
+        _service_with("../taskdefs/" + "web.json" * 40),
+        "services/web.yaml",
+        "/spec/taskDefinition",
+        "no file",
+    ),
     "newline in a taskDefinition path": (
         "services/web.yaml",
         _service_with("\n"),
