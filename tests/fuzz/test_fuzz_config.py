@@ -16,6 +16,7 @@ from hostile import (
     EXAMPLE,
     UNKNOWN_KEY,
     assert_problem_well_formed,
+    collect_pool,
     dump,
     encoded,
     json_values,
@@ -33,10 +34,7 @@ from agent.manifests.loading import MAX_DEPTH, parse_yaml
 EXAMPLE_CONFIG = (EXAMPLE / "agent-config.yaml").read_text()
 CONFIG_DOC = parse_yaml(EXAMPLE_CONFIG, "agent-config.yaml")[0][0].data
 CONFIG_POOL: dict[str, list[Any]] = {}
-for _doc in (CONFIG_DOC,):
-    from hostile import _collect_pool
-
-    _collect_pool(_doc, CONFIG_POOL)
+collect_pool(CONFIG_DOC, CONFIG_POOL)  # the config's own values first, then the manifests' by key
 CONFIG_POOL.update({k: v for k, v in value_pool().items() if k not in CONFIG_POOL})
 VARIABLES = sorted(env_settings())
 
