@@ -276,3 +276,26 @@ def test_a_malformed_environment_entry_is_located_without_quoting_it(
     shown = "\n".join(str(p) for p in caught.value.problems)
     assert any(p.file == "web.json" and p.pointer == pointer for p in caught.value.problems), shown
     assert ENV_SECRET not in shown and "4815162342" not in shown
+
+
+def test_a_logged_traceback_carries_no_local_variables(capsys: pytest.CaptureFixture[str]) -> None:
+    """A JSON log line with a traceback (log.exception) keeps the frames but not their local variables,
+    where a token read a moment before would otherwise be printed."""
+    import structlog
+
+    from agent.config import AgentConfig, LogConfig
+
+    configure_logging(AgentConfig(log=LogConfig(format="json")))
+
+    def fetch() -> None:
+        token = GITHUB_TOKEN  # what a failing call had in hand
+        raise RuntimeError(f"remote refused ({len(token)} characters)")
+
+    try:
+        fetch()
+    except RuntimeError:
+        structlog.get_logger().exception("tick.crashed")
+    line = json.loads(capsys.readouterr().err.strip().splitlines()[-1])
+    frames = line["exception"][0]["frames"]
+    assert [f["name"] for f in frames][-1] == "fetch" and "remote refused (28 characters)" in json.dumps(line)
+    assert GITHUB_TOKEN not in json.dumps(line)
