@@ -26,10 +26,11 @@ RUN /opt/ecs-gitops/bin/pip install . \
 # -- runtime: the virtualenv, git and ssh; nothing to compile, no build tools ------------------------------
 FROM ${PYTHON_IMAGE} AS runtime
 # git >= 2.31 (Debian bookworm ships 2.39) reads manifests and writes notes; openssh-client serves
-# ssh:// and git@ sources. Versions come from the pinned Debian release, hence no per-package pins.
+# ssh:// and git@ sources and its ssh-keygen checks signed commits (verify.mode ssh); gpg checks them in
+# verify.mode gpg. Versions come from the pinned Debian release, hence no per-package pins.
 # hadolint ignore=DL3008
 RUN apt-get update \
- && apt-get install -y --no-install-recommends git openssh-client ca-certificates \
+ && apt-get install -y --no-install-recommends git openssh-client gpg ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
  && git --version
 RUN groupadd --system --gid 10001 ecs-gitops \

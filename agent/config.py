@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import difflib
 import json
+import math
 import os
 import re
 from collections.abc import Iterator, Mapping
@@ -344,9 +345,10 @@ def _convert(value: str, leaf: dict[str, Any]) -> Any:
             return value  # the schema reports it, pointing at the variable
     if "number" in types:
         try:
-            return float(value)
+            number = float(value)
         except ValueError:
             return value
+        return number if math.isfinite(number) else value  # "nan", "inf": the schema reports the text
     if "boolean" in types:
         lowered = value.strip().lower()
         if lowered in ("true", "1", "yes", "on"):

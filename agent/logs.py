@@ -49,7 +49,11 @@ def processors(json_lines: bool, colors: bool = False) -> list[Any]:
     ]
     if json_lines:
         chain += [
-            structlog.processors.dict_tracebacks,
+            # Tracebacks as data, without each frame's local variables (structlog shows them by default):
+            # a local may hold a token or an environment value, and logs travel far.
+            structlog.processors.ExceptionRenderer(
+                structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
+            ),
             structlog.processors.JSONRenderer(sort_keys=False, default=str),
         ]
     else:

@@ -46,7 +46,7 @@ _AUTH_FAILED = re.compile(
 )
 
 #: Called as ``verifier(clone_path, sha)`` before a commit is deployed; raises ``PermanentError`` when the
-#: commit is not signed by a trusted key (issue 6, point 5). Not implemented yet: this is the hook.
+#: commit is not signed by a trusted key: ``agent.git.verifying.CommitVerifier`` (config ``verify``).
 Verifier = Callable[[Path, str], None]
 
 

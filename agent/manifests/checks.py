@@ -111,11 +111,19 @@ def _where(source: Source) -> str:
     return source.file if source.line is None else f"{source.file}:{source.line}"
 
 
+# Where a task definition holds environment entries: their values may be secrets, so a message about
+# one never quotes it (the plan masks them too, agent/plan/render.py).
+_ENVIRONMENT = re.compile(r"/containerDefinitions/[^/]+/environment(/|$)")
+_QUOTED_VALUE = re.compile(r" \(got .*\)$")
+
+
 def _schema_problems(ctx: _Context, kind: str, instance: Any, source: Source, prefix: str = "") -> bool:
     from agent.manifests import schemas
 
     found = schemas.validate(kind, instance)
     for pointer, message in found:
+        if _ENVIRONMENT.search(prefix + pointer):
+            message = _QUOTED_VALUE.sub(" (not shown: environment values may be secret)", message)
         ctx.add(source, prefix + pointer, message)
     return not found
 

@@ -118,6 +118,25 @@ class SafeManifestLoader(yaml.SafeLoader):
         return mapping
 
 
+def _number(construct: Any) -> Any:
+    """PyYAML's int/float constructor, with its ValueErrors (``0x_``, ``0b_``: the resolver takes them for
+    numbers, then int() gets an empty string) turned into a located YAML error."""
+
+    def checked(loader: yaml.SafeLoader, node: Node) -> Any:
+        try:
+            return construct(loader, node)
+        except ValueError:
+            raise ConstructorError(
+                None, None, f"{node.value!r} is not a number; quote it if it is a string", node.start_mark
+            ) from None
+
+    return checked
+
+
+SafeManifestLoader.add_constructor("tag:yaml.org,2002:int", _number(yaml.SafeLoader.construct_yaml_int))
+SafeManifestLoader.add_constructor("tag:yaml.org,2002:float", _number(yaml.SafeLoader.construct_yaml_float))
+
+
 def _refuse_tag(loader: yaml.SafeLoader, node: Node) -> Any:
     raise ConstructorError(
         None, None, f"the YAML type {node.tag} is not allowed; write a string instead", node.start_mark

@@ -109,8 +109,9 @@ def pointer(path: Any) -> str:
 
 
 def _pointer_key(text: str) -> list[tuple[int, int | str]]:
-    # Numeric segments sort as numbers, so /items/10 comes after /items/9.
-    return [(0, int(p)) if p.isdigit() else (1, p) for p in text.split("/")]
+    # Numeric segments sort as numbers, so /items/10 comes after /items/9 (ASCII digits only: "²" is a
+    # digit to str.isdigit but not to int()).
+    return [(0, int(p)) if p.isascii() and p.isdigit() else (1, p) for p in text.split("/")]
 
 
 def show(value: Any) -> str:

@@ -120,7 +120,10 @@ class DirTree:
         return self._abs(path).is_symlink()
 
     def is_file(self, path: str) -> bool:
-        return self.resolve(path) is not None and self._abs(path).is_file()
+        try:
+            return self.resolve(path) is not None and self._abs(path).is_file()
+        except (OSError, ValueError):  # a name too long for the filesystem: no such file
+            return False
 
     def resolve(self, path: str) -> str | None:
         try:

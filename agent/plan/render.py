@@ -10,6 +10,11 @@ asked for (the CLI asks when stdout is a TTY).
 JSON (``docs/plan-json.md`` describes it field by field): keys sorted, two-space indent, ``ABSENT`` as
 ``null`` with an ``"absent": ["old"]`` / ``["new"]`` marker on the field so a real ``null`` stays
 distinguishable, ``TaskDefinitionRef`` as ``{"family", "contentHash", "arn"}``.
+
+Environment values are secrets until proven otherwise (people do put passwords there, whatever the
+warning says): both renderings show every ``containerDefinitions[].environment[].value`` as
+``(sensitive)``, and a value that differs as ``(sensitive) -> (sensitive, changed)``, so a reviewer sees
+which variable changes without seeing it. The Plan itself keeps the values: the executor sends them.
 """
 
 from __future__ import annotations
@@ -39,6 +44,10 @@ from agent.plan.taskdefs import family_revision
 
 FORMAT_VERSION = 1
 MAX_VALUE = 120
+SENSITIVE = "(sensitive)"
+SENSITIVE_CHANGED = "(sensitive, changed)"
+# Where a secret may sit in an API shape, by path segments ("*": any one segment, a name or an index).
+_SENSITIVE_PATHS = (("containerDefinitions", "*", "environment", "*", "value"),)
 _CONTENT_RE = re.compile(r"content ([0-9a-f]+)")
 
 _GREEN, _YELLOW, _RED, _DIM, _BOLD, _RESET = (
@@ -67,13 +76,54 @@ def format_value(value: Any, limit: int = MAX_VALUE) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def _segments(pointer: str) -> tuple[str, ...]:
+    """The unescaped segments of a JSON pointer (``/a~1b/c`` -> ``("a/b", "c")``)."""
+    if pointer in ("", "/"):
+        return ()
+    return tuple(s.replace("~1", "/").replace("~0", "~") for s in pointer.lstrip("/").split("/"))
+
+
+def _is_sensitive(segments: tuple[str, ...]) -> bool:
+    for pattern in _SENSITIVE_PATHS:
+        tail = segments[-len(pattern) :]
+        if len(tail) == len(pattern) and all(p in ("*", s) for p, s in zip(pattern, tail, strict=True)):
+            return True
+    return False
+
+
+def mask(value: Any, segments: tuple[str, ...] = ()) -> Any:
+    """``value`` (found at ``segments``) with every sensitive string inside it replaced by ``(sensitive)``."""
+    if value is ABSENT or value is None:
+        return value
+    if isinstance(value, Mapping):
+        return {k: mask(v, (*segments, str(k))) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [mask(v, (*segments, str(i))) for i, v in enumerate(value)]
+    if _is_sensitive(segments):
+        return SENSITIVE
+    return value
+
+
+def shown(change: FieldChange) -> tuple[Any, Any, bool]:
+    """(old, new, sensitive): the two sides as a plan may show them. A sensitive value that differs
+    reads ``(sensitive)`` -> ``(sensitive, changed)``."""
+    segments = _segments(change.path)
+    old, new = mask(change.old, segments), mask(change.new, segments)
+    sensitive = to_jsonable(old) != to_jsonable(change.old) or to_jsonable(new) != to_jsonable(change.new)
+    if sensitive and old == new == SENSITIVE:
+        new = SENSITIVE_CHANGED
+    return old, new, sensitive
+
+
 def _field_line(change: FieldChange, color: bool) -> str:
+    old, new, sensitive = shown(change)
+    show = (lambda v: str(v)) if sensitive and isinstance(new, str) else format_value
     if change.old is ABSENT:
-        symbol, text = "+", f"+ {change.path}: {format_value(change.new)}"
+        symbol, text = "+", f"+ {change.path}: {format_value(new)}"
     elif change.new is ABSENT:
-        symbol, text = "-", f"- {change.path}: {format_value(change.old)}"
+        symbol, text = "-", f"- {change.path}: {format_value(old)}"
     else:
-        symbol, text = "~", f"~ {change.path}: {format_value(change.old)} -> {format_value(change.new)}"
+        symbol, text = "~", f"~ {change.path}: {show(old)} -> {show(new)}"
     return "    " + _paint(text, symbol, color)
 
 
@@ -194,11 +244,10 @@ def to_jsonable(value: Any) -> Any:
 
 
 def _field_dict(change: FieldChange) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "path": change.path,
-        "old": to_jsonable(change.old),
-        "new": to_jsonable(change.new),
-    }
+    old, new, sensitive = shown(change)
+    out: dict[str, Any] = {"path": change.path, "old": to_jsonable(old), "new": to_jsonable(new)}
+    if sensitive:
+        out["sensitive"] = True
     absent = [side for side, value in (("old", change.old), ("new", change.new)) if value is ABSENT]
     if absent:
         out["absent"] = absent
@@ -214,7 +263,7 @@ def _change_dict(c: Change) -> dict[str, Any]:
         "source": c.source,
         "reason": c.reason,
         "fields": [_field_dict(f) for f in c.fields],
-        "request": to_jsonable(c.request),
+        "request": to_jsonable(mask(c.request)),
         "drift": c.drift or None,
         "wave": c.wave,
         "after": list(c.after),

@@ -60,17 +60,17 @@ def example_documents() -> dict[str, list[Any]]:
     return out
 
 
-def _collect_pool(value: Any, pool: dict[str, list[Any]], key: str | None = None) -> None:
+def collect_pool(value: Any, pool: dict[str, list[Any]], key: str | None = None) -> None:
     if key is not None:
         seen = pool.setdefault(key, [])
         if value not in seen:
             seen.append(copy.deepcopy(value))
     if isinstance(value, dict):
         for k, v in value.items():
-            _collect_pool(v, pool, k)
+            collect_pool(v, pool, k)
     elif isinstance(value, list):
         for v in value:
-            _collect_pool(v, pool, key)
+            collect_pool(v, pool, key)
 
 
 def value_pool() -> dict[str, list[Any]]:
@@ -79,7 +79,7 @@ def value_pool() -> dict[str, list[Any]]:
     pool: dict[str, list[Any]] = {}
     for docs in example_documents().values():
         for doc in docs:
-            _collect_pool(doc, pool)
+            collect_pool(doc, pool)
     return pool
 
 

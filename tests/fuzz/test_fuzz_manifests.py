@@ -552,6 +552,8 @@ FOUND = {
         "surrogate",
     ),
     "NaN in YAML": ("services/x.yaml", b"a: .nan\n", "services/x.yaml", "/a", "finite number"),
+    "0x_ in YAML": ("services/x.yaml", b"a: 1\nr: 0x_\n", "services/x.yaml", "", "'0x_' is not a number"),
+    "0b_ in YAML": ("services/x.yaml", b"r: [0b_]\n", "services/x.yaml", "", "'0b_' is not a number"),
     "1e400 in JSON": ("taskdefs/x.json", b'{"a": 1e400}', "taskdefs/x.json", "/a", "finite number"),
     "NUL in a taskDefinition path": (
         "services/web.yaml",
@@ -559,6 +561,13 @@ FOUND = {
         "services/web.yaml",
         "/spec/taskDefinition",
         "control character",
+    ),
+    "a taskDefinition path longer than NAME_MAX": (
+        "services/web.yaml",
+        _service_with("../taskdefs/" + "web.json" * 40),
+        "services/web.yaml",
+        "/spec/taskDefinition",
+        "no file",
     ),
     "newline in a taskDefinition path": (
         "services/web.yaml",

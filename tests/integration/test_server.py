@@ -3,6 +3,8 @@ rollout, and the GitHub and GitLab webhooks (signatures, size cap, and the tick 
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import http.client
 import json
 import shutil
@@ -332,3 +334,57 @@ def test_a_signed_push_webhook_makes_the_running_agent_tick(
     assert not runner.is_alive()
     with pytest.raises(OSError):
         _request(server.url + "/healthz")  # run() stopped the server it served
+
+
+TAMPERED = PUSH_MAIN.replace(b"main", b"prod")  # the same length: only the content differs
+SHA1 = "sha1=" + hmac.new(SECRET.encode(), PUSH_MAIN, hashlib.sha1).hexdigest()
+GOOD = github_signature(SECRET, PUSH_MAIN)
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "headers"),
+    [
+        ("/webhook/github", TAMPERED, {**_github(PUSH_MAIN), "X-GitHub-Event": "push"}),
+        ("/webhook/github", PUSH_MAIN, {"X-GitHub-Event": "push", "X-Hub-Signature": SHA1}),
+        ("/webhook/github", PUSH_MAIN, _github(PUSH_MAIN, signature=GOOD[7:])),
+        ("/webhook/github", PUSH_MAIN, _github(PUSH_MAIN, signature=GOOD.upper())),
+        ("/webhook/github", PUSH_MAIN, _github(PUSH_MAIN, signature="sha256=ünïcødé")),
+        ("/webhook/gitlab", PUSH_MAIN, {**GITLAB_PUSH, "X-Gitlab-Token": SECRET[:-1]}),
+        ("/webhook/gitlab", PUSH_MAIN, {**GITLAB_PUSH, "X-Gitlab-Token": SECRET + " "}),
+        ("/webhook/gitlab", PUSH_MAIN, {**GITLAB_PUSH, "X-Gitlab-Token": GOOD}),
+        ("/webhook/gitlab", PUSH_MAIN, {**_github(PUSH_MAIN), "X-Gitlab-Event": "Push Hook"}),
+    ],
+    ids=[
+        "github-signature-of-another-body",
+        "github-sha1-only",
+        "github-digest-without-prefix",
+        "github-uppercase-digest",
+        "github-non-ascii-signature",
+        "gitlab-token-prefix",
+        "gitlab-token-with-space",
+        "gitlab-hmac-instead-of-token",
+        "gitlab-with-github-signature",
+    ],
+)
+def test_webhooks_refuse_near_miss_signatures(hooks, path: str, body: bytes, headers: dict) -> None:
+    """Signatures that are almost right (another body's, SHA-1, no prefix, a token one character short,
+    GitHub's header on the GitLab route) are 401 and trigger nothing."""
+    server, triggered, _ = hooks
+    status, answer = _json(server.url + path, body, headers)
+    assert status == 401, answer
+    assert triggered == []
+
+
+@pytest.mark.parametrize("path", ["/webhook/github", "/webhook/gitlab"])
+def test_webhook_body_at_the_cap_is_read_and_one_byte_more_is_not(hooks, path: str) -> None:
+    """A body of exactly 1 MiB is read and judged by its signature; one byte more is 413 even when
+    correctly signed."""
+    server, triggered, _ = hooks
+    head, tail = b'{"ref": "refs/heads/main", "x": "', b'"}'
+    at_cap = head + b"y" * (MAX_BODY - len(head) - len(tail)) + tail
+    assert len(at_cap) == MAX_BODY
+    status, _ = _json(server.url + path, at_cap, {**_github(at_cap), **GITLAB_PUSH})
+    assert status == 200 and triggered == [1]
+    over = at_cap[:-2] + b'y"}'
+    status, _ = _json(server.url + path, over, {**_github(over), **GITLAB_PUSH})
+    assert status == 413 and triggered == [1]
