@@ -387,16 +387,25 @@ class Agent:
 
         interval = self.config.source.interval_seconds
         scheduler = BackgroundScheduler(timezone=UTC, job_defaults={"coalesce": True, "max_instances": 1})
+        # shutdown(wait=True) holds the job-store lock while it waits for running jobs: a job adding a job
+        # then would wait for it for ever. So jobs add under this lock, and not once stopping is set.
+        adding = threading.Lock()
+        stopping = threading.Event()
+
+        def add(*args: Any, **kwargs: Any) -> None:
+            with adding:
+                if not stopping.is_set():
+                    scheduler.add_job(*args, **kwargs)
 
         def job() -> None:
             result = self.tick()
             self.plan_proposals()
             if result is not None and result.wake_at is not None:
                 when = max(result.wake_at, datetime.now(UTC) + timedelta(seconds=1))
-                scheduler.add_job(job, "date", run_date=when, id="wake", replace_existing=True)
+                add(job, "date", run_date=when, id="wake", replace_existing=True)
 
         def now() -> None:
-            scheduler.add_job(job, id="now", replace_existing=True)  # no trigger: runs at once
+            add(job, id="now", replace_existing=True)  # no trigger: runs at once
 
         scheduler.add_job(job, IntervalTrigger(seconds=interval, jitter=max(1, interval // 10)), id="poll")
         scheduler.add_job(self._flush_statuses, "interval", seconds=10, id="statuses")
@@ -433,6 +442,8 @@ class Agent:
             self.server = None
             if watcher is not None:
                 watcher.stop()
+            with adding:
+                stopping.set()
             scheduler.shutdown(wait=True)
             self._flush_statuses()
             self.close()  # another replica takes over now, not after the TTL

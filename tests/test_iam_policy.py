@@ -43,6 +43,16 @@ IMPLIED = {
     "ecs:UpdateCapacityProvider": {"iam:PassRole"},
 }
 
+# Operations that are no IAM action of their own: AWS authorises each of their parts instead. The state
+# store's transactions (agent/store/dynamodb.py) are a ConditionCheck on the lease plus an Update or a Delete.
+AUTHORISED_AS = {
+    "dynamodb:TransactWriteItems": {
+        "dynamodb:ConditionCheckItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:DeleteItem",
+    },
+}
+
 
 def _policy_actions() -> set[str]:
     document = json.loads(POLICY.read_text())
@@ -59,7 +69,8 @@ def _called() -> set[str]:
     for key in OPERATIONS_CALLED:
         service, operation = key.split(".", 1)
         assert service in PREFIX, f"add the IAM prefix of {service!r} to PREFIX"
-        out.add(f"{PREFIX[service]}:{operation}")
+        action = f"{PREFIX[service]}:{operation}"
+        out.update(AUTHORISED_AS.get(action, {action}))
     return out
 
 

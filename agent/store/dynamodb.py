@@ -13,6 +13,10 @@ Each write is one TransactWriteItems with two conditions:
   took the lease with. Every takeover increments the token, so each write of a replica whose lease was
   taken over is refused (``LeaseLost``), however late it arrives.
 
+While it holds the lease a replica is the table's only writer, so it caches what it read and wrote
+(values and versions) for as long as it holds the same token: a tick reads each key from DynamoDB
+once per leadership, not once per tick. A new token (a takeover, in either direction) empties the cache.
+
 The lease is the item (pk ``#lease``, sk ``leader``): ``owner``, ``token`` and ``expires`` (epoch
 seconds by the writer's clock). ``acquire`` renews it while this replica holds it, or takes it when it
 is absent or expired. Replicas' clocks must agree to well within the TTL (NTP gives milliseconds).
@@ -225,6 +229,8 @@ class DynamoStore:
         self.table = table
         self.lease = lease
         self._versions: dict[str, int | None] = {}
+        self._values: dict[str, str | None] = {}  # JSON text, or None for absent, under _cache_token
+        self._cache_token: int | None = None
         self._lock = threading.Lock()
 
     def check(self) -> None:
@@ -239,6 +245,11 @@ class DynamoStore:
             log.warning("store.unreachable", table=self.table, error=str(e))
 
     def get(self, key: str) -> dict[str, Any] | None:
+        with self._lock:
+            self._validate_cache()
+            if self._cache_token is not None and key in self._values:
+                text = self._values[key]
+                return json.loads(text) if text is not None else None
         with _errors(self.table):
             item = self.client.get_item(TableName=self.table, Key=_item_key(key), ConsistentRead=True).get(
                 "Item"
@@ -281,6 +292,7 @@ class DynamoStore:
         self._write(key, {"Update": update})
         with self._lock:
             self._versions[key] = (version or 0) + 1
+            self._keep(key, text)
 
     def delete(self, key: str) -> None:
         version = self._version(key)
@@ -289,13 +301,29 @@ class DynamoStore:
         self._write(key, {"Delete": self._conditional(key, version)})
         with self._lock:
             self._versions[key] = None
+            self._keep(key, None)
 
     # -- plumbing --------------------------------------------------------------------------------------
 
     def _remember(self, key: str, item: dict[str, Any] | None) -> dict[str, Any] | None:
         with self._lock:
+            self._validate_cache()
             self._versions[key] = int(item["version"]["N"]) if item else None
+            self._keep(key, item["value"]["S"] if item else None)
         return json.loads(item["value"]["S"]) if item else None
+
+    def _validate_cache(self) -> None:
+        """Empty the caches when the lease token changed since they were filled (call under _lock)."""
+        token = self.lease.token
+        if token != self._cache_token:
+            self._values.clear()
+            self._versions.clear()
+            self._cache_token = token
+
+    def _keep(self, key: str, text: str | None) -> None:
+        """Cache a value read or written, while a token is held (call under _lock)."""
+        if self._cache_token is not None and self._cache_token == self.lease.token:
+            self._values[key] = text
 
     def _version(self, key: str) -> int | None:
         """The version this replica last saw (read once first when it never has)."""
@@ -350,6 +378,7 @@ class DynamoStore:
         except StoreConflict:
             with self._lock:
                 self._versions.pop(key, None)  # read afresh next time
+                self._values.pop(key, None)
             raise
 
 

@@ -4,6 +4,7 @@ within the lease TTL plus one poll interval and finishes the rollout; the old on
 from __future__ import annotations
 
 import itertools
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -33,13 +34,16 @@ class Replicas:
         create_table(sandbox.client("dynamodb"), self.table)
         self.tmp_path = tmp_path
 
-    def agent(self, owner: str) -> Agent:
+    def agent(self, owner: str, real_time: bool = False) -> Agent:
         story = self.story
         store = replace(
             story.config.store, type="dynamodb", table=self.table, owner=owner, lease_ttl=f"{TTL}s"
         )
         config = replace(story.config, store=store)
         aws = Aws(region=story.sandbox.region, endpoint_url=story.sandbox.endpoint)
+        if real_time:  # Agent.run's scheduler runs on real time
+            config = replace(config, server=replace(config.server, port=0))
+            return Agent(config, self.tmp_path / f"data-{owner}", aws, pacer=Pacer(limits={}))
         return Agent(
             config, self.tmp_path / f"data-{owner}", aws, clock=story.clock.now,
             monotonic=story.clock.monotonic, pacer=Pacer(limits={}),
@@ -142,3 +146,56 @@ def test_only_the_leader_plans_pull_requests(replicas: Replicas) -> None:
     assert (preview.sha, preview.status.context) == (head, "ecs-gitops/plan")
     assert a.plan_proposals() == []  # each head once
     assert b.store.get(f"plan/{head}") is not None  # the leader's record, in the shared table
+
+
+def test_run_renews_the_lease_and_a_stopped_leaders_standby_takes_over_without_a_poll(
+    replicas: Replicas,
+) -> None:
+    """Two Agent.run daemons on real time (lease TTL 3 s, poll 60 s): one leads and keeps its lease beyond
+    the TTL by renewing it; when it stops, the other leads through its heartbeat, long before a poll."""
+    import threading
+
+    story = replicas.story
+    story.commit("deploy manifests-example")
+    agents = {owner: replicas.agent(owner, real_time=True) for owner in ("a", "b")}
+    for agent in agents.values():
+        agent.config = replace(agent.config, store=replace(agent.config.store, lease_ttl="3s"))
+    stops = {owner: threading.Event() for owner in agents}
+    threads = {
+        owner: threading.Thread(target=agent.run, args=(stops[owner],), name=f"replica-{owner}")
+        for owner, agent in agents.items()
+    }
+    for thread in threads.values():
+        thread.start()
+    try:
+        leader = _wait_for(lambda: next((o for o, a in agents.items() if a.leading), None), "a leader")
+        standby = "b" if leader == "a" else "a"
+        first = agents[leader].lease.holder()
+        assert first is not None
+        # Past the first lease's expiry, the leader still holds it (same token): only renewals did that.
+        renewed = lambda: (agents[leader].lease.holder() or {}).get("expires", 0) > first["expires"] + 3  # noqa: E731
+        _wait_for(lambda: renewed() or None, "a renewal after the first lease's expiry")
+        assert agents[leader].lease.holder()["token"] == first["token"]
+        assert agents[leader].leading and not agents[standby].leading
+        assert agents[standby].aws.counter.total("ecs.") == 0
+        stopped_at = time.monotonic()
+        stops[leader].set()
+        threads[leader].join(timeout=60)
+        assert not threads[leader].is_alive()  # a tick ending during shutdown did not deadlock it
+        _wait_for(lambda: agents[standby].leading or None, "the standby to take over")
+        assert time.monotonic() - stopped_at < 30  # the heartbeat, not the 60 s poll
+        _wait_for(lambda: agents[standby].aws.counter.total("ecs.") or None, "the new leader to tick")
+    finally:
+        for stop in stops.values():
+            stop.set()
+        for thread in threads.values():
+            thread.join(timeout=60)
+    assert not any(thread.is_alive() for thread in threads.values())
+
+
+def _wait_for(probe: Any, what: str, timeout: float = 30.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while (found := probe()) is None:
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+    return found

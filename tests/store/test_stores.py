@@ -153,22 +153,43 @@ def test_a_write_without_the_lease_sends_nothing(ddb: Any, table: str) -> None:
 
 
 def test_a_lost_update_is_a_conflict_not_an_overwrite(ddb: Any, table: str) -> None:
-    """Writes carry the version last read: a write based on a stale read fails with StoreConflict, and the
-    next read-then-write succeeds."""
+    """Writes carry the version last read: when something else changed the item since (an operator's
+    script, say), the write fails with StoreConflict instead of overwriting it, and the next
+    read-then-write succeeds."""
     clock = FakeClock()
-    lease = DynamoLease(ddb, table, "a", 30, clock.now)
-    assert lease.acquire()
-    first, second = DynamoStore(ddb, table, lease), DynamoStore(ddb, table, lease)
-    first.put("rollout/prod/web", {"v": 1})
-    assert second.get("rollout/prod/web") == {"v": 1}
-    first.put("rollout/prod/web", {"v": 2})
+    a = Replica(ddb, table, "a", clock)
+    assert a.lease.acquire()
+    a.store.put("rollout/prod/web", {"v": 1})
+    key = {"pk": {"S": "rollout"}, "sk": {"S": "prod/web"}}
+    ddb.put_item(TableName=table, Item={**key, "value": {"S": '{"v": "by hand"}'}, "version": {"N": "2"}})
     with pytest.raises(StoreConflict):
-        second.put("rollout/prod/web", {"v": "stale"})
-    assert second.get("rollout/prod/web") == {"v": 2}
-    second.put("rollout/prod/web", {"v": 3})
-    assert first.get("rollout/prod/web") == {"v": 3}
-    item = ddb.get_item(TableName=table, Key={"pk": {"S": "rollout"}, "sk": {"S": "prod/web"}})["Item"]
-    assert item["version"] == {"N": "3"}
+        a.store.put("rollout/prod/web", {"v": "stale"})
+    assert a.store.get("rollout/prod/web") == {"v": "by hand"}
+    a.store.put("rollout/prod/web", {"v": 3})
+    assert ddb.get_item(TableName=table, Key=key)["Item"]["version"] == {"N": "3"}
+
+
+def test_the_leader_reads_each_key_once_per_leadership(ddb: Any, table: str) -> None:
+    """As the only writer, the leader answers repeated reads from memory; after another replica led in
+    between (a new token), it reads the table again and sees that replica's writes."""
+    clock = FakeClock()
+    a, b = Replica(ddb, table, "a", clock), Replica(ddb, table, "b", clock)
+    reads: list[bool] = []
+    ddb.meta.events.register("before-call.dynamodb.GetItem", lambda **_: reads.append(True))
+    assert a.lease.acquire()
+    a.store.put("rollout/prod/web", {"v": 1})
+    reads.clear()
+    assert a.store.get("rollout/prod/web") == {"v": 1}
+    assert a.store.get("rollout/prod/api") is None
+    assert a.store.get("rollout/prod/api") is None
+    assert len(reads) == 1  # only the key it had never seen
+
+    a.lease.release()
+    assert b.lease.acquire()
+    b.store.put("rollout/prod/web", {"v": 2})
+    b.lease.release()
+    assert a.lease.acquire() and a.lease.token == 3
+    assert a.store.get("rollout/prod/web") == {"v": 2}
 
 
 def test_a_missing_table_is_refused_at_start_with_what_to_do(sandbox: Any, tmp_path: Path) -> None:
