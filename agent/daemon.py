@@ -29,8 +29,7 @@ from agent.git.auth import GitAuth
 from agent.git.source import GitSource
 from agent.git.watching import LocalRepoWatcher
 from agent.manifests.tree import Tree
-from agent.reconcile import PlanResult, Reconciler, TickResult
-from agent.rollout.decisions import RolloutRecord
+from agent.reconcile import PlanResult, Reconciler, TickResult, rollout_record
 from agent.server import AgentServer, Endpoints, Metrics, Readiness, ServiceView
 from agent.status.model import Publisher
 from agent.status.outbox import Outbox
@@ -199,7 +198,7 @@ class Agent:
                     service,
                     status.state,
                     strategy_type(self.reconciler.last, cluster, service),
-                    RolloutRecord.from_json(record) if record else None,
+                    rollout_record(record),
                 )
             )
         return views

@@ -6,9 +6,16 @@ the next tick. Each step is one call and raises a typed error (agent.errors) tha
 invalid input stops the tick before any AWS write and becomes a failure status; a transient error is
 retried by the next tick; a rollout in progress asks to be woken at ``wake_at``.
 
-Services are rolled out in parallel (``pacing.concurrency`` at once, 8 by default): first every new
-task-definition revision the applying services need is registered, once per family, then each service
-is updated. All threads share one Pacer, so together they stay within ECS's rate limits.
+Two kinds of engine decide. The rolling engine (``rolling`` and ``ecs`` strategies, and creating any
+service) answers APPLY: execute the service's part of the plan; the service's windows hold that APPLY
+while a freeze window is open or no maintenance window is. The agent engine (``engine: agent`` services
+that already run a PRIMARY task set; agent/engines.py) answers a list of actions: task sets, listener
+weights, hooks. Statuses come from the decisions, made before anything ran.
+
+Services are rolled out in parallel (``pacing.concurrency`` at once, 8 by default): every new
+task-definition revision the services need is registered once per family, and each service is updated
+or carries out its agent-engine actions. All threads share one Pacer, so together they stay within ECS's
+rate limits.
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ import json
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,11 +37,13 @@ from agent.aws.executing import Applied, Executor, change_key
 from agent.aws.observing import Observer
 from agent.aws.pacing import DEFAULT_CONCURRENCY, Pacer
 from agent.aws.resolving import Resolver
+from agent.engines import AgentEngine, Rollout, gate_of, hold_for_windows, takes
 from agent.errors import InvalidInput, Problem
+from agent.hooks import DEFAULT_SECRET_ENV, HookCaller
 from agent.manifests import load_desired
 from agent.manifests.model import Desired, Manifest
 from agent.manifests.tree import Tree
-from agent.plan.model import NO_CHANGE, REGISTER, Change, Plan
+from agent.plan.model import CREATE, NO_CHANGE, REGISTER, Change, Plan
 from agent.plan.observed import Observed
 from agent.plan.planning import build_plan
 from agent.plan.services import engine_of, resolve_strategy
@@ -65,6 +74,8 @@ class TickResult:
     wake_at: datetime | None = None
     plan: Plan | None = None
     problems: list[Problem] = field(default_factory=list)
+    # Statuses written on other commits (the commit a newer one superseded), by (sha, context).
+    other_statuses: dict[tuple[str, str], CommitStatus] = field(default_factory=dict)
 
 
 class Reconciler:
@@ -90,6 +101,13 @@ class Reconciler:
         self.resolver = Resolver(aws)
         self.observer = Observer(aws, self.pacer)
         self.executor = Executor(aws, self.pacer, on_registered=self.observer.remember)
+        hooks = getattr(config, "hooks", None)
+        self.engine = AgentEngine(
+            aws,
+            self.executor,
+            store,
+            HookCaller(getattr(hooks, "secret_env", DEFAULT_SECRET_ENV), lambda: aws.client("lambda")),
+        )
 
     # -- the read-only half: validate and plan ---------------------------------------------------------
 
@@ -114,34 +132,29 @@ class Reconciler:
         except InvalidInput as e:
             return self._invalid(sha, e.problems)
 
-        decisions = self._decide(result, sha, now)
-        shared = [c for c in result.plan.changes if c.kind in ("Cluster", "CapacityProvider")]
-        errors: dict[str, str] = {}
-        if any(c.changes_anything for c in shared):
-            try:
-                self.executor.execute(result.plan, only=[change_key(c) for c in shared])
-            except AwsPermanentError as e:
-                errors[AGGREGATE] = truncate(f"cluster or capacity provider change failed: {e}")
-        applying = sorted(n for n, d in decisions.items() if APPLY in d.actions) if not errors else []
-        failed, unfinished = self._roll_out(result, applying, bound)
+        rollouts = self._decide_agent(result, sha, now)  # agent engine: task sets and listener weights
+        decisions = self._decide(result, sha, now, skip=rollouts)  # rolling and ecs engines, windows
+        decisions.update({name: r.decision for name, r in rollouts.items() if r.decision is not None})
+        errors = self._apply_shared(result)
+        acting = sorted(n for n, d in decisions.items() if d.actions)
+        held = set(acting) if errors else set()  # a cluster change failed: no service acts this tick
+        failed, unfinished = self._roll_out(result, [] if errors else acting, rollouts, bound, now)
         for name, reason in failed.items():
-            record = decisions[name].record
-            failed_record = RolloutRecord(
-                sha, record.fingerprint if record else "", "failed", now.isoformat(), reason=reason
-            )
-            decisions[name] = Decision((), failed_record, FAILURE, failed_record.reason)
+            decisions[name] = _failed(decisions[name], sha, now, reason)
         for name in sorted(decisions):
-            if name not in unfinished:
+            if name not in unfinished and name not in held:
                 self._remember(result.desired.services[name], decisions[name].record)
         if unfinished:  # a transient error: what was applied is remembered, the rest is retried next tick
             raise next(iter(unfinished.values()))
 
         statuses = self._statuses(result.desired, decisions, errors, sha)
-        self._report(statuses)
+        others = _other_statuses(result.desired, decisions)
+        self._report([*statuses.values(), *others.values()])
         wakes = [d.wake_at for d in decisions.values() if d.wake_at]
         outcome = _outcome(decisions, errors)
         bound.info("tick.done", outcome=outcome, changes=result.plan.has_changes)
-        return TickResult(sha, outcome, statuses, min(wakes) if wakes else None, result.plan)
+        wake_at = min(wakes) if wakes else None
+        return TickResult(sha, outcome, statuses, wake_at, result.plan, other_statuses=others)
 
     # -- steps -----------------------------------------------------------------------------------------
 
@@ -151,13 +164,27 @@ class Reconciler:
         more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
         status = CommitStatus(sha, AGGREGATE, FAILURE, truncate(f"invalid: {first}{more}"))
         log.warning("manifests.invalid", sha=sha[:12], problems=[str(p) for p in errors])
-        self._report({AGGREGATE: status})
+        self._report([status])
         return TickResult(sha, "invalid", {AGGREGATE: status}, problems=problems)
 
-    def _decide(self, result: PlanResult, sha: str, now: datetime) -> dict[str, Decision]:
+    def _decide_agent(self, result: PlanResult, sha: str, now: datetime) -> dict[str, Rollout]:
+        """The agent engine's decisions for the services it drives (observed together, in batches)."""
+        desired, observed = result.desired, result.observed
+        names = sorted(n for n, m in desired.services.items() if takes(m, desired, observed))
+        if not names:
+            return {}
+        fingerprints = {n: self._fingerprint(desired, desired.services[n]) for n in names}
+        return self.engine.decide(result.plan, desired, observed, names, fingerprints, sha, now)
+
+    def _decide(
+        self, result: PlanResult, sha: str, now: datetime, skip: Iterable[str] = ()
+    ) -> dict[str, Decision]:
+        """The rolling engine's decision for every service not in ``skip``, held by the service's windows."""
         by_key = {(c.kind, c.name): c for c in result.plan.changes}
         decisions = {}
         for name, manifest in result.desired.services.items():
+            if name in skip:
+                continue
             cluster, service = manifest.spec["cluster"], manifest.spec.get("serviceName", name)
             family = result.desired.service_task_family.get(name)
             svc_change = by_key.get(("Service", f"{cluster}/{service}"))
@@ -173,37 +200,66 @@ class Reconciler:
                 deployments=_deployments(observed),
                 events=tuple(e.get("message", "") for e in (observed or {}).get("events", ())[:20]),
             )
-            decisions[name] = rolling.advance(self._record(manifest), obs, sha, now)
+            record = self._record(manifest)
+            decision = rolling.advance(record, obs, sha, now)
+            if APPLY in decision.actions:
+                creating = svc_change is not None and svc_change.action == CREATE
+                gate = gate_of(manifest, result.desired, now)
+                decision = hold_for_windows(decision, record, gate, creating)
+            decisions[name] = decision
         return decisions
 
-    def _roll_out(
-        self, result: PlanResult, names: list[str], bound: Any
-    ) -> tuple[dict[str, str], dict[str, BaseException]]:
-        """Apply the changes of services ``names``, ``concurrency`` at once.
+    def _apply_shared(self, result: PlanResult) -> dict[str, str]:
+        """Clusters and capacity providers, before any service; a failure stops every service this tick."""
+        shared = [c for c in result.plan.changes if c.kind in ("Cluster", "CapacityProvider")]
+        if any(c.changes_anything for c in shared):
+            try:
+                self.executor.execute(result.plan, only=[change_key(c) for c in shared])
+            except AwsPermanentError as e:
+                return {AGGREGATE: truncate(f"cluster or capacity provider change failed: {e}")}
+        return {}
 
-        Each service registers its family's new revision if no other service has yet (several services may
-        share a family: the first registers, the others wait for it and use its ARN), then is updated. So
+    def _roll_out(
+        self,
+        result: PlanResult,
+        names: list[str],
+        rollouts: dict[str, Rollout],
+        bound: Any,
+        now: datetime,
+    ) -> tuple[dict[str, str], dict[str, BaseException]]:
+        """Carry out the decisions of services ``names``, ``concurrency`` at once.
+
+        A rolling-engine service registers its family's new revision if no other service has yet (several
+        services may share a family: the first registers, the others wait for it and use its ARN), then is
+        updated; an agent-engine service carries out its actions (``Register`` the same way). So
         registrations, paced at 1 per second past their burst, and updates overlap. Returns (service ->
         reason it failed for good, service -> error that stopped it before it was applied).
         """
-        keys = {name: self._service_changes(result, name) for name in names}
-        locks = {family: threading.Lock() for family, _ in keys.values()}
+        locks = {family: threading.Lock() for family in result.desired.task_definitions}
         registered: dict[str, Applied | Exception] = {}
 
-        def apply(name: str) -> Applied:
-            family, service = keys[name]
-            with locks[family]:
+        def register(family: str) -> Applied:
+            with locks.setdefault(family, threading.Lock()):
                 if family not in registered:
                     try:
-                        registered[family] = self.executor.execute(result.plan, only=[family])
+                        registered[family] = self.executor.execute(
+                            result.plan, only=[f"TaskDefinition/{family}"]
+                        )
                     except Exception as e:
                         registered[family] = e
             outcome = registered[family]
             if isinstance(outcome, Exception):
                 raise outcome
+            return outcome
+
+        def apply(name: str) -> Applied:
+            if name in rollouts:
+                return self.engine.carry_out(rollouts[name], result.plan, register, now)
+            family, service = self._service_changes(result, name)
+            outcome = register(family)
             manifest = result.desired.services[name]
             strategy = resolve_strategy(manifest.spec.get("strategy"), result.desired.strategies)
-            bound.info("rollout.apply", service=name, engine=engine_of(strategy), changes=keys[name])
+            bound.info("rollout.apply", service=name, engine=engine_of(strategy), changes=[family, service])
             return self.executor.execute(result.plan, only=[service], registered=outcome.task_definitions)
 
         failed: dict[str, str] = {}
@@ -231,11 +287,12 @@ class Reconciler:
             return dict(zip(items, pool.map(run, items), strict=True))
 
     @staticmethod
-    def _service_changes(result: PlanResult, name: str) -> list[str]:
+    def _service_changes(result: PlanResult, name: str) -> tuple[str, str]:
+        """(task-definition family, ``Service/<cluster>/<service>`` change key) of a service."""
         manifest = result.desired.services[name]
         cluster, service = manifest.spec["cluster"], manifest.spec.get("serviceName", name)
         family = result.desired.service_task_family.get(name)
-        return [f"TaskDefinition/{family}", f"Service/{cluster}/{service}"]
+        return str(family), f"Service/{cluster}/{service}"
 
     @staticmethod
     def _fingerprint(desired: Desired, manifest: Manifest) -> str:
@@ -252,9 +309,9 @@ class Reconciler:
     def _record(self, manifest: Manifest) -> RolloutRecord | None:
         if self.store is None:
             return None
-        return RolloutRecord.from_json(self.store.get(_rollout_key(manifest)))
+        return rollout_record(self.store.get(_rollout_key(manifest)))
 
-    def _remember(self, manifest: Manifest, record: RolloutRecord | None) -> None:
+    def _remember(self, manifest: Manifest, record: Any) -> None:
         if self.store is not None and record is not None:
             self.store.put(_rollout_key(manifest), record.to_json())
 
@@ -269,12 +326,12 @@ class Reconciler:
         out[AGGREGATE] = _aggregate(sha, decisions, errors)
         return out
 
-    def _report(self, statuses: dict[str, CommitStatus]) -> None:
+    def _report(self, statuses: Iterable[CommitStatus]) -> None:
         """Queue statuses that differ from what was last written for that commit and context; flush."""
         now = self.clock()
-        for ctx, status in statuses.items():
+        for status in statuses:
             status = status.stamped(now)
-            key = f"status/{status.sha}/{ctx}"
+            key = f"status/{status.sha}/{status.context}"
             last = self.store.get(key) if self.store is not None else None
             current = {"state": status.state, "description": status.description}
             if last == current:
@@ -285,6 +342,39 @@ class Reconciler:
                 self.outbox.put(status)
         if self.outbox is not None:
             self.outbox.flush()
+
+
+def rollout_record(data: dict[str, Any] | None) -> RolloutRecord | None:
+    """A stored rollout record as the rolling engine reads it (keys it does not know dropped)."""
+    if not data:
+        return None
+    known = {f.name for f in fields(RolloutRecord)}
+    return RolloutRecord.from_json({k: v for k, v in data.items() if k in known})
+
+
+def _failed(decision: Decision, sha: str, now: datetime, reason: str) -> Decision:
+    """A decision whose actions AWS refused for good: failure, and the same content is not tried again."""
+    record = decision.record
+    if record is None:
+        record = RolloutRecord(sha, "", "failed", now.isoformat(), reason=reason)
+    else:
+        record = replace(record, result="failed", reason=reason)
+    return Decision((), record, FAILURE, reason)
+
+
+def _other_statuses(desired: Desired, decisions: dict[str, Decision]) -> dict[tuple[str, str], CommitStatus]:
+    """Statuses the engines asked for on other commits (a superseded one), with an aggregate for each."""
+    out: dict[tuple[str, str], CommitStatus] = {}
+    by_sha: dict[str, dict[str, Decision]] = {}
+    for name, decision in sorted(decisions.items()):
+        m = desired.services[name]
+        ctx = service_context(m.spec["cluster"], m.spec.get("serviceName", name))
+        for sha, state, description in decision.other_commits:
+            out[(sha, ctx)] = CommitStatus(sha, ctx, state, truncate(description))
+            by_sha.setdefault(sha, {})[name] = Decision((), None, state, description)
+    for sha, theirs in by_sha.items():
+        out[(sha, AGGREGATE)] = _aggregate(sha, theirs, {})
+    return out
 
 
 def _rollout_key(manifest: Manifest) -> str:
@@ -350,6 +440,6 @@ def _outcome(decisions: dict[str, Decision], errors: dict[str, str]) -> str:
     states = {d.state for d in decisions.values()}
     if errors or FAILURE in states:
         return "failed"
-    if any(APPLY in d.actions for d in decisions.values()):
+    if any(d.actions for d in decisions.values()):
         return "applied"
     return "rolling" if PENDING in states else "unchanged"

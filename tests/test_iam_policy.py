@@ -31,6 +31,9 @@ PREFIX = {
     "dynamodb": "dynamodb",
 }
 
+# API operations whose IAM action has another name.
+ACTION_OF = {"lambda:Invoke": "lambda:InvokeFunction"}
+
 # Permissions AWS checks inside another call: granted when that call is made, never called themselves.
 IMPLIED = {
     # Task definitions name a task role and an execution role; services name an infrastructure role.
@@ -58,7 +61,8 @@ def _called() -> set[str]:
     for key in OPERATIONS_CALLED:
         service, operation = key.split(".", 1)
         assert service in PREFIX, f"add the IAM prefix of {service!r} to PREFIX"
-        out.add(f"{PREFIX[service]}:{operation}")
+        action = f"{PREFIX[service]}:{operation}"
+        out.add(ACTION_OF.get(action, action))
     return out
 
 
