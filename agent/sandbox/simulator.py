@@ -40,9 +40,14 @@ service does not tick. On each tick:
   A task set with a broken image never runs a task and stays STABILIZING (``pendingCount`` =
   ``computedDesiredCount``). DeleteTaskSet makes it DRAINING; it is gone on the next tick (``T`` s).
 
-Not modelled: health-check grace periods, placement, capacity (any number of tasks fits), the
-ServiceDeployment APIs and CloudWatch alarms (later issues: :attr:`Simulator.routes` and the service's
-:attr:`SimService.history` of finished deployments are where they will hook in).
+  A task set's ``loadBalancers`` are what registers it to a target group. UpdateService's
+  ``desiredCount`` changes every task set's ``computedDesiredCount`` at once (STABILIZING until the
+  tasks follow).
+
+Not modelled: health-check grace periods, placement, capacity (any number of tasks fits) and the
+ServiceDeployment APIs (:attr:`Simulator.routes` and the service's :attr:`SimService.history` of
+finished deployments are where they will hook in). CloudWatch alarms are moto's own and change only
+when set (``Sandbox.set_alarm``); Lambda Invoke is :mod:`agent.sandbox.lambdas`.
 """
 
 from __future__ import annotations
@@ -306,6 +311,7 @@ class Simulator:
         # Control API: (method, path regex, handler); later issues append (alarms, hook results...).
         self.routes: list[tuple[str, re.Pattern[str], ControlHandler]] = [
             ("POST", re.compile(r"^/_sandbox/clock/advance$"), self._control_advance),
+            ("GET", re.compile(r"^/_sandbox/clock$"), lambda _m, _b: {"now": self.clock.now().isoformat()}),
             ("GET", re.compile(r"^/_sandbox/state$"), lambda _m, _b: self.state()),
             ("POST", re.compile(r"^/_sandbox/config$"), self._control_config),
         ]
@@ -646,6 +652,8 @@ class Simulator:
         params = call.params
         sim.desired = int(service.get("desiredCount") or 0)
         sim.config = _deployment_config(service)
+        for task_set in sim.task_sets:  # a new desiredCount changes every computedDesiredCount at once
+            self._restabilise(task_set, self._computed(sim, task_set), at)
         if sim.controller == "ECS":
             primary = sim.primary
             task_definition = service.get("taskDefinition") if "taskDefinition" in params else None
