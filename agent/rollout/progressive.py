@@ -798,6 +798,9 @@ class _Tick:
     ) -> Decision:
         if actions and wake is None:
             wake = self.now + POLL  # come back to see the calls took effect (a deleted task set drained)
+        change = self.gate.next_change() if state == PENDING else None
+        if wake is not None and change is not None and self.now < change < wake:
+            wake = change  # a window opening or closing mid-bake may change the decision (overrun)
         return Decision(actions, record, state, _cut(text), wake, other_commits=self.superseded)
 
 
