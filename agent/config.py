@@ -168,6 +168,14 @@ class ServerConfig:
 
 
 @dataclass(frozen=True)
+class HooksConfig:
+    """Lifecycle hooks of agent-engine rollouts (agent/hooks.py): the HMAC key that signs each HTTP hook
+    call is read from the environment variable ``secret_env``."""
+
+    secret_env: str = "ECS_GITOPS_HOOK_SECRET"
+
+
+@dataclass(frozen=True)
 class LogConfig:
     """Logging (agent/logs.py): ``auto`` is JSON unless standard error is a terminal."""
 
@@ -207,6 +215,7 @@ class AgentConfig:
     status: StatusConfig = field(default_factory=StatusConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
     server: ServerConfig = field(default_factory=ServerConfig)
+    hooks: HooksConfig = field(default_factory=HooksConfig)
     log: LogConfig = field(default_factory=LogConfig)
     pacing: PacingConfig = field(default_factory=PacingConfig)
     verify: VerifyConfig | None = None
@@ -439,6 +448,7 @@ def _build(data: dict[str, Any], source_file: str | None, warnings: tuple[str, .
         ),
         store=_section(StoreConfig, data["store"]),
         server=_section(ServerConfig, data["server"]),
+        hooks=_section(HooksConfig, data["hooks"]),
         log=_section(LogConfig, data["log"]),
         pacing=_pacing(data["pacing"]),
         verify=_verify(data.get("verify"), source_file),

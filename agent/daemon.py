@@ -38,8 +38,7 @@ from agent.git.verifying import UntrustedCommit, verifier_from
 from agent.git.watching import LocalRepoWatcher
 from agent.manifests.tree import Tree
 from agent.previewing import Preview, Previewer
-from agent.reconcile import PlanResult, Reconciler, TickResult
-from agent.rollout.decisions import RolloutRecord
+from agent.reconcile import PlanResult, Reconciler, TickResult, rollout_record
 from agent.server import AgentServer, Endpoints, Metrics, Readiness, ServiceView
 from agent.status.comments import make_comments
 from agent.status.model import Publisher
@@ -336,7 +335,7 @@ class Agent:
                     service,
                     status.state,
                     strategy_type(self.reconciler.last, cluster, service),
-                    RolloutRecord.from_json(record) if record else None,
+                    rollout_record(record),
                 )
             )
         return views

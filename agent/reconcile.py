@@ -6,9 +6,16 @@ the next tick. Each step is one call and raises a typed error (agent.errors) tha
 invalid input stops the tick before any AWS write and becomes a failure status; a transient error is
 retried by the next tick; a rollout in progress asks to be woken at ``wake_at``.
 
-Services are rolled out in parallel (``pacing.concurrency`` at once, 8 by default): first every new
-task-definition revision the applying services need is registered, once per family, then each service
-is updated. All threads share one Pacer, so together they stay within ECS's rate limits.
+Two kinds of engine decide. The rolling engine (``rolling`` and ``ecs`` strategies, and creating any
+service) answers APPLY: execute the service's part of the plan; the service's windows hold that APPLY
+while a freeze window is open or no maintenance window is. The agent engine (``engine: agent`` services
+that already run a PRIMARY task set; agent/engines.py) answers a list of actions: task sets, listener
+weights, hooks. Statuses come from the decisions, made before anything ran.
+
+Services are rolled out in parallel (``pacing.concurrency`` at once, 8 by default): every new
+task-definition revision the services need is registered once per family, and each service is updated
+or carries out its agent-engine actions. All threads share one Pacer, so together they stay within ECS's
+rate limits.
 
 Beyond applying Git (issue 9): a service whose content already rolled out but no longer matches ECS has
 *drifted*; it is corrected (``selfHeal``) or reported (failure status, log, metric). Rollouts wait for
@@ -18,7 +25,10 @@ managed services no manifest names any more are deleted once the rest of the com
 With ``accounts`` (agent/aws/accounts.py) each account is planned and applied in its own lane, with its
 own clients, but the commit rolls out as one: every engine decides first, then one ``gate`` over all the
 services holds back those whose dependencies (in any account) have not rolled out, then each lane applies
-its share. Drift and prune are found in each lane, with that account's clients and clusters.
+its share. Drift and prune are found in each lane, with that account's clients and clusters. The agent
+engine runs in each lane too (its observations, task sets, listener weights and Lambda hooks use that
+account's clients); the ordering gate holds an agent-engine decision that would start a rollout as it
+holds an APPLY.
 """
 
 from __future__ import annotations
@@ -29,7 +39,7 @@ import json
 import threading
 from collections.abc import Callable, Collection, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -42,13 +52,15 @@ from agent.aws.executing import Applied, Executor, change_key
 from agent.aws.observing import Observer
 from agent.aws.pacing import DEFAULT_CONCURRENCY, Pacer
 from agent.aws.resolving import Resolver
+from agent.engines import AgentEngine, Rollout, gate_of, hold_for_windows, takes
 from agent.errors import InvalidInput, PermanentError, Problem
+from agent.hooks import DEFAULT_SECRET_ENV, HookCaller
 from agent.manifests import load_desired
 from agent.manifests.model import Desired, Manifest
 from agent.manifests.tree import Tree
 from agent.plan.drift import describe as describe_drift
 from agent.plan.drift import mark_drift
-from agent.plan.model import DELETE, DRIFT_HEAL, NO_CHANGE, REGISTER, Change, Plan
+from agent.plan.model import CREATE, DELETE, DRIFT_HEAL, NO_CHANGE, REGISTER, Change, Plan
 from agent.plan.observed import Observed
 from agent.plan.ordering import ordering
 from agent.plan.planning import build_plan
@@ -57,6 +69,8 @@ from agent.plan.taskdefs import content_hash, family_revision
 from agent.rollout import rolling
 from agent.rollout.decisions import APPLY, ERROR, FAILURE, PENDING, SUCCESS, Decision, RolloutRecord
 from agent.rollout.ordering import gate
+from agent.rollout.progressive import IN_PROGRESS, CreateTaskSet
+from agent.rollout.progressive import Register as RegisterAction
 from agent.status.model import AGGREGATE, MAX_DESCRIPTION, CommitStatus, service_context, truncate
 
 log = structlog.get_logger()
@@ -101,6 +115,8 @@ class TickResult:
     problems: list[Problem] = field(default_factory=list)
     drifted: tuple[str, ...] = ()  # "cluster/service" of services found drifted on this tick
     pruned: tuple[str, ...] = ()  # "cluster/service" of services deleted on this tick
+    # Statuses written on other commits (the commit a newer one superseded), by (sha, context).
+    other_statuses: dict[tuple[str, str], CommitStatus] = field(default_factory=dict)
 
 
 class Reconciler:
@@ -126,9 +142,16 @@ class Reconciler:
         self.resolver = Resolver(aws)
         self.observer = Observer(aws, self.pacer)
         self.executor = Executor(aws, self.pacer, on_registered=self.observer.remember)
+        self.engine = self._new_engine(aws, self.executor)
+        self._engines: dict[str, AgentEngine] = {}  # account name -> the agent engine of its lane
         # Several accounts and regions (agent/aws/accounts.py): one lane each, opened on first use.
         self.accounts = accounts_of(config, aws.region)
         self._lanes: dict[str, Lane] = {}
+
+    def _new_engine(self, aws: Aws, executor: Executor) -> AgentEngine:
+        hooks = getattr(self.config, "hooks", None)
+        secret_env = getattr(hooks, "secret_env", DEFAULT_SECRET_ENV)
+        return AgentEngine(aws, executor, self.store, HookCaller(secret_env, lambda: aws.client("lambda")))
 
     # -- the read-only half: validate and plan ---------------------------------------------------------
 
@@ -224,21 +247,26 @@ class Reconciler:
 
         parts = result.parts or [result]  # one per account and region, or the whole commit
         decisions: dict[str, Decision] = {}
+        rollouts: dict[str, Rollout] = {}  # the agent engine's services, with their decisions
         drifted: set[str] = set()
         reported: set[str] = set()
         for part in parts:
-            part_decisions, part_drifted, part_reported = self._decide_part(part, sha, now)
+            part_decisions, part_rollouts, part_drifted, part_reported = self._decide_part(part, sha, now)
             decisions.update(part_decisions)
+            rollouts.update(part_rollouts)
             drifted |= part_drifted
             reported |= part_reported
-        # One order for the whole commit: a service waits for what it depends on in any account.
-        decisions = gate(decisions, ordering(result.desired.services), running=reported)
+        # One order for the whole commit: a service waits for what it depends on in any account. An
+        # agent-engine decision that starts a rollout waits like an APPLY.
+        starting = {n for n, r in rollouts.items() if n in decisions and _starts(r, decisions[n])}
+        decisions = gate(decisions, ordering(result.desired.services), running=reported, starting=starting)
 
         errors: dict[str, str] = {}
         unfinished: dict[str, BaseException] = {}
         for part in parts:
             mine = {name: decisions[name] for name in part.desired.services if name in decisions}
-            part_errors, part_unfinished = self._apply(part, mine, sha, now, bound)
+            theirs = {name: r for name, r in rollouts.items() if name in mine}
+            part_errors, part_unfinished = self._apply(part, mine, theirs, sha, now, bound)
             decisions.update(mine)
             unfinished.update(part_unfinished)
             if AGGREGATE in part_errors:
@@ -253,7 +281,8 @@ class Reconciler:
             pruned.update(self._prune(part, decisions, errors, reported, sha))
         statuses = self._statuses(result.desired, decisions, errors, sha, reported)
         statuses.update(pruned)
-        self._report(statuses)
+        others = self._other_statuses(result.desired, decisions)
+        self._report([*statuses.values(), *others.values()])
         wakes = [d.wake_at for d in decisions.values() if d.wake_at]
         outcome = _outcome(decisions, errors, reported)
         bound.info("tick.done", outcome=outcome, changes=result.plan.has_changes)
@@ -266,31 +295,54 @@ class Reconciler:
             result.plan,
             drifted=tuple(sorted(drifted)),
             pruned=deleted,
+            other_statuses=others,
         )
 
     # -- steps -----------------------------------------------------------------------------------------
 
     def _decide_part(
         self, result: PlanResult, sha: str, now: datetime
-    ) -> tuple[dict[str, Decision], set[str], set[str]]:
+    ) -> tuple[dict[str, Decision], dict[str, Rollout], set[str], set[str]]:
         """The engines' decisions for one plan (one account's, or the commit's), drift applied: the
-        decisions, the drifted services ("cluster/service") and the ones only reported (see ``_drift``)."""
+        decisions, the agent engine's rollouts (in this plan's lane), the drifted services
+        ("cluster/service") and the ones only reported (see ``_drift``)."""
         if result.error:  # the account could not be read: nothing is applied there
             decisions = {
                 name: Decision((), self._record(m), ERROR, truncate(result.error))
                 for name, m in result.desired.services.items()
             }
-            return decisions, set(), set()
-        return self._drift(result, self._decide(result, sha, now))
+            return decisions, {}, set(), set()
+        rollouts = self._decide_agent(result, sha, now)  # agent engine: task sets and listener weights
+        decisions = self._decide(result, sha, now, skip=rollouts)  # rolling and ecs engines, windows
+        decisions.update({name: r.decision for name, r in rollouts.items() if r.decision is not None})
+        decisions, drifted, reported = self._drift(result, decisions)
+        return decisions, rollouts, drifted, reported
+
+    def _decide_agent(self, result: PlanResult, sha: str, now: datetime) -> dict[str, Rollout]:
+        """The agent engine's decisions for the services it drives (observed together, in batches), in
+        the plan's lane."""
+        desired, observed = result.desired, result.observed
+        names = sorted(n for n, m in desired.services.items() if takes(m, desired, observed))
+        if not names:
+            return {}
+        fingerprints = {n: self._fingerprint(desired, desired.services[n]) for n in names}
+        return self._engine(result).decide(result.plan, desired, observed, names, fingerprints, sha, now)
 
     def _apply(
-        self, result: PlanResult, decisions: dict[str, Decision], sha: str, now: datetime, bound: Any
+        self,
+        result: PlanResult,
+        decisions: dict[str, Decision],
+        rollouts: dict[str, Rollout],
+        sha: str,
+        now: datetime,
+        bound: Any,
     ) -> tuple[dict[str, str], dict[str, BaseException]]:
         """Apply shared changes and roll out one plan's services (one account's, or the commit's).
 
         ``decisions`` (this plan's services, already gated) is updated in place with the rollouts that
         failed, and remembered. Returns the errors for the aggregate status and the services a transient
-        error stopped before they were applied.
+        error stopped before they were applied. An agent-engine service carries out its decision's actions
+        (``rollouts``) with this lane's clients.
         """
         if result.error:
             return {AGGREGATE: result.error}, {}
@@ -303,21 +355,27 @@ class Reconciler:
                 self._executor(result).execute(result.plan, only=[change_key(c) for c in shared])
             except AwsPermanentError as e:
                 errors[AGGREGATE] = truncate(f"cluster or capacity provider change failed: {e}")
-        applying = sorted(n for n, d in decisions.items() if APPLY in d.actions) if not errors else []
-        failed, unfinished = self._roll_out(result, applying, bound)
+        acting = sorted(n for n, d in decisions.items() if d.actions)
+        held = set(acting) if errors else set()  # a cluster change failed: no service acts this tick
+        failed, unfinished = self._roll_out(result, [] if errors else acting, rollouts, bound, now)
         for name, reason in failed.items():
-            record = decisions[name].record
-            failed_record = RolloutRecord(
-                sha, record.fingerprint if record else "", "failed", now.isoformat(), reason=reason
-            )
-            decisions[name] = Decision((), failed_record, FAILURE, failed_record.reason)
+            decisions[name] = _failed(decisions[name], sha, now, reason)
         for name in sorted(decisions):
-            if name not in unfinished:
+            if name not in unfinished and name not in held:
                 self._remember(result.desired.services[name], decisions[name].record)
         return errors, unfinished
 
     def _executor(self, result: PlanResult) -> Executor:
         return result.lane.executor if result.lane is not None else self.executor
+
+    def _engine(self, result: PlanResult) -> AgentEngine:
+        """The agent engine of the plan's lane: that account's clients and executor."""
+        lane = result.lane
+        if lane is None or lane.account is None:
+            return self.engine
+        if lane.account.name not in self._engines:
+            self._engines[lane.account.name] = self._new_engine(lane.aws, lane.executor)
+        return self._engines[lane.account.name]
 
     def _invalid(self, sha: str, problems: list[Problem]) -> TickResult:
         errors = [p for p in problems if p.severity == "error"]
@@ -325,19 +383,24 @@ class Reconciler:
         more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
         status = CommitStatus(sha, AGGREGATE, FAILURE, truncate(f"invalid: {first}{more}"))
         log.warning("manifests.invalid", sha=sha[:12], problems=[str(p) for p in errors])
-        self._report({AGGREGATE: status})
+        self._report([status])
         return TickResult(sha, "invalid", {AGGREGATE: status}, problems=problems)
 
     def untrusted(self, sha: str, reason: str) -> TickResult:
         """A commit that failed signature verification: a failure status on it, and nothing else."""
         status = CommitStatus(sha, AGGREGATE, FAILURE, truncate(reason))
-        self._report({AGGREGATE: status})
+        self._report([status])
         return TickResult(sha, "untrusted", {AGGREGATE: status})
 
-    def _decide(self, result: PlanResult, sha: str, now: datetime) -> dict[str, Decision]:
+    def _decide(
+        self, result: PlanResult, sha: str, now: datetime, skip: Iterable[str] = ()
+    ) -> dict[str, Decision]:
+        """The rolling engine's decision for every service not in ``skip``, held by the service's windows."""
         by_key = {(c.kind, c.name): c for c in result.plan.changes}
         decisions = {}
         for name, manifest in result.desired.services.items():
+            if name in skip:
+                continue
             cluster, service = manifest.spec["cluster"], manifest.spec.get("serviceName", name)
             family = result.desired.service_task_family.get(name)
             svc_change = by_key.get(("Service", f"{cluster}/{service}"))
@@ -358,40 +421,59 @@ class Reconciler:
                 deployments=_deployments(observed),
                 events=tuple(e.get("message", "") for e in (observed or {}).get("events", ())[:20]),
             )
-            decisions[name] = rolling.advance(self._record(manifest), obs, sha, now)
+            record = self._record(manifest)
+            decision = rolling.advance(record, obs, sha, now)
+            if APPLY in decision.actions:
+                creating = svc_change is not None and svc_change.action == CREATE
+                gate_now = gate_of(manifest, result.desired, now)
+                decision = hold_for_windows(decision, record, gate_now, creating)
+            decisions[name] = decision
         return decisions
 
     def _roll_out(
-        self, result: PlanResult, names: list[str], bound: Any
+        self,
+        result: PlanResult,
+        names: list[str],
+        rollouts: dict[str, Rollout],
+        bound: Any,
+        now: datetime,
     ) -> tuple[dict[str, str], dict[str, BaseException]]:
-        """Apply the changes of services ``names``, ``concurrency`` at once.
+        """Carry out the decisions of services ``names``, ``concurrency`` at once, with the plan's lane.
 
-        Each service registers its family's new revision if no other service has yet (several services may
-        share a family: the first registers, the others wait for it and use its ARN), then is updated. So
+        A rolling-engine service registers its family's new revision if no other service has yet (several
+        services may share a family: the first registers, the others wait for it and use its ARN), then is
+        updated; an agent-engine service carries out its actions (``Register`` the same way). So
         registrations, paced at 1 per second past their burst, and updates overlap. Returns (service ->
         reason it failed for good, service -> error that stopped it before it was applied).
         """
-        keys = {name: self._service_changes(result, name) for name in names}
-        locks = {family: threading.Lock() for family, _ in keys.values()}
+        executor = self._executor(result)
+        locks = {family: threading.Lock() for family in result.desired.task_definitions}
         registered: dict[str, Applied | Exception] = {}
+        guard = threading.Lock()
 
-        def apply(name: str) -> Applied:
-            family, service = keys[name]
-            with locks[family]:
+        def register(family: str) -> Applied:
+            with guard:
+                lock = locks.setdefault(family, threading.Lock())
+            with lock:
                 if family not in registered:
                     try:
-                        registered[family] = self._executor(result).execute(result.plan, only=[family])
+                        registered[family] = executor.execute(result.plan, only=[f"TaskDefinition/{family}"])
                     except Exception as e:
                         registered[family] = e
             outcome = registered[family]
             if isinstance(outcome, Exception):
                 raise outcome
+            return outcome
+
+        def apply(name: str) -> Applied:
+            if name in rollouts:
+                return self._engine(result).carry_out(rollouts[name], result.plan, register, now)
+            family, service = self._service_changes(result, name)
+            outcome = register(family)
             manifest = result.desired.services[name]
             strategy = resolve_strategy(manifest.spec.get("strategy"), result.desired.strategies)
-            bound.info("rollout.apply", service=name, engine=engine_of(strategy), changes=keys[name])
-            return self._executor(result).execute(
-                result.plan, only=[service], registered=outcome.task_definitions
-            )
+            bound.info("rollout.apply", service=name, engine=engine_of(strategy), changes=[family, service])
+            return executor.execute(result.plan, only=[service], registered=outcome.task_definitions)
 
         failed: dict[str, str] = {}
         unfinished: dict[str, BaseException] = {}
@@ -446,7 +528,7 @@ class Reconciler:
             log.warning(
                 "drift.detected", service=change.name, drift=words, action="heal" if heal else "report"
             )
-            if heal and APPLY in decisions[name].actions:
+            if heal and decisions[name].actions:  # APPLY, or the agent engine's UpdateService
                 decisions[name] = replace(decisions[name], description=truncate(f"healing drift: {words}"))
             elif not heal:
                 description = truncate(f"drifted from Git: {words}; selfHeal off")
@@ -553,11 +635,12 @@ class Reconciler:
             return dict(zip(items, pool.map(run, items), strict=True))
 
     @staticmethod
-    def _service_changes(result: PlanResult, name: str) -> list[str]:
+    def _service_changes(result: PlanResult, name: str) -> tuple[str, str]:
+        """(task-definition family, ``Service/<cluster>/<service>`` change key) of a service."""
         manifest = result.desired.services[name]
         cluster, service = manifest.spec["cluster"], manifest.spec.get("serviceName", name)
         family = result.desired.service_task_family.get(name)
-        return [f"TaskDefinition/{family}", f"Service/{cluster}/{service}"]
+        return str(family), f"Service/{cluster}/{service}"
 
     @staticmethod
     def _fingerprint(desired: Desired, manifest: Manifest) -> str:
@@ -578,9 +661,9 @@ class Reconciler:
     def _record(self, manifest: Manifest) -> RolloutRecord | None:
         if self.store is None:
             return None
-        return RolloutRecord.from_json(self.store.get(_rollout_key(manifest)))
+        return rollout_record(self.store.get(_rollout_key(manifest)))
 
-    def _remember(self, manifest: Manifest, record: RolloutRecord | None) -> None:
+    def _remember(self, manifest: Manifest, record: Any) -> None:
         if self.store is not None and record is not None:
             self.store.put(_rollout_key(manifest), record.to_json())
 
@@ -600,6 +683,23 @@ class Reconciler:
         out[AGGREGATE] = _aggregate(sha, decisions, errors, drifted)
         return out
 
+    def _other_statuses(
+        self, desired: Desired, decisions: dict[str, Decision]
+    ) -> dict[tuple[str, str], CommitStatus]:
+        """Statuses the engines asked for on other commits (a superseded one), with an aggregate for each."""
+        out: dict[tuple[str, str], CommitStatus] = {}
+        by_sha: dict[str, dict[str, Decision]] = {}
+        for name, decision in sorted(decisions.items()):
+            m = desired.services[name]
+            ctx = service_context(m.spec["cluster"], m.spec.get("serviceName", name))
+            for sha, state, description in decision.other_commits:
+                text = self._where(m, desired, truncate(description))
+                out[(sha, ctx)] = CommitStatus(sha, ctx, state, text)
+                by_sha.setdefault(sha, {})[name] = Decision((), None, state, description)
+        for sha, theirs in by_sha.items():
+            out[(sha, AGGREGATE)] = _aggregate(sha, theirs, {})
+        return out
+
     def _where(self, manifest: Manifest, desired: Desired, description: str) -> str:
         """``description`` naming the account the service is in, with ``accounts``: e.g. "web:5 running
         4/4 [prod 111111111111 eu-west-1]"."""
@@ -608,12 +708,12 @@ class Reconciler:
             return description
         return _in_account(account, description)
 
-    def _report(self, statuses: dict[str, CommitStatus]) -> None:
+    def _report(self, statuses: Iterable[CommitStatus]) -> None:
         """Queue statuses that differ from what was last written for that commit and context; flush."""
         now = self.clock()
-        for ctx, status in statuses.items():
+        for status in statuses:
             status = status.stamped(now)
-            key = f"status/{status.sha}/{ctx}"
+            key = f"status/{status.sha}/{status.context}"
             last = self.store.get(key) if self.store is not None else None
             current = {"state": status.state, "description": status.description}
             if last == current:
@@ -626,6 +726,39 @@ class Reconciler:
                 self.store.put(key, current)
         if self.outbox is not None:
             self.outbox.flush()
+
+
+def rollout_record(data: dict[str, Any] | None) -> RolloutRecord | None:
+    """A stored rollout record as the rolling engine reads it (keys it does not know dropped)."""
+    if not data:
+        return None
+    known = {f.name for f in fields(RolloutRecord)}
+    return RolloutRecord.from_json({k: v for k, v in data.items() if k in known})
+
+
+def _failed(decision: Decision, sha: str, now: datetime, reason: str) -> Decision:
+    """A decision whose actions AWS refused for good: failure, and the same content is not tried again."""
+    record = decision.record
+    if record is None:
+        record = RolloutRecord(sha, "", "failed", now.isoformat(), reason=reason)
+    else:
+        record = replace(record, result="failed", reason=reason)
+    return Decision((), record, FAILURE, reason)
+
+
+def _starts(rollout: Rollout, decision: Decision) -> bool:
+    """Whether an agent-engine decision would start a rollout (so ``dependsOn`` and waves hold it): it
+    creates a task set or registers a revision, or it acts while its record is a new in-progress one (no
+    rollout of this content was in progress before this tick). Steps of a rollout already under way,
+    rollbacks and aborts of a superseded rollout are never held."""
+    if not decision.actions:
+        return False
+    if any(isinstance(a, CreateTaskSet | RegisterAction) for a in decision.actions):
+        return True
+    new, old = decision.record, rollout.record
+    if new is None or getattr(new, "result", None) != IN_PROGRESS:
+        return False
+    return old is None or old.result != IN_PROGRESS
 
 
 def _in_account(account: Any, description: str) -> str:
@@ -710,6 +843,6 @@ def _outcome(decisions: dict[str, Decision], errors: dict[str, str], drifted: Co
         return "failed"
     if drifted:
         return "drifted"
-    if any(APPLY in d.actions for d in decisions.values()):
+    if any(d.actions for d in decisions.values()):
         return "applied"
     return "rolling" if PENDING in states else "unchanged"

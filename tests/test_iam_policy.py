@@ -32,6 +32,9 @@ PREFIX = {
     "sts": "sts",
 }
 
+# API operations whose IAM action has another name.
+ACTION_OF = {"lambda:Invoke": "lambda:InvokeFunction"}
+
 # Permissions AWS checks inside another call: granted when that call is made, never called themselves.
 IMPLIED = {
     # Task definitions name a task role and an execution role; services name an infrastructure role.
@@ -70,6 +73,7 @@ def _called() -> set[str]:
         service, operation = key.split(".", 1)
         assert service in PREFIX, f"add the IAM prefix of {service!r} to PREFIX"
         action = f"{PREFIX[service]}:{operation}"
+        action = ACTION_OF.get(action, action)
         out.update(AUTHORISED_AS.get(action, {action}))
     return out
 

@@ -57,6 +57,7 @@ class Executor:
         before_call: Callable[[str, Change], None] | None = None,
         on_registered: Callable[..., Any] | None = None,
     ) -> None:
+        self.aws = aws
         self.ecs = aws.client("ecs")
         self.pacer = pacer or Pacer()
         # A hook for tests (crash injection) and metrics: called before each mutating call.
@@ -89,12 +90,21 @@ class Executor:
     # -- calls -------------------------------------------------------------------------------------
 
     def _call(self, operation: str, change: Change, **params: Any) -> dict[str, Any]:
-        api = "".join(p.capitalize() for p in operation.split("_"))
+        return self.call("ecs", operation, change, **params)
+
+    def call(self, api: str, operation: str, change: Change, /, **params: Any) -> dict[str, Any]:
+        """One mutating call to AWS service ``api`` (``operation`` in boto3's snake_case) made for
+        ``change``: the ``before_call`` hook first, then a token from the Pacer, a log line, the call.
+
+        Other writers (agent.aws.traffic) go through here too, so crash tests and pacing see every write.
+        """
+        name = "".join(p.capitalize() for p in operation.split("_"))
         if self.before_call:
-            self.before_call(api, change)
-        self.pacer.acquire(api)
-        log.info("aws.call", operation=api, resource=change_key(change))
-        return dict(getattr(self.ecs, operation)(**params))
+            self.before_call(name, change)
+        self.pacer.acquire(name)
+        log.info("aws.call", operation=name, resource=change_key(change))
+        client = self.ecs if api == "ecs" else self.aws.client(api)
+        return dict(getattr(client, operation)(**params))
 
     def _arn(self, ref: Any, applied: Applied) -> Any:
         if not isinstance(ref, TaskDefinitionRef):

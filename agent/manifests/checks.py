@@ -15,7 +15,7 @@ import difflib
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -234,6 +234,9 @@ def _resolve_task_definitions(ctx: _Context) -> None:
 # ---------------------------------------------------------------------------------------- strategies
 
 
+TEST_TRAFFIC_STAGES = ("testTraffic", "postTestTraffic")
+
+
 def _strategy_of(ctx: _Context, service: Manifest) -> tuple[dict[str, Any], str, Source] | None:
     """(strategy spec, its name for messages, where it is) for a service; the default is rolling."""
     ref = service.spec.get("strategy")
@@ -262,8 +265,19 @@ def _check_strategy(ctx: _Context, spec: dict[str, Any], source: Source, base: s
             f"{base}/rollbackOn/circuitBreaker",
             f"the ECS deployment circuit breaker only works with type rolling, not {stype}; use alarms",
         )
+    stages: set[Any] = set()
     for i, hook in enumerate(spec.get("hooks") or []):
         hp = f"{base}/hooks/{i}"
+        stage = hook.get("stage") if isinstance(hook, dict) else None
+        if engine == "agent" and stage is not None:
+            if stage in stages:
+                ctx.add(
+                    source,
+                    f"{hp}/stage",
+                    f"a second {stage} hook; engine agent runs one hook per stage (combine them in one "
+                    "endpoint or function)",
+                )
+            stages.add(stage)
         if isinstance(hook, dict) and "url" in hook and engine == "ecs":
             ctx.add(
                 source,
@@ -327,6 +341,9 @@ def _check_window(ctx: _Context, m: Manifest) -> None:
                 "/spec/schedule",
                 f'"{schedule}" is not a valid five-field cron expression (minute hour day month weekday)',
             )
+        elif not _fires(croniter, schedule):
+            message = f'"{schedule}" never fires (no such date), so the window never opens'
+            ctx.add(src, "/spec/schedule", message)
     tz = spec.get("timezone", "UTC")
     if isinstance(tz, str):
         try:
@@ -335,6 +352,15 @@ def _check_window(ctx: _Context, m: Manifest) -> None:
             ctx.add(src, "/spec/timezone", f'"{tz}" is not an IANA time zone (e.g. Europe/Berlin, UTC)')
     if "duration" in spec:
         _check_duration(ctx, src, "/spec/duration", spec["duration"], nonzero=True)
+
+
+def _fires(croniter: Any, schedule: str) -> bool:
+    """A valid cron expression can still name a date that never comes (``0 0 30 2 *``)."""
+    try:
+        croniter(schedule, datetime(2000, 1, 1)).get_next(datetime)
+    except Exception:  # CroniterBadDateError
+        return False
+    return True
 
 
 # ------------------------------------------------------------------------------------------- services
@@ -413,18 +439,34 @@ def _check_service_strategy(ctx: _Context, m: Manifest) -> None:
             f"{label} runs on engine agent (task sets), which cannot manage launchType EXTERNAL "
             "(ECS Anywhere); use engine ecs",
         )
+        return  # the agent engine cannot run this service at all: its other needs are moot
     if stype not in TRAFFIC_SHIFTING:
         return
     lbs = spec.get("loadBalancers") or []
     if not lbs:
-        if engine == "ecs":
-            ctx.add(
-                src,
-                "/spec/loadBalancers",
-                f"{label} is {stype} on engine ecs, which shifts traffic through a load balancer; "
-                "this service has none",
-            )
+        how = "a load balancer" if engine == "ecs" else "listener-rule weights between two target groups"
+        ctx.add(
+            src,
+            "/spec/loadBalancers",
+            f"{label} is {stype} on engine {engine}, which shifts traffic through {how}; this service has "
+            "none",
+        )
         return
+    first = lbs[0] if isinstance(lbs[0], dict) else {}
+    test_hooks = sorted(
+        {
+            str(h.get("stage"))
+            for h in strategy.get("hooks") or []
+            if isinstance(h, dict) and h.get("stage") in TEST_TRAFFIC_STAGES
+        }
+    )
+    if engine == "agent" and test_hooks and "testListenerRule" not in first:
+        ctx.add(
+            src,
+            "/spec/loadBalancers/0/testListenerRule",
+            f"{label} has {' and '.join(test_hooks)} hooks, which engine agent runs while a test listener "
+            "rule sends traffic to the new revision; add testListenerRule or remove those hooks",
+        )
     needed = ["alternateTargetGroup", "productionListenerRule"] + (["role"] if engine == "ecs" else [])
     for i, lb in enumerate(lbs):
         if not isinstance(lb, dict):

@@ -655,6 +655,7 @@ def _service_change(
             reason += "; desiredCount 1 to start (autoscaling owns it afterwards)"
         return Change("Service", name, CREATE, source, _creation_fields(request), request, reason)
 
+    request = _on_live_target_group(request, spec, current)
     want = normalise_service(request)
     have = normalise_service(current)
     for key in _SERVICE_OWNED_WHEN_SET:
@@ -731,3 +732,23 @@ def _prune_change(cluster: str, service_name: str, current: Mapping[str, Any], w
         calls,
         "pruned: no longer in Git; scaled to 0, then deleted",
     )
+
+
+def _on_live_target_group(
+    request: dict[str, Any], spec: Mapping[str, Any], current: Mapping[str, Any]
+) -> dict[str, Any]:
+    """An agent-engine service alternates its task sets between targetGroup and alternateTargetGroup: a
+    PRIMARY task set on the alternate group is as desired, so the request names that group too (otherwise
+    the plan would show the target group changing after every other rollout)."""
+    task_set = request.get("taskSet")
+    balancers = spec.get("loadBalancers") or []
+    if not isinstance(task_set, Mapping) or not balancers or not isinstance(balancers[0], Mapping):
+        return request
+    alternate = ref(balancers[0].get("alternateTargetGroup"))
+    primary = next((ts for ts in current.get("taskSets") or [] if ts.get("status") == "PRIMARY"), None)
+    live = ((primary or {}).get("loadBalancers") or [{}])[0].get("targetGroupArn")
+    if not alternate or live != alternate or not task_set.get("loadBalancers"):
+        return request
+    out = copy.deepcopy(request)
+    out["taskSet"]["loadBalancers"][0]["targetGroupArn"] = alternate
+    return out

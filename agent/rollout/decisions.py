@@ -40,8 +40,10 @@ class RolloutRecord:
 class Decision:
     """The engine's answer for one tick: what to do, what to remember, when to come back, what to say."""
 
-    actions: tuple[str, ...]
-    record: RolloutRecord | None
+    actions: tuple[Any, ...]  # APPLY for the rolling engine; action objects for the agent engine
+    record: Any  # RolloutRecord | AgentRecord | None
     state: str  # commit-status state for this service on this commit
     description: str
     wake_at: datetime | None = None
+    # Statuses to write on OTHER commits: (sha, state, description), e.g. the commit a newer one superseded.
+    other_commits: tuple[tuple[str, str, str], ...] = ()

@@ -11,7 +11,8 @@ services, and returns the decisions with each rollout that may not start yet rep
 * something it waits for is still rolling out (or starts on this tick): ``pending`` "waiting for api",
   woken when that one is.
 
-Only decisions that would start something (``APPLY``) are held: a service with nothing to do reports what
+Only decisions that would start something (``APPLY``, or an agent-engine decision named in ``starting``)
+are held: a service with nothing to do reports what
 it runs, whatever its dependencies do. A held decision carries no record, so the store keeps the last
 one and the engine decides afresh on the next tick. A worked example, ``web`` dependsOn ``api``
 dependsOn ``migrate``, all three changed by one commit:
@@ -46,18 +47,26 @@ def _names(names: list[str]) -> str:
 
 
 def gate(
-    decisions: Mapping[str, Decision], order: Ordering, running: Collection[str] = ()
+    decisions: Mapping[str, Decision],
+    order: Ordering,
+    running: Collection[str] = (),
+    starting: Collection[str] = (),
 ) -> dict[str, Decision]:
     """``decisions`` (manifest name -> Decision) with rollouts that must wait, or may not start, held.
 
     ``running`` are services whose failure state does not mean "not rolled out" (drift that is only
-    reported: the revision Git asks for is deployed), so they do not hold anyone back.
+    reported: the revision Git asks for is deployed), so they do not hold anyone back. ``starting`` are
+    services whose decision starts a rollout without saying APPLY (the agent engine's first actions:
+    creating a task set...); they are held like an APPLY.
     """
     out = dict(decisions)
+
+    def starts(name: str) -> bool:
+        return APPLY in out[name].actions or (name in starting and bool(out[name].actions))
+
     stopped: set[str] = set()  # held back by a failure upstream (not failures of their own)
     for name in sorted(out, key=lambda n: (order.level.get(n, 0), n)):
-        decision = out[name]
-        if APPLY not in decision.actions:
+        if not starts(name):
             continue
         upstream = sorted(a for a in order.ancestors.get(name, ()) if a in out)
         # Ancestors are transitive: behind a service stopped upstream is the one that failed, named here.
@@ -71,7 +80,7 @@ def gate(
             stopped.add(name)
             continue
         waiting = [
-            a for a in upstream if a not in running and (out[a].state != SUCCESS or APPLY in out[a].actions)
+            a for a in upstream if a not in running and (out[a].state != SUCCESS or starts(a))
         ]
         if waiting:
             wakes: list[datetime] = [w for w in (out[a].wake_at for a in waiting) if w is not None]

@@ -1,21 +1,34 @@
-"""``ecs-gitops sandbox up``: run the sandbox in the foreground until interrupted.
+"""``ecs-gitops sandbox up | alarm | lambda``: run the sandbox, and steer a running one.
 
-The first line printed is ``AWS_ENDPOINT_URL=http://127.0.0.1:PORT`` (flushed at once), so scripts
-and tests can read the endpoint before anything else. SIGINT and SIGTERM stop it cleanly (exit 0).
+``up`` runs it in the foreground until interrupted. The first line printed is
+``AWS_ENDPOINT_URL=http://127.0.0.1:PORT`` (flushed at once), so scripts and tests can read the
+endpoint before anything else. SIGINT and SIGTERM stop it cleanly (exit 0).
+
+``alarm NAME ALARM|OK`` sets a CloudWatch alarm of a running sandbox (SetAlarmState, as an alarm that
+fires would), and ``lambda NAME SUCCEEDED|FAILED|IN_PROGRESS`` sets what a Lambda hook answers: the
+way to rehearse an alarm or a failed hook during a rollout. Both find the sandbox at ``--endpoint``,
+else ``AWS_ENDPOINT_URL``, else ``http://127.0.0.1:4566``.
+
 Also runnable without the main CLI: ``python -m agent.sandbox.cli up --port 0``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import signal
 import sys
 import threading
+import urllib.error
+import urllib.parse
+import urllib.request
 from pathlib import Path
 from typing import Any, TextIO
 
+from agent.sandbox.lambdas import HOOK_STATES
 from agent.sandbox.seed import DEFAULT_SEED_PATH, SeedError, load_seed
-from agent.sandbox.server import Sandbox, SandboxError
+from agent.sandbox.server import ALARM_STATES, DUMMY_CREDENTIALS, Sandbox, SandboxError
 from agent.sandbox.simulator import DEFAULT_FAILURE_PATTERN, DEFAULT_TASK_START_SECONDS
 
 DEFAULT_PORT = 4566
@@ -145,23 +158,115 @@ def _run_up(args: argparse.Namespace) -> int:
     )
 
 
+def _endpoint(given: str | None) -> str:
+    return (given or os.environ.get("AWS_ENDPOINT_URL") or f"http://127.0.0.1:{DEFAULT_PORT}").rstrip("/")
+
+
+def sandbox_alarm(
+    name: str,
+    state: str,
+    endpoint: str | None = None,
+    region: str | None = None,
+    out: TextIO | None = None,
+) -> int:
+    """Set CloudWatch alarm ``name`` of the sandbox at ``endpoint`` to ``state``; 0 done, 1 error."""
+    import boto3
+    from botocore.config import Config
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    url = _endpoint(endpoint)
+    region = region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or DEFAULT_REGION
+    session = boto3.session.Session(region_name=region, **DUMMY_CREDENTIALS)
+    cloudwatch = session.client(
+        "cloudwatch", endpoint_url=url, config=Config(retries={"total_max_attempts": 1}, connect_timeout=5)
+    )
+    try:
+        found = cloudwatch.describe_alarms(AlarmNames=[name])["MetricAlarms"]
+        if not found:
+            print(f"error: no CloudWatch alarm named {name!r} in {region} at {url}", file=sys.stderr)
+            return 1
+        before = found[0]["StateValue"]
+        cloudwatch.set_alarm_state(
+            AlarmName=name, StateValue=state, StateReason=f"set by ecs-gitops sandbox alarm ({state})"
+        )
+    except (BotoCoreError, ClientError) as exc:
+        print(f"error: cannot set alarm {name!r} at {url}: {exc}", file=sys.stderr)
+        return 1
+    print(f"alarm {name}: {before} -> {state}", file=out or sys.stdout)
+    return 0
+
+
+def sandbox_lambda(
+    name: str, status: str, reason: str = "", endpoint: str | None = None, out: TextIO | None = None
+) -> int:
+    """Set what Lambda function ``name`` answers to Invoke in the sandbox at ``endpoint``; 0 done, 1 error."""
+    url = _endpoint(endpoint)
+    body = {"status": status, **({"reason": reason} if reason else {})}
+    request = urllib.request.Request(
+        f"{url}/_sandbox/lambda/{urllib.parse.quote(name, safe='')}",
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            reply = json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        print(f"error: the sandbox at {url} refused: {exc.read().decode(errors='replace')}", file=sys.stderr)
+        return 1
+    except (urllib.error.URLError, OSError) as exc:
+        print(f"error: no sandbox at {url}: {getattr(exc, 'reason', exc)}", file=sys.stderr)
+        return 1
+    payload = json.dumps(reply["result"]["payload"])
+    print(f"lambda {reply['function']}: Invoke answers {payload}", file=out or sys.stdout)
+    return 0
+
+
+def _add_alarm_parser(subparsers: Any) -> None:
+    alarm = subparsers.add_parser(
+        "alarm", help="set a CloudWatch alarm of a running sandbox (e.g. to ALARM during a bake)"
+    )
+    alarm.add_argument("name", metavar="NAME", help="alarm name")
+    alarm.add_argument("state", metavar="STATE", choices=ALARM_STATES, help=" | ".join(ALARM_STATES))
+    alarm.add_argument(
+        "--endpoint", metavar="URL", help="sandbox URL (default: AWS_ENDPOINT_URL, else port 4566)"
+    )
+    alarm.add_argument("--region", help=f"region (default: AWS_REGION, else {DEFAULT_REGION})")
+    alarm.set_defaults(func=lambda a: sandbox_alarm(a.name, a.state, a.endpoint, a.region))
+
+
+def _add_lambda_parser(subparsers: Any) -> None:
+    fn = subparsers.add_parser("lambda", help="set what a Lambda hook answers in a running sandbox")
+    fn.add_argument("name", metavar="FUNCTION", help="function name or ARN")
+    fn.add_argument("status", metavar="STATUS", choices=HOOK_STATES, help=" | ".join(HOOK_STATES))
+    fn.add_argument("--reason", default="", help="reason returned with the status")
+    fn.add_argument(
+        "--endpoint", metavar="URL", help="sandbox URL (default: AWS_ENDPOINT_URL, else port 4566)"
+    )
+    fn.set_defaults(func=lambda a: sandbox_lambda(a.name, a.status, a.reason, a.endpoint))
+
+
+def _add_commands(parser: argparse.ArgumentParser) -> None:
+    commands = parser.add_subparsers(dest="sandbox_command", required=True, metavar="COMMAND")
+    _add_up_parser(commands)
+    _add_alarm_parser(commands)
+    _add_lambda_parser(commands)
+
+
 def add_sandbox_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Register ``sandbox up [--port N] [--seed FILE] [--task-seconds S] [--failure-pattern GLOB]``;
-    ``args.func(args)`` returns the exit code."""
+    """Register ``sandbox up | alarm | lambda``; ``args.func(args)`` returns the exit code."""
     parser = subparsers.add_parser(
         "sandbox",
         help="a local ECS to rehearse rollouts on",
         description="A local ECS (moto plus ECS behaviour) on 127.0.0.1.",
     )
-    commands = parser.add_subparsers(dest="sandbox_command", required=True, metavar="COMMAND")
-    _add_up_parser(commands)
+    _add_commands(parser)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ecs-gitops sandbox")
-    commands = parser.add_subparsers(dest="sandbox_command", required=True, metavar="COMMAND")
-    _add_up_parser(commands)
+    _add_commands(parser)
     args = parser.parse_args(argv)
     return int(args.func(args))
 

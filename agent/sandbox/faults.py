@@ -1,12 +1,18 @@
-"""Fault injection for the sandbox: make chosen ECS operations hang or fail, from tests or over HTTP.
+"""Fault injection for the sandbox: make chosen AWS operations hang or fail, from tests or over HTTP.
 
-Crash and fault tests drive the agent through the sandbox, never by patching the agent:
+Crash and fault tests drive the agent through the sandbox, never by patching the agent. A fault names
+an operation of any service the sandbox serves (``UpdateService``, ``ModifyRule``, ``Invoke``...; ``*``
+for every one):
 
 * ``hold``: the request waits (the agent is stuck inside that call) until the fault is cleared, then gets
-  a 503 without reaching ECS. A test SIGKILLs the agent while it is held: a crash exactly between two
+  a 503 without reaching AWS. A test SIGKILLs the agent while it is held: a crash exactly between two
   calls.
 * ``error``: the request fails with ``code``/``status`` (e.g. ThrottlingException 400, or 503), for a
   ``count`` of requests or at a ``rate`` (seeded, so runs repeat).
+
+``after`` lets that many matching requests through untouched first (hold the third ModifyRule: after=2).
+``served`` counts, per operation, every request that went on to AWS (none held or failed by a fault), so
+a test can tell how many times an operation really ran across an agent's crash and restart.
 
 Over HTTP: ``POST /_sandbox/faults {"operation": "UpdateService", "action": "hold"}``,
 ``GET /_sandbox/faults`` (``held`` = requests waiting now, ``hits`` per operation), ``DELETE
@@ -32,19 +38,22 @@ HOLD_LIMIT_SECONDS = 120.0  # a held request gives up by itself, so nothing hang
 
 @dataclass
 class Fault:
-    operation: str  # ECS operation name, or "*"
+    operation: str  # AWS operation name (any service), or "*"
     action: str = "error"  # "hold" | "error"
     code: str = "ServiceUnavailableException"
     status: int = 503
     message: str = "injected by the sandbox"
     count: int | None = None  # requests it still applies to; None: until cleared
     rate: float = 1.0  # share of matching requests it applies to
+    after: int = 0  # matching requests still let through before it applies
 
     def __post_init__(self) -> None:
         if self.action not in ("hold", "error"):
             raise ValueError(f"action must be hold or error, not {self.action!r}")
         if not 0.0 <= self.rate <= 1.0:
             raise ValueError("rate must be between 0 and 1")
+        if not isinstance(self.after, int) or self.after < 0:
+            raise ValueError("after must be a whole number >= 0")
 
 
 class Faults:
@@ -57,6 +66,7 @@ class Faults:
         self._rng = random.Random(seed)
         self.held = 0
         self.hits: Counter[str] = Counter()
+        self.served: Counter[str] = Counter()
 
     def add(self, fault: Fault) -> None:
         with self._lock:
@@ -70,10 +80,14 @@ class Faults:
             self._release.set()
 
     def before_request(self, operation: str) -> EcsError | None:
-        """Called for each ECS request before it is served: the error to answer with, if any."""
+        """Called for each AWS request before it is served: the error to answer with, if any."""
         with self._lock:
             fault = next((f for f in self._faults if f.operation in ("*", operation)), None)
+            if fault is not None and fault.after > 0:
+                fault.after -= 1
+                fault = None
             if fault is None or self._rng.random() >= fault.rate:
+                self.served[operation] += 1
                 return None
             if fault.count is not None:
                 fault.count -= 1
@@ -92,7 +106,12 @@ class Faults:
 
     def describe(self) -> dict[str, Any]:
         with self._lock:
-            return {"faults": [asdict(f) for f in self._faults], "held": self.held, "hits": dict(self.hits)}
+            return {
+                "faults": [asdict(f) for f in self._faults],
+                "held": self.held,
+                "hits": dict(self.hits),
+                "served": dict(self.served),
+            }
 
     def install(self, overlay: EcsOverlay) -> None:
         overlay.pre_request.append(self.before_request)

@@ -13,8 +13,11 @@ Both tables are plain dicts, so later features add entries instead of editing th
 deployment simulator (:mod:`agent.sandbox.simulator`) owns ``deployments``, task sets, counts and
 events, and registers itself with :meth:`Simulator.install`, which also adds a ``before_dispatch``
 hook (it catches up with its clock before each request) and ``control_routes`` (JSON endpoints under
-``/_sandbox/``, outside ECS's target header). Every other request goes to moto untouched. All ECS
-calls are serialised by one lock: moto is not thread-safe and the overlay state must match it.
+``/_sandbox/``, outside ECS's target header). Requests for other services pass the ``pre_request``
+hooks too (faults name any AWS operation, e.g. ELBv2's ``ModifyRule``) and then go to ``aws_routes``
+(REST APIs the sandbox answers itself: Lambda Invoke, :mod:`agent.sandbox.lambdas`) or to moto
+untouched. All ECS calls are serialised by one lock: moto is not thread-safe and the overlay state
+must match it.
 
 What is patched, and why, is listed next to each handler; the ECS output shapes come from botocore's
 own model so that every reply parses with a real boto3 client.
@@ -28,10 +31,12 @@ import json
 import re
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
+from xml.sax.saxutils import escape as xml_escape
 
 import botocore.session
 from moto.core import DEFAULT_ACCOUNT_ID
@@ -48,6 +53,9 @@ Handler = Callable[["Call"], "Reply"]
 PostProcessor = Callable[["Call", Json], Json]
 # A control endpoint: (HTTP method, path regex, handler(match, JSON body) -> JSON reply).
 ControlRoute = tuple[str, "re.Pattern[str]", Callable[["re.Match[str]", Json], Json]]
+# A REST API the sandbox serves instead of moto (Lambda Invoke): (HTTP method, path regex, operation,
+# handler(environ, match, raw body) -> Reply).
+AwsRoute = tuple[str, "re.Pattern[str]", str, Callable[[dict[str, Any], "re.Match[str]", bytes], "Reply"]]
 CONTROL_PREFIX = "/_sandbox/"
 
 
@@ -248,7 +256,7 @@ class Call:
         self.environ = environ
         self.operation = operation
         self.params = params
-        self.region = _region_of(environ)
+        self.region = region_of(environ)
         self.account = _account_of(environ)
 
     @property
@@ -284,7 +292,7 @@ class Call:
         return clusters[0]
 
 
-def _region_of(environ: dict[str, Any]) -> str:
+def region_of(environ: dict[str, Any]) -> str:
     auth = environ.get("HTTP_AUTHORIZATION", "")
     match = re.search(r"Credential=[^/]+/\d+/([^/]+)/", auth)
     return match.group(1) if match else "us-east-1"
@@ -327,8 +335,9 @@ class EcsOverlay:
         }
         self.before_dispatch: list[Callable[[], None]] = []
         self.control_routes: list[ControlRoute] = []
-        # Called per ECS request before the overlay's lock is taken (a fault may hold the request);
-        # an EcsError returned is the reply.
+        self.aws_routes: list[AwsRoute] = []
+        # Called per AWS request (any service: the operation name only) before the overlay's lock is
+        # taken (a fault may hold the request); an EcsError returned is the reply.
         self.pre_request: list[Callable[[str], EcsError | None]] = []
         # Asked about every other request (STS, EC2, ...) before moto: (environ, body) -> None to let it
         # through, or (HTTP status, body, content type) to answer instead (agent/sandbox/sts.py).
@@ -344,14 +353,7 @@ class EcsOverlay:
         if not target and str(environ.get("PATH_INFO", "")).startswith(CONTROL_PREFIX):
             return self.control(environ, start_response)
         if not target.startswith(TARGET_PREFIX):
-            if self.filters:
-                body = _read_body(environ)
-                for check in self.filters:
-                    answer = check(environ, body)
-                    if answer is not None:
-                        status, data, content_type = answer
-                        return _respond(Reply(status, data, [("Content-Type", content_type)]), start_response)
-            return self.app(environ, start_response)
+            return self.other(environ, start_response)
         operation = target[len(TARGET_PREFIX) :]
         raw = _read_body(environ)
         try:
@@ -367,6 +369,33 @@ class EcsOverlay:
             with self.lock:
                 reply = self.dispatch(environ, operation, params)
         return _respond(reply, start_response)
+
+    def other(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        """A request for another AWS service: faults first, then ``filters`` (STS), then ``aws_routes``,
+        else moto untouched.
+
+        The operation is the ``X-Amz-Target`` suffix (JSON protocols), the ``Action`` of a query-protocol
+        form (ELBv2, IAM, EC2...), or the operation an ``aws_routes`` entry names (REST protocols)."""
+        method, path = str(environ.get("REQUEST_METHOD", "GET")).upper(), str(environ.get("PATH_INFO", ""))
+        raw = _read_body(environ)
+        route = next(
+            ((op, handler, m) for verb, pattern, op, handler in self.aws_routes
+             if verb == method and (m := pattern.match(path)) is not None),
+            None,
+        )  # fmt: skip
+        operation = route[0] if route is not None else _operation_of(environ, raw)
+        if operation and self.pre_request:
+            injected = next((e for hook in self.pre_request if (e := hook(operation)) is not None), None)
+            if injected is not None:
+                return _respond(_protocol_error(environ, injected), start_response)
+        for check in self.filters:
+            answer = check(environ, raw)
+            if answer is not None:
+                status, data, content_type = answer
+                return _respond(Reply(status, data, [("Content-Type", content_type)]), start_response)
+        if route is None:
+            return self.app(environ, start_response)
+        return _respond(route[1](environ, route[2], raw), start_response)
 
     def control(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         """Serve a ``/_sandbox/...`` control request from ``control_routes`` (JSON in, JSON out)."""
@@ -464,6 +493,31 @@ def _read_body(environ: dict[str, Any]) -> bytes:
     data = stream.read(length) if stream is not None and length > 0 else b""
     environ["wsgi.input"] = io.BytesIO(data)
     return data
+
+
+def _operation_of(environ: dict[str, Any], raw: bytes) -> str:
+    """The AWS operation of a non-ECS request: the X-Amz-Target suffix, or a query form's Action."""
+    target = str(environ.get("HTTP_X_AMZ_TARGET", ""))
+    if target:
+        return target.rsplit(".", 1)[-1]
+    form = urllib.parse.parse_qs(str(environ.get("QUERY_STRING", "")))
+    if str(environ.get("CONTENT_TYPE", "")).startswith("application/x-www-form-urlencoded"):
+        form.update(urllib.parse.parse_qs(raw.decode("utf-8", errors="replace")))
+    return (form.get("Action") or [""])[0]
+
+
+def _protocol_error(environ: dict[str, Any], exc: EcsError) -> Reply:
+    """An error reply in the request's protocol: XML for query forms, JSON (+ x-amzn-ErrorType) otherwise."""
+    if environ.get("HTTP_X_AMZ_TARGET") or not str(environ.get("CONTENT_TYPE", "")).startswith(
+        "application/x-www-form-urlencoded"
+    ):
+        return _error_reply(exc)
+    body = (
+        "<ErrorResponse><Error><Type>Sender</Type>"
+        f"<Code>{xml_escape(exc.code)}</Code><Message>{xml_escape(exc.message)}</Message>"
+        "</Error><RequestId>sandbox</RequestId></ErrorResponse>"
+    )
+    return Reply(exc.status, body.encode(), [("Content-Type", "text/xml")])
 
 
 def _error_reply(exc: EcsError) -> Reply:

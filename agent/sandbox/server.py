@@ -8,7 +8,12 @@ same process either: both use the same global backends.)
 ECS behaviour moto lacks (deployments that complete or fail, task sets, events) comes from the
 :class:`~agent.sandbox.simulator.Simulator` at ``Sandbox.simulator``, driven by its clock: real time by
 default, or a manual :class:`~agent.sandbox.simulator.SandboxClock` that tests advance. Over HTTP:
-``POST /_sandbox/clock/advance``, ``GET /_sandbox/state``, ``POST /_sandbox/config``.
+``POST /_sandbox/clock/advance``, ``GET /_sandbox/clock``, ``GET /_sandbox/state``, ``POST
+/_sandbox/config``.
+
+CloudWatch alarms are moto's: :meth:`Sandbox.set_alarm` (or ``ecs-gitops sandbox alarm NAME ALARM``)
+sets one with SetAlarmState, as an alarm that fires would. Lambda Invoke is answered by the sandbox
+(:mod:`agent.sandbox.lambdas`): :meth:`Sandbox.set_lambda_result` or ``POST /_sandbox/lambda/{name}``.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoReque
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from agent.sandbox.faults import Faults
+from agent.sandbox.lambdas import LambdaFunctions
 from agent.sandbox.overlay import EcsOverlay
 from agent.sandbox.seed import SeedResult, apply_seed, load_seed
 from agent.sandbox.simulator import (
@@ -34,6 +40,7 @@ from agent.sandbox.simulator import (
 )
 from agent.sandbox.sts import external_id_filter
 
+ALARM_STATES = ("OK", "ALARM", "INSUFFICIENT_DATA")
 DUMMY_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 
 _running_lock = threading.Lock()
@@ -93,6 +100,7 @@ class Sandbox:
         )
         self.overlay: EcsOverlay | None = None
         self.faults = Faults()
+        self.lambdas = LambdaFunctions()
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
         self._endpoint: str | None = None
@@ -125,6 +133,8 @@ class Sandbox:
             self.overlay.filters.append(external_id_filter)
             self.faults = Faults()
             self.faults.install(self.overlay)
+            self.lambdas = LambdaFunctions()
+            self.lambdas.install(self.overlay)
             # Bind here: werkzeug prints and calls sys.exit(1) when it cannot bind by itself.
             with _listening_socket(self.port) as sock:
                 self._server = make_server(
@@ -170,11 +180,13 @@ class Sandbox:
             self.overlay.reset()
             self.simulator.reset()
             self.faults.clear()
+            self.lambdas.clear()
 
     def client(
         self, service_name: str, region: str | None = None, account: str | None = None, **config: Any
     ) -> Any:
-        """A boto3 client for ``service_name`` on this sandbox, with dummy credentials.
+        """A boto3 client for ``service_name`` on this sandbox, with dummy credentials; ``config`` is
+        botocore Config options (``retries`` replaces the default of 3 standard attempts).
 
         With ``account`` (12 digits), the client acts in that account: its credentials come from an STS
         AssumeRole of ``arn:aws:iam::<account>:role/sandbox``, as an agent reaches another account.
@@ -187,7 +199,7 @@ class Sandbox:
         return session.client(
             service_name,
             endpoint_url=self.endpoint,
-            config=Config(retries={"mode": "standard", "max_attempts": 3}, **config),
+            config=Config(**{"retries": {"mode": "standard", "max_attempts": 3}, **config}),
         )
 
     def account_credentials(self, account: str) -> dict[str, str]:
@@ -200,6 +212,46 @@ class Sandbox:
             "aws_secret_access_key": out["SecretAccessKey"],
             "aws_session_token": out["SessionToken"],
         }
+
+    def set_alarm(self, name: str, state: str, reason: str = "set by the sandbox") -> None:
+        """Put CloudWatch alarm ``name`` in ``state`` (ALARM, OK or INSUFFICIENT_DATA) with SetAlarmState.
+
+        The alarm must exist (the seed's ``alarms``, or PutMetricAlarm); an unknown name raises
+        :class:`SandboxError`."""
+        if state not in ALARM_STATES:
+            raise SandboxError(f"alarm state must be one of {', '.join(ALARM_STATES)}, not {state!r}")
+        cloudwatch = self.client("cloudwatch")
+        if not cloudwatch.describe_alarms(AlarmNames=[name])["MetricAlarms"]:
+            raise SandboxError(f"no CloudWatch alarm named {name!r} in {self.region}")
+        cloudwatch.set_alarm_state(AlarmName=name, StateValue=state, StateReason=reason)
+
+    def set_lambda_result(
+        self,
+        function: str,
+        status: str | None = None,
+        reason: str = "",
+        *,
+        payload: Any = None,
+        function_error: str | None = None,
+    ) -> None:
+        """What Lambda ``function`` (name or ARN) answers to Invoke from now on: a hook answer
+        ``{"status", "reason"}``, a raw JSON ``payload``, or a ``function_error`` (``reason`` is then the
+        error message). See :mod:`agent.sandbox.lambdas`."""
+        body: dict[str, Any]
+        if function_error is not None:
+            body = {"functionError": function_error, "errorMessage": reason or "the function raised an error"}
+        elif payload is not None:
+            body = {"payload": payload}
+        else:
+            body = {"status": status, **({"reason": reason} if reason else {})}
+        try:
+            self.lambdas.set(function, body)
+        except ValueError as exc:
+            raise SandboxError(str(exc)) from exc
+
+    def lambda_calls(self, function: str) -> list[dict[str, Any]]:
+        """Every Invoke of ``function`` so far: ``{"payload", "invocationType", "at"}`` (sandbox time)."""
+        return list(self.lambdas.describe(function)["calls"])
 
     def seed(self, path_or_dict: str | Path | dict[str, Any], account: str | None = None) -> SeedResult:
         """Create the resources of a seed file (or an already loaded seed dict); idempotent.

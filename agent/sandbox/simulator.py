@@ -40,15 +40,19 @@ service does not tick. On each tick:
   A task set with a broken image never runs a task and stays STABILIZING (``pendingCount`` =
   ``computedDesiredCount``). DeleteTaskSet makes it DRAINING; it is gone on the next tick (``T`` s).
 
+  A task set's ``loadBalancers`` are what registers it to a target group. UpdateService's
+  ``desiredCount`` changes every task set's ``computedDesiredCount`` at once (STABILIZING until the
+  tasks follow).
 * **CODE_DEPLOY controller.** CreateService makes one PRIMARY task set from the service (CodeDeploy's
   first one), which starts its tasks like an EXTERNAL task set. UpdateService of the task definition,
   load balancers, network configuration or platform version is refused, as ECS does (that is a
   CodeDeploy deployment), unless the same call moves the service to the ECS controller: then its task
   sets become ACTIVE deployments (the primary one the last COMPLETED) and a new deployment replaces them.
 
-Not modelled: health-check grace periods, placement, capacity (any number of tasks fits), the
-ServiceDeployment APIs and CloudWatch alarms (later issues: :attr:`Simulator.routes` and the service's
-:attr:`SimService.history` of finished deployments are where they will hook in).
+Not modelled: health-check grace periods, placement, capacity (any number of tasks fits) and the
+ServiceDeployment APIs (:attr:`Simulator.routes` and the service's :attr:`SimService.history` of
+finished deployments are where they will hook in). CloudWatch alarms are moto's own and change only
+when set (``Sandbox.set_alarm``); Lambda Invoke is :mod:`agent.sandbox.lambdas`.
 """
 
 from __future__ import annotations
@@ -314,6 +318,7 @@ class Simulator:
         # Control API: (method, path regex, handler); later issues append (alarms, hook results...).
         self.routes: list[tuple[str, re.Pattern[str], ControlHandler]] = [
             ("POST", re.compile(r"^/_sandbox/clock/advance$"), self._control_advance),
+            ("GET", re.compile(r"^/_sandbox/clock$"), lambda _m, _b: {"now": self.clock.now().isoformat()}),
             ("GET", re.compile(r"^/_sandbox/state$"), lambda _m, _b: self.state()),
             ("POST", re.compile(r"^/_sandbox/config$"), self._control_config),
         ]
@@ -661,6 +666,8 @@ class Simulator:
             self._leave_code_deploy(sim, at)
         sim.desired = int(service.get("desiredCount") or 0)
         sim.config = _deployment_config(service)
+        for task_set in sim.task_sets:  # a new desiredCount changes every computedDesiredCount at once
+            self._restabilise(task_set, self._computed(sim, task_set), at)
         if sim.controller == "ECS":
             primary = sim.primary
             task_definition = service.get("taskDefinition") if "taskDefinition" in params else None

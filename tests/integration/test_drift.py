@@ -14,6 +14,7 @@ from agent.config import SyncConfig
 from agent.plan.render import render_text
 
 WEB = "services/web.yaml"
+API = "services/api.yaml"
 
 
 @pytest.fixture
@@ -107,9 +108,12 @@ def test_self_heal_corrects_a_console_change_in_one_tick(story: Story) -> None:
 def test_the_service_setting_overrides_the_agent_default(story: Story) -> None:
     """spec.selfHeal: false keeps a service report-only under an agent that heals."""
     _heal(story)
-    deployed = story.commit(
-        "web reports only", {WEB: ("  dependsOn: [api]", "  dependsOn: [api]\n  selfHeal: false")}
-    )
+    # api leaves its maintenance window out: healing it is a change that would wait for the window.
+    edits = {
+        WEB: ("  dependsOn: [api]", "  dependsOn: [api]\n  selfHeal: false"),
+        API: ("  windows: [weekday-nights, year-end-freeze]\n", ""),
+    }
+    deployed = story.commit("web reports only", edits)
     story.settle()
     story.ecs.update_service(cluster="prod", service="web", desiredCount=7)
     story.ecs.update_service(cluster="prod", service="api", desiredCount=5)

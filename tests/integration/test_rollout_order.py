@@ -14,12 +14,26 @@ WEB = "services/web.yaml"
 WEB_TD = "taskdefs/web.json"
 WORKER_TD = "taskdefs/worker.yaml"
 REPORTS = "services/reports.yaml"
+STRATEGIES = "strategies/strategies.yaml"
+SMOKE_HOOK = """  hooks:
+    - stage: postTestTraffic
+      url: http://127.0.0.1:8099/hooks/smoke
+      timeout: 2m
+      onTimeout: rollback
+"""
 
 
 @pytest.fixture
 def story(sim_sandbox, tmp_path: Path) -> Story:
     story = Story(sim_sandbox, tmp_path)
-    story.commit("deploy manifests-example", {WEB: ("dependsOn: [api]", "dependsOn: [api, worker]")})
+    # reports leaves its maintenance window out (it rolls out in parallel at any hour of the story clock)
+    # and web's canary its smoke-test hook (no hook server here: it would time out and roll back).
+    edits = {
+        WEB: ("dependsOn: [api]", "dependsOn: [api, worker]"),
+        REPORTS: ("  windows: [weekday-nights]\n", ""),
+        STRATEGIES: (SMOKE_HOOK, ""),
+    }
+    story.commit("deploy manifests-example", edits)
     story.settle()
     return story
 
@@ -76,18 +90,26 @@ def test_a_failing_dependency_stops_its_dependants(story: Story) -> None:
     assert story.notes(fixed)["ecs-gitops/prod/web"]["state"] == "success"
 
 
+def _task_sets(story: Story, service: str) -> set[str]:
+    """family:revision of every task set of an agent-engine service (a rollout's first act adds one)."""
+    described = story.ecs.describe_services(cluster="prod", services=[service])["services"][0]
+    return {str(ts["taskDefinition"]).rsplit("/", 1)[1] for ts in described.get("taskSets") or []}
+
+
 def test_dependants_start_on_the_tick_their_dependency_succeeds(story: Story) -> None:
-    """worker and web both change: web's update is sent only once worker's rollout has completed."""
+    """worker and web both change: web's rollout (agent engine: its green task set) starts only once
+    worker's rollout has completed."""
     web = _running(story, "web")
+    assert _task_sets(story, "web") == {web}
     story.commit("bump both", {WORKER_TD: ("worker:1.9.0", "worker:1.9.1"), WEB_TD: _web_image("1.27.2")})
     seen = []
     for _ in range(60):
         result = story.agent.tick()
         assert result is not None
-        seen.append((result.statuses["ecs-gitops/prod/worker"].state, _running(story, "web")))
-        if result.wake_at is None:
+        seen.append((result.statuses["ecs-gitops/prod/worker"].state, _task_sets(story, "web")))
+        if result.wake_at is None or len(seen[-1][1]) > 1:
             break
         story.advance(max(1.0, (result.wake_at - story.clock.now()).total_seconds()))
-    # web was still on its old revision on every tick where worker had not yet succeeded
-    assert all(running == web for state, running in seen if state != "success")
-    assert seen[0][0] == "pending" and seen[-1][0] == "success" and seen[-1][1] != web
+    # web had no new task set on any tick where worker had not yet succeeded
+    assert all(task_sets == {web} for state, task_sets in seen if state != "success")
+    assert seen[0][0] == "pending" and seen[-1][0] == "success" and len(seen[-1][1]) == 2

@@ -108,6 +108,9 @@ def repo(tmp_path: Path) -> Iterator[tuple[git.Repo, git.Repo]]:
         cw.set_value("user", "name", "Dev").set_value("user", "email", "dev@example.com")
     shutil.copytree(EXAMPLE, tmp_path / "work", dirs_exist_ok=True)
     _with_secrets(tmp_path / "work", ENV_SECRET)
+    # web waits for nothing, so one ``apply`` creates it and the next plan diffs its task definition.
+    service = tmp_path / "work" / "services" / "web.yaml"
+    service.write_text(service.read_text().replace("  dependsOn: [api]\n", ""))
     work.git.add(A=True)
     work.index.commit("manifests with secrets in environment")
     work.git.push("origin", "main")

@@ -155,9 +155,10 @@ def test_metrics_after_a_first_deploy_and_an_image_bump(story: Story) -> None:
         assert _value(m, "ecs_gitops_aws_calls_total", service=service, operation=operation) == n
     ticks = sum(v for (name, _), v in m.items() if name == "ecs_gitops_ticks_total")
     assert ticks == _value(m, "ecs_gitops_tick_duration_seconds_count") > 2
-    # three ticks applied: the first deploy twice (web dependsOn api, so it starts once api rolled out),
-    # then the bump
-    assert _value(m, "ecs_gitops_ticks_total", result="applied") == 3
+    # Four ticks applied: the first deploy twice (web dependsOn api, so it starts once api rolled out),
+    # the agent engine's next tick pointing web's test listener rule at its first task set's target group
+    # (the seed forwards it to web-green, which has no task set), and the bump.
+    assert _value(m, "ecs_gitops_ticks_total", result="applied") == 4
     assert _value(m, "ecs_gitops_drifted_services") == 0
     assert _value(m, "ecs_gitops_last_good_tick_timestamp_seconds") == deployed.timestamp()
 

@@ -170,14 +170,14 @@ def test_inline_strategy_rules_point_inside_the_service(tmp_path: Path) -> None:
     assert errors(problems)[0].startswith("web.yaml: /spec/strategy/bake:")
 
 
-def test_agent_engine_linear_without_load_balancer_is_allowed(tmp_path: Path) -> None:
-    """The agent engine can step a worker's task sets by count; only engine ecs needs a load balancer."""
+def test_agent_engine_linear_without_load_balancer_is_an_error(tmp_path: Path) -> None:
+    """The agent engine moves traffic by listener-rule weights between two target groups: it needs them."""
     files = {
         "s.yaml": f"{HDR}kind: DeploymentStrategy\nmetadata: {{name: lin}}\n"
         "spec: {type: linear, engine: agent, linear: {stepPercent: 25, stepBake: 1m}}\n",
         "web.yaml": service("web", "  strategy: lin\n"),
     }
-    assert errors(load(tmp_path, files)) == []
+    assert [e.split(":", 2)[1].strip() for e in errors(load(tmp_path, files))] == ["/spec/loadBalancers"]
 
 
 def test_problems_are_sorted_by_file_and_line(tmp_path: Path) -> None:

@@ -537,3 +537,46 @@ def test_a_service_without_the_managed_tag_is_tagged() -> None:
     web = _change(build_plan(desired, observed, "abc"), "Service", "prod/web")
     assert web.fields == (FieldChange("/tags/ecs-gitops:managed", ABSENT, MANAGED),)
     assert web.request == {"tagResource": {"resourceArn": f"{ACCOUNT}:service/prod/web", "tags": [MANAGED]}}
+def _agent_engine_applied(live_group: str) -> tuple[Desired, Observed]:
+    """web on the agent engine, applied, its PRIMARY task set registered to ``live_group``."""
+    balancer = {
+        "targetGroup": "arn:tg/web-blue",
+        "alternateTargetGroup": "arn:tg/web-green",
+        "productionListenerRule": "arn:rule/web-prod",
+        "containerName": "web",
+        "containerPort": 8080,
+    }
+    desired = _desired(loadBalancers=[balancer], strategy="canary-10")
+    desired.strategies["canary-10"] = _manifest(
+        "DeploymentStrategy",
+        "canary-10",
+        {"type": "canary", "engine": "agent", "canary": {"percent": 10, "bake": "5m"}},
+        "strategies.yaml",
+    )
+    observed = _applied(desired)
+    web = dict(observed.services[("prod", "web")])
+    task_set_fields = {k: web.pop(k) for k in ("taskDefinition", "networkConfiguration", "launchType")}
+    web.pop("loadBalancers", None)
+    web["platformVersion"] = "LATEST"
+    web["deploymentController"] = {"type": "EXTERNAL"}
+    web.pop("deploymentConfiguration", None)
+    web["taskSets"] = [
+        {
+            **task_set_fields,
+            "status": "PRIMARY",
+            "platformVersion": "LATEST",
+            "loadBalancers": [{"targetGroupArn": live_group, "containerName": "web", "containerPort": 8080}],
+        }
+    ]
+    observed.services[("prod", "web")] = web
+    return desired, observed
+
+
+def test_agent_engine_service_on_alternate_group_is_no_change() -> None:
+    """After an agent-engine rollout the live task set sits on alternateTargetGroup: planned as no change."""
+    desired, observed = _agent_engine_applied("arn:tg/web-green")
+    service = _change(build_plan(desired, observed, "abc123"), "Service", "prod/web")
+    assert (service.action, service.fields) == (NO_CHANGE, ()), service.fields
+    desired, observed = _agent_engine_applied("arn:tg/somewhere-else")
+    service = _change(build_plan(desired, observed, "abc123"), "Service", "prod/web")
+    assert [f.path for f in service.fields] == ["/loadBalancers/0/targetGroupArn"]

@@ -85,3 +85,18 @@ def test_failure_through_an_earlier_wave_says_so() -> None:
     order = ordering({"migrate": {"wave": -1}, "api": {}})
     out = gate({"migrate": failed(), "api": apply()}, order)
     assert out["api"].description == "not started: earlier wave failed: migrate"
+
+
+def agent_start() -> Decision:
+    """The agent engine's first step: a green task set, no APPLY."""
+    record = RolloutRecord("sha", "F2", "in_progress", NOW.isoformat())
+    return Decision(("CreateTaskSet(web:5)",), record, PENDING, "starting green", WAKE)
+
+
+def test_an_agent_engine_start_is_held_like_an_apply() -> None:
+    """web (agent engine) named in ``starting`` waits for api; not named, its steps go on regardless."""
+    out = gate({"migrate": done(), "api": apply(), "web": agent_start()}, CHAIN, starting={"web"})
+    assert (out["web"].state, out["web"].description, out["web"].actions) == (PENDING, "waiting for api", ())
+    out = gate({"migrate": done(), "api": apply(), "web": agent_start()}, CHAIN)
+    assert out["web"].actions == ("CreateTaskSet(web:5)",)
+

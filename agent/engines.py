@@ -1,0 +1,343 @@
+"""The agent engine inside a tick: observe its services' traffic, ask the pure engine, carry out its actions.
+
+``Reconciler.tick`` hands over every service whose strategy has ``engine: agent`` and whose live service
+already has a PRIMARY task set (creating a service keeps the executor's all-at-once path). For those:
+
+1. **observe**, batched over all of them: listener-rule weights (DescribeRules by ARN), alarm states
+   (DescribeAlarms by name); task sets come with DescribeServices (the Observer); hook results and the
+   rollout record come from the store; the Gate from the service's windows;
+2. **decide**: ``agent.rollout.progressive.advance(record, observation, strategy, now)``, pure;
+3. **carry out** the decision's actions in order (the reconciler runs services in parallel):
+   Register (the plan's TaskDefinition change, once per family per tick), UpdateService (the plan's
+   service change without its task-set part), CreateTaskSet / SetWeights / SetPrimary / DeleteTaskSet
+   (agent.aws.traffic), RunHook (agent.hooks; the answer is stored at once under
+   ``hook/<cluster>/<service>/<fingerprint>/<stage>``).
+
+The commit status comes from the decision made before the actions ran; the next tick observes what they
+did. ``windows_of`` and ``hold_for_windows`` also gate the rolling and ecs engines' APPLY.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+import structlog
+
+from agent.aws.executing import Applied, Executor
+from agent.aws.traffic import (
+    TrafficObserver,
+    TrafficWriter,
+    has_primary_task_set,
+    task_set_request,
+    task_sets_of,
+)
+from agent.hooks import HookCall, HookCaller, hook_key, state_from_json, state_to_json
+from agent.manifests.model import Desired, Manifest
+from agent.plan.model import NO_CHANGE, REGISTER, Change, Plan, TaskDefinitionRef
+from agent.plan.observed import Observed
+from agent.plan.services import create_service_request, engine_of, ref, resolve_strategy
+from agent.plan.taskdefs import content_hash, family_revision
+from agent.rollout import progressive, windows
+from agent.rollout.decisions import FAILURE, PENDING, Decision
+from agent.rollout.progressive import AgentObservation, AgentRecord, Strategy, Traffic, Wiring
+
+log = structlog.get_logger()
+
+Register = Callable[[str], Applied]  # family -> what registering it (once per tick) gave
+
+
+# ------------------------------------------------------------------------------------------ windows
+
+
+def windows_of(manifest: Manifest, desired: Desired) -> list[windows.Window]:
+    """The service's windows: names of Window manifests, or inline window specs (with a ``name``)."""
+    out = []
+    for i, item in enumerate(manifest.spec.get("windows") or ()):
+        if isinstance(item, Mapping):
+            out.append(windows.Window.from_spec(str(item.get("name") or f"window-{i}"), item))
+        elif str(item) in desired.windows:
+            out.append(windows.Window.from_spec(str(item), desired.windows[str(item)].spec))
+    return out
+
+
+def hold_for_windows(
+    decision: Decision, record: Any, gate: windows.Gate | None, creating: bool = False
+) -> Decision:
+    """A rolling/ecs decision that would APPLY, held while a freeze window is open or, when the service
+    lists maintenance windows, until one opens (pending; woken when the window changes).
+
+    Creating a service that does not exist yet waits for no maintenance window (no live traffic to
+    protect), but a freeze holds it like every other change.
+    """
+    if gate is None:
+        return decision
+    if gate.frozen_by is not None:
+        return Decision((), record, PENDING, gate.frozen_text(), gate.frozen_until)
+    if not gate.traffic_may_move and not creating:
+        return Decision((), record, PENDING, gate.waiting_text(), gate.opens_at)
+    return decision
+
+
+def gate_of(manifest: Manifest, desired: Desired, now: datetime) -> windows.Gate | None:
+    found = windows_of(manifest, desired)
+    return windows.gate(found, now) if found else None
+
+
+# ------------------------------------------------------------------------------------- one rollout
+
+
+@dataclass
+class Rollout:
+    """One agent-engine service on this tick: where it is, what Git asks, and what the engine decided."""
+
+    name: str  # Service manifest name
+    cluster: str
+    service: str
+    family: str | None
+    strategy: Strategy
+    wiring: Wiring | str  # target groups and listener rules, or why the manifest lacks them
+    task_set: dict[str, Any]  # the plan's CreateTaskSet parameters (taskSet of create_service_request)
+    service_change: Change | None
+    record: AgentRecord | None = None
+    observation: AgentObservation | None = None
+    decision: Decision | None = None
+
+    @property
+    def context(self) -> str:
+        return f"{self.cluster}/{self.service}"
+
+    @property
+    def rules(self) -> tuple[str, ...]:
+        wiring = self.wiring
+        if isinstance(wiring, str):
+            return ()
+        return (wiring.production_rule,) + ((wiring.test_rule,) if wiring.test_rule else ())
+
+
+def takes(manifest: Manifest, desired: Desired, observed: Observed) -> bool:
+    """True for a service the agent engine drives: ``engine: agent`` and a PRIMARY task set live."""
+    try:
+        strategy = resolve_strategy(manifest.spec.get("strategy"), desired.strategies)
+    except KeyError:
+        return False
+    if engine_of(strategy) != "agent":
+        return False
+    key = (manifest.spec["cluster"], manifest.spec.get("serviceName", manifest.name))
+    return has_primary_task_set(observed.services.get(key))
+
+
+class AgentEngine:
+    """Observes, decides and carries out the agent engine's rollouts; one per Reconciler."""
+
+    def __init__(self, aws: Any, executor: Executor, store: Any, hooks: HookCaller) -> None:
+        self.traffic = TrafficObserver(aws)
+        self.executor = executor
+        self.store = store
+        self.hooks = hooks
+
+    # -- observe and decide ------------------------------------------------------------------------
+
+    def decide(
+        self,
+        plan: Plan,
+        desired: Desired,
+        observed: Observed,
+        names: list[str],
+        fingerprints: Mapping[str, str],
+        sha: str,
+        now: datetime,
+    ) -> dict[str, Rollout]:
+        """A Rollout with its decision for each service ``names``; their listener rules and alarms are read
+        together (one DescribeRules per 20 rules, one DescribeAlarms per 100 alarms)."""
+        by_key = {(c.kind, c.name): c for c in plan.changes}
+        rollouts = {name: self._rollout(desired, name, by_key) for name in names}
+        rules = self.traffic.rules(arn for r in rollouts.values() for arn in r.rules)
+        alarms = self.traffic.alarms(a for r in rollouts.values() for a in r.strategy.alarms)
+        for name, rollout in rollouts.items():
+            rollout.record = self._record(rollout)
+            problem = _problem(rollout, rules)
+            if problem:
+                rollout.decision = Decision((), rollout.record, FAILURE, problem)
+                continue
+            wiring = rollout.wiring
+            assert isinstance(wiring, Wiring)
+            target, label = _target(rollout.task_set.get("taskDefinition"))
+            rollout.observation = AgentObservation(
+                sha=sha,
+                fingerprint=fingerprints[name],
+                target=target,
+                target_label=label,
+                wiring=wiring,
+                task_sets=task_sets_of(observed.services.get((rollout.cluster, rollout.service))),
+                traffic=Traffic(
+                    production=rules[wiring.production_rule],
+                    test=rules[wiring.test_rule] if wiring.test_rule else None,
+                ),
+                alarms={a: alarms[a] for a in rollout.strategy.alarms if a in alarms},
+                hooks=self._hook_states(rollout, fingerprints[name]),
+                gate=gate_of(desired.services[name], desired, now),
+                service_in_sync=_service_in_sync(rollout.service_change),
+            )
+            rollout.decision = progressive.advance(rollout.record, rollout.observation, rollout.strategy, now)
+        return rollouts
+
+    def _rollout(self, desired: Desired, name: str, by_key: Mapping[tuple[str, str], Change]) -> Rollout:
+        """What Git asks of one service: strategy, wiring, and the task set a new revision gets."""
+        manifest = desired.services[name]
+        spec = manifest.spec
+        cluster, service = spec["cluster"], spec.get("serviceName", name)
+        family = desired.service_task_family.get(name)
+        strategy_spec = resolve_strategy(spec.get("strategy"), desired.strategies) or {}
+        td_change = by_key.get(("TaskDefinition", family)) if family else None
+        td: TaskDefinitionRef | str | None = None
+        if family and td_change is not None:  # REGISTER: the ARN is known once registered
+            arn = td_change.request.get("taskDefinitionArn") if td_change.action != REGISTER else None
+            td = TaskDefinitionRef(family, content_hash(desired.task_definitions[family].body), arn)
+        elif isinstance(spec.get("taskDefinition"), str):
+            td = spec["taskDefinition"]
+        request = create_service_request(
+            spec, service_name=service, cluster=cluster, task_definition=td, strategy=strategy_spec
+        )
+        return Rollout(
+            name=name,
+            cluster=cluster,
+            service=service,
+            family=family,
+            strategy=Strategy.from_spec(strategy_spec),
+            wiring=_wiring(manifest),
+            task_set=dict(request.get("taskSet") or {}),
+            service_change=by_key.get(("Service", f"{cluster}/{service}")),
+        )
+
+    def _record(self, rollout: Rollout) -> AgentRecord | None:
+        if self.store is None:
+            return None
+        return AgentRecord.from_json(self.store.get(f"rollout/{rollout.cluster}/{rollout.service}"))
+
+    def _hook_states(self, rollout: Rollout, fingerprint: str) -> dict[str, progressive.HookState]:
+        if self.store is None:
+            return {}
+        states = {}
+        for hook in rollout.strategy.hooks:
+            state = state_from_json(
+                self.store.get(hook_key(rollout.cluster, rollout.service, fingerprint, hook.stage))
+            )
+            if state is not None:
+                states[hook.stage] = state
+        return states
+
+    # -- carry out ---------------------------------------------------------------------------------
+
+    def carry_out(self, rollout: Rollout, plan: Plan, register: Register, now: datetime) -> Applied:
+        """Send the decision's actions, in order; raises the first error (what ran before it stays done)."""
+        decision, obs = rollout.decision, rollout.observation
+        applied = Applied()
+        if decision is None or obs is None or not decision.actions:
+            return applied
+        change = rollout.service_change or Change("Service", rollout.context, NO_CHANGE)
+        writer = TrafficWriter(self.executor, rollout.cluster, rollout.service, change)
+        target = obs.target
+        log.info(
+            "rollout.agent",
+            service=rollout.name,
+            actions=[type(a).__name__ for a in decision.actions],
+            state=decision.state,
+            description=decision.description,
+        )
+        for action in decision.actions:
+            if isinstance(action, progressive.Register):
+                if rollout.family is None:
+                    raise RuntimeError(f"{rollout.name}: nothing to register (no task-definition family)")
+                applied = register(rollout.family)
+                target = applied.task_definitions.get(rollout.family, target)
+            elif isinstance(action, progressive.UpdateService):
+                self._update_service(change, plan)
+            elif isinstance(action, progressive.CreateTaskSet):
+                task_definition = action.task_definition or target
+                if not task_definition:
+                    raise RuntimeError(f"{rollout.name}: no task definition to create a task set with")
+                params = task_set_request(
+                    rollout.task_set, task_definition, action.target_group, action.external_id
+                )
+                writer.create_task_set(params)
+            elif isinstance(action, progressive.SetWeights):
+                writer.set_weights(action.rule, action.weights)
+            elif isinstance(action, progressive.SetPrimary):
+                writer.set_primary(action.task_set)
+            elif isinstance(action, progressive.DeleteTaskSet):
+                writer.delete_task_set(action.task_set)
+            elif isinstance(action, progressive.RunHook):
+                self._run_hook(rollout, action, target, now)
+            else:  # pragma: no cover - the engine only returns the actions above
+                raise TypeError(f"unknown agent-engine action {action!r}")
+        return applied
+
+    def _update_service(self, change: Change, plan: Plan) -> None:
+        """The plan's service change without its task-set part (UpdateService, tags)."""
+        request = {k: v for k, v in change.request.items() if k != "taskSet"}
+        if change.action == NO_CHANGE or not request:
+            return
+        self.executor.execute(Plan((replace(change, request=request),), plan.revision))
+
+    def _run_hook(
+        self, rollout: Rollout, action: progressive.RunHook, target: str | None, now: datetime
+    ) -> None:
+        hook = rollout.strategy.hook(action.stage)
+        obs = rollout.observation
+        if hook is None or obs is None:
+            return
+        previous = obs.hooks.get(action.stage)
+        call = HookCall(rollout.service, rollout.cluster, obs.sha, action.stage, action.weights, target)
+        state = self.hooks.call(hook, call, previous, now)
+        if self.store is not None:
+            key = hook_key(rollout.cluster, rollout.service, obs.fingerprint, action.stage)
+            self.store.put(key, state_to_json(state))
+
+
+# ------------------------------------------------------------------------------------------ helpers
+
+
+def _wiring(manifest: Manifest) -> Wiring | str:
+    """The service's target groups and listener rules (resolved ARNs), or why they are incomplete."""
+    balancers = manifest.spec.get("loadBalancers") or []
+    lb = balancers[0] if balancers and isinstance(balancers[0], Mapping) else {}
+    missing = [k for k in ("targetGroup", "alternateTargetGroup", "productionListenerRule") if not lb.get(k)]
+    if missing:
+        return f"engine agent needs loadBalancers[0] {', '.join(missing)} ({manifest.source.file})"
+    port = lb.get("containerPort")
+    return Wiring(
+        target_groups=(str(ref(lb["targetGroup"])), str(ref(lb["alternateTargetGroup"]))),
+        production_rule=str(ref(lb["productionListenerRule"])),
+        test_rule=str(ref(lb["testListenerRule"])) if lb.get("testListenerRule") else None,
+        container_name=lb.get("containerName"),
+        container_port=int(port) if port is not None else None,
+    )
+
+
+def _problem(rollout: Rollout, rules: Mapping[str, Any]) -> str:
+    """Why the engine cannot drive this service (incomplete wiring, a listener rule gone), or ""."""
+    if isinstance(rollout.wiring, str):
+        return rollout.wiring
+    missing = [arn for arn in rollout.rules if arn not in rules]
+    return f"listener rule {missing[0]} not found" if missing else ""
+
+
+def _target(td: Any) -> tuple[str | None, str]:
+    """(task-definition ARN Git asks for or None before registration, ``family:revision`` label)."""
+    if isinstance(td, TaskDefinitionRef):
+        if td.arn:
+            return td.arn, family_revision(td.arn)
+        return None, f"{td.family}:(new)"
+    if isinstance(td, str) and td:
+        return td, family_revision(td)
+    return None, "(no task definition)"
+
+
+def _service_in_sync(change: Change | None) -> bool:
+    """True when the plan's service change asks for nothing but a new task set."""
+    if change is None or change.action == NO_CHANGE:
+        return True
+    return not any(key != "taskSet" for key in change.request)
