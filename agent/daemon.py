@@ -4,8 +4,9 @@
 ``Agent.run()`` is the daemon: APScheduler 3 calls ``tick`` every ``interval`` (with jitter), at each
 ``wake_at`` a rollout asks for, at once when a local repository gets a commit (watchfiles), and at once
 when a push webhook arrives (``trigger_now``). A lock makes sure two ticks never run at the same time;
-one that is asked for meanwhile runs right after. ``run()`` also serves /healthz, /readyz, /metrics and
-the webhooks (agent/server.py); every tick's outcome feeds readiness and the metrics.
+one that is asked for meanwhile runs right after. ``run()`` also serves /healthz, /readyz, /metrics, the
+webhooks and the dashboard (agent/server.py, agent/dashboard.py); every tick's outcome feeds readiness,
+the metrics and the dashboard (``last_result``, the status history).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from structlog.contextvars import bound_contextvars
 
 from agent.aws.clients import Aws
 from agent.aws.pacing import Pacer
+from agent.dashboard import Dashboard
 from agent.errors import PermanentError, TransientError
 from agent.git.auth import GitAuth
 from agent.git.source import GitSource
@@ -117,6 +119,9 @@ class Agent:
         self.metrics = Metrics(self.aws.counter)
         self.readiness = Readiness(src.interval_seconds, clock)
         self.server: AgentServer | None = None
+        self.last_result: TickResult | None = None  # the last tick that completed (the dashboard shows it)
+        self.last_tick_at: datetime | None = None
+        self.dashboard = Dashboard(self)
         self._lock = threading.Lock()
         self._again = threading.Event()
         self._schedule_now: Callable[[], None] | None = None
@@ -176,6 +181,8 @@ class Agent:
             if result is None:
                 return
             now = self.reconciler.clock()
+            self.last_result, self.last_tick_at = result, now
+            self.dashboard.ticked(result, now)
             self.readiness.ticked(now)
             self.metrics.good_tick(now)
             self.metrics.services(self._service_views(result), now, self._committed_at)
@@ -210,7 +217,7 @@ class Agent:
             return None
 
     def serve(self, port: int | None = None) -> AgentServer:
-        """Start the HTTP server (health, readiness, metrics, webhooks) on a daemon thread."""
+        """Start the HTTP server (health, readiness, metrics, webhooks, dashboard) on a daemon thread."""
         server_cfg = self.config.server
         secret_env = server_cfg.webhook_secret_env
         endpoints = Endpoints(
@@ -220,6 +227,7 @@ class Agent:
             secret=lambda: os.environ.get(secret_env),
             branch=self.config.source.branch,
             secret_env=secret_env,
+            dashboard=self.dashboard.state,
         )
         self.server = AgentServer(
             endpoints, server_cfg.host, server_cfg.port if port is None else port
