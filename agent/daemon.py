@@ -6,8 +6,9 @@
 ``Agent.run()`` is the daemon: APScheduler 3 calls ``tick`` every ``interval`` (with jitter), at each
 ``wake_at`` a rollout asks for, at once when a local repository gets a commit (watchfiles), and at once
 when a push webhook arrives (``trigger_now``). A lock makes sure two ticks never run at the same time;
-one that is asked for meanwhile runs right after. ``run()`` also serves /healthz, /readyz, /metrics and
-the webhooks (agent/server.py); every tick's outcome feeds readiness and the metrics.
+one that is asked for meanwhile runs right after. ``run()`` also serves /healthz, /readyz, /metrics, the
+webhooks and the dashboard (agent/server.py, agent/dashboard.py); every tick's outcome feeds readiness,
+the metrics and the dashboard (``last_result``, the status history).
 
 Several replicas may share one DynamoDB store (docs/ha.md): each tick first takes or renews the leader
 lease, and a replica that does not hold it stands by (ready, not acting). ``run()`` also renews the lease
@@ -31,6 +32,7 @@ from structlog.contextvars import bound_contextvars
 
 from agent.aws.clients import Aws
 from agent.aws.pacing import Pacer
+from agent.dashboard import Dashboard
 from agent.errors import AgentError, PermanentError, TransientError
 from agent.git.auth import GitAuth
 from agent.git.source import GitSource
@@ -138,6 +140,9 @@ class Agent:
         self.metrics = Metrics(self.aws.counter)
         self.readiness = Readiness(src.interval_seconds, clock)
         self.server: AgentServer | None = None
+        self.last_result: TickResult | None = None  # the last tick that completed (the dashboard shows it)
+        self.last_tick_at: datetime | None = None
+        self.dashboard = Dashboard(self)
         self._lock = threading.Lock()
         self._again = threading.Event()
         self._schedule_now: Callable[[], None] | None = None
@@ -314,6 +319,8 @@ class Agent:
             if not failed:  # a tick on the last commit fetched keeps rollouts going, but Git is down
                 self.readiness.ticked(now)
                 self.metrics.good_tick(now)
+            self.last_result, self.last_tick_at = result, now
+            self.dashboard.ticked(result, now)
             self.metrics.drifted_services.set(len(result.drifted))
             self.metrics.services(self._service_views(result), now, self._committed_at)
         except Exception as e:  # pragma: no cover - a bug here must not stop deployments
@@ -347,7 +354,7 @@ class Agent:
             return None
 
     def serve(self, port: int | None = None) -> AgentServer:
-        """Start the HTTP server (health, readiness, metrics, webhooks) on a daemon thread."""
+        """Start the HTTP server (health, readiness, metrics, webhooks, dashboard) on a daemon thread."""
         server_cfg = self.config.server
         secret_env = server_cfg.webhook_secret_env
         endpoints = Endpoints(
@@ -357,6 +364,7 @@ class Agent:
             secret=lambda: os.environ.get(secret_env),
             branch=self.config.source.branch,
             secret_env=secret_env,
+            dashboard=self.dashboard.state,
         )
         self.server = AgentServer(
             endpoints, server_cfg.host, server_cfg.port if port is None else port

@@ -137,6 +137,9 @@ class AgentEngine:
         self.executor = executor
         self.store = store
         self.hooks = hooks
+        # context ("cluster/service") -> the last tick's observation, its weights as this tick left them
+        # (the dashboard reads it; nothing here decides on it).
+        self.last_views: dict[str, AgentObservation] = {}
 
     # -- observe and decide ------------------------------------------------------------------------
 
@@ -156,6 +159,7 @@ class AgentEngine:
         rollouts = {name: self._rollout(desired, name, by_key) for name in names}
         rules = self.traffic.rules(arn for r in rollouts.values() for arn in r.rules)
         alarms = self.traffic.alarms(a for r in rollouts.values() for a in r.strategy.alarms)
+        views: dict[str, AgentObservation] = {}
         for name, rollout in rollouts.items():
             rollout.record = self._record(rollout)
             problem = _problem(rollout, rules)
@@ -182,6 +186,8 @@ class AgentEngine:
                 service_in_sync=_service_in_sync(rollout.service_change),
             )
             rollout.decision = progressive.advance(rollout.record, rollout.observation, rollout.strategy, now)
+            views[rollout.context] = rollout.observation
+        self.last_views = views
         return rollouts
 
     def _rollout(self, desired: Desired, name: str, by_key: Mapping[tuple[str, str], Change]) -> Rollout:
@@ -265,6 +271,7 @@ class AgentEngine:
                 writer.create_task_set(params)
             elif isinstance(action, progressive.SetWeights):
                 writer.set_weights(action.rule, action.weights)
+                self._written(rollout.context, action)
             elif isinstance(action, progressive.SetPrimary):
                 writer.set_primary(action.task_set)
             elif isinstance(action, progressive.DeleteTaskSet):
@@ -274,6 +281,20 @@ class AgentEngine:
             else:  # pragma: no cover - the engine only returns the actions above
                 raise TypeError(f"unknown agent-engine action {action!r}")
         return applied
+
+    def _written(self, context: str, action: progressive.SetWeights) -> None:
+        """Keep ``last_views`` showing the weights just written (the next tick observes them anyway)."""
+        view = self.last_views.get(context)
+        if view is None:
+            return
+        weights = dict(action.weights)
+        if action.rule == view.wiring.production_rule:
+            traffic = replace(view.traffic, production=weights)
+        elif action.rule == view.wiring.test_rule:
+            traffic = replace(view.traffic, test=weights)
+        else:
+            return
+        self.last_views[context] = replace(view, traffic=traffic)
 
     def _update_service(self, change: Change, plan: Plan) -> None:
         """The plan's service change without its task-set part (UpdateService, tags)."""

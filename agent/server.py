@@ -9,8 +9,10 @@
   /webhook/gitlab`` (``X-Gitlab-Token``) ask for a tick at once when the tracked branch got a push.
   Both compare in constant time, answer 401 to a missing or wrong signature, 403 while no secret is
   configured, and 413 to a body over 1 MiB (before reading it).
+* ``GET /dashboard/`` (with its ``dashboard.js`` and ``dashboard.css``) and ``GET /dashboard/state.json``:
+  the read-only dashboard (agent/dashboard.py), on an agent that has one.
 
-The server is the standard library's ``ThreadingHTTPServer`` on a daemon thread: five routes, no
+The server is the standard library's ``ThreadingHTTPServer`` on a daemon thread: a few routes, no
 templates, no sessions, so a web framework would add a dependency and nothing else. Each request runs
 on its own thread, so a slow scrape never delays a health check; the handlers only read state the
 agent updates after each tick, and a webhook only schedules a tick, never runs one on the request.
@@ -41,6 +43,8 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily
 
 from agent.aws.clients import CallCounter
+from agent.dashboard import HEADERS as DASHBOARD_HEADERS
+from agent.dashboard import STATE_PATH, asset
 from agent.rollout.decisions import SUCCESS, RolloutRecord
 
 log = structlog.get_logger()
@@ -239,10 +243,11 @@ class Response:
     status: int
     body: bytes
     content_type: str = "application/json"
+    headers: tuple[tuple[str, str], ...] = ()
 
     @classmethod
-    def json(cls, status: int, data: dict[str, Any]) -> Response:
-        return cls(status, (json.dumps(data, sort_keys=True) + "\n").encode())
+    def json(cls, status: int, data: dict[str, Any], headers: tuple[tuple[str, str], ...] = ()) -> Response:
+        return cls(status, (json.dumps(data, sort_keys=True) + "\n").encode(), headers=headers)
 
 
 def github_signature(secret: str, body: bytes) -> str:
@@ -272,7 +277,9 @@ class Endpoints:
         secret: Callable[[], str | None],
         branch: str,
         secret_env: str = "ECS_GITOPS_WEBHOOK_SECRET",
+        dashboard: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
+        self.dashboard = dashboard  # state.json's content; None: no dashboard routes
         self.readiness = readiness
         self.metrics = metrics
         self.trigger = trigger
@@ -288,6 +295,18 @@ class Endpoints:
             return Response.json(200 if ready else 503, body)
         if path == "/metrics":
             return Response(200, self.metrics.render(), CONTENT_TYPE_LATEST)
+        if self.dashboard is not None:
+            if path == "/dashboard":  # the page's relative links need the trailing slash
+                return Response(308, b"", "text/plain", (("Location", "dashboard/"),))
+            if path == STATE_PATH:
+                try:
+                    return Response.json(200, self.dashboard(), DASHBOARD_HEADERS)
+                except Exception as e:  # a bug in the page's data must not look like the agent is down
+                    log.error("dashboard.failed", error=repr(e))
+                    return Response.json(500, {"error": "the dashboard state failed; see the agent's log"})
+            found = asset(path)
+            if found is not None:
+                return Response(200, found[0], found[1], DASHBOARD_HEADERS)
         return Response.json(404, {"error": f"no such page: {path}"})
 
     def webhook(self, provider: str, headers: Any, body: bytes) -> Response:
@@ -358,6 +377,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(response.status)
         self.send_header("Content-Type", response.content_type)
         self.send_header("Content-Length", str(len(response.body)))
+        for name, value in response.headers:
+            self.send_header(name, value)
         self.end_headers()
         self.wfile.write(response.body)
 

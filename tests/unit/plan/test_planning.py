@@ -573,7 +573,7 @@ def _agent_engine_applied(live_group: str) -> tuple[Desired, Observed]:
 
 
 def test_agent_engine_service_on_alternate_group_is_no_change() -> None:
-    """After an agent-engine rollout the live task set sits on alternateTargetGroup: planned as no change."""
+    """After an agent-engine rollout the live task set sits on alternateTargetGroup: no change."""
     desired, observed = _agent_engine_applied("arn:tg/web-green")
     service = _change(build_plan(desired, observed, "abc123"), "Service", "prod/web")
     assert (service.action, service.fields) == (NO_CHANGE, ()), service.fields
