@@ -472,9 +472,10 @@ def test_clusters_outside_the_allow_list_are_refused(allow: list[str], moved: di
     with root_with(files) as (root, _):
         desired, problems = assert_well_formed(DirTree(root), config)
     refused = {(p.file, p.pointer) for p in problems if "allow-list" in p.message}
-    # The pointer may sit in another document of the same file: compare by (file, pointer) sets.
+    # The pointer may sit in another document of the same file: compare by (file, pointer) sets. Moving
+    # a service may break something else (its capacity provider is not on the new cluster): not counted.
     assert refused == expected, problems
-    if not expected:
+    if not expected and not moved:
         assert desired is not None, problems
 
 
