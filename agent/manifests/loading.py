@@ -96,6 +96,23 @@ class SafeManifestLoader(yaml.SafeLoader):
         super().__init__(stream)
         self._depth = 0
 
+    def forward(self, length: int = 1) -> None:
+        """PyYAML's ``Reader.forward``, counting lines as editors do (``\n``, ``\r\n``, a lone ``\r``).
+        YAML 1.1 also breaks lines at NEL, LS and PS, so a value holding U+0085 would move every later
+        line number past what the user sees, even past the end of the file."""
+        if self.pointer + length + 1 >= len(self.buffer):
+            self.update(length + 1)
+        while length:
+            ch = self.buffer[self.pointer]
+            self.pointer += 1
+            self.index += 1
+            if ch == "\n" or (ch == "\r" and self.buffer[self.pointer] != "\n"):
+                self.line += 1
+                self.column = 0
+            elif ch != "\ufeff":
+                self.column += 1
+            length -= 1
+
     def compose_node(self, parent: Node | None, index: Any) -> Node:  # type: ignore[override]
         self._depth += 1
         try:

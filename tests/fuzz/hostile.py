@@ -143,7 +143,8 @@ def assert_well_formed(
 
 
 def line_counts(files: dict[str, bytes]) -> dict[str, int]:
-    return {rel: data.count(b"\n") + 1 for rel, data in files.items()}
+    """Lines as an editor counts them: ``\n``, ``\r\n`` and a lone ``\r`` end a line."""
+    return {rel: len(re.findall(rb"\r\n|\r|\n", data)) + 1 for rel, data in files.items()}
 
 
 # ------------------------------------------------------------------------------------------ strategies
