@@ -58,17 +58,7 @@ class GitHubPlanComments:
 
     def find(self, number: int) -> dict[str, Any] | None:
         """The comment carrying the marker, if any."""
-        for page in range(1, MAX_PAGES + 1):
-            resp = self.api.call(
-                "GET", f"{self._prefix}/issues/{number}/comments?per_page={PER_PAGE}&page={page}"
-            )
-            items = resp.body if isinstance(resp.body, list) else []
-            for item in items:
-                if isinstance(item, dict) and str(item.get("body") or "").startswith(MARKER):
-                    return item
-            if len(items) < PER_PAGE:
-                return None
-        return None
+        return _marked(self.api.call, f"{self._prefix}/issues/{number}/comments?per_page={PER_PAGE}")
 
     def create(self, number: int, body: str) -> None:
         self.api.call("POST", f"{self._prefix}/issues/{number}/comments", {"body": body})
@@ -95,17 +85,8 @@ class GitLabPlanComments:
         self.project = project
 
     def find(self, number: int) -> dict[str, Any] | None:
-        for page in range(1, MAX_PAGES + 1):
-            resp = self.project.call(
-                "GET", f"/merge_requests/{number}/notes?per_page={PER_PAGE}&page={page}&sort=asc"
-            )
-            items = resp.body if isinstance(resp.body, list) else []
-            for item in items:
-                if isinstance(item, dict) and str(item.get("body") or "").startswith(MARKER):
-                    return item
-            if len(items) < PER_PAGE:
-                return None
-        return None
+        """The note carrying the marker, if any."""
+        return _marked(self.project.call, f"/merge_requests/{number}/notes?per_page={PER_PAGE}&sort=asc")
 
     def upsert(self, number: int, body: str) -> str:
         body = fit(body)
@@ -133,4 +114,17 @@ def make_comments(config: Any) -> PlanComments | None:
     if status.publisher == "gitlab":
         gl = status.gitlab
         return GitLabPlanComments(GitLabPublisher(gl.project, token_env=gl.token_env, base_url=gl.api_url))
+    return None
+
+
+def _marked(call: Any, path: str) -> dict[str, Any] | None:
+    """The first item of a paged comment list (``path`` + ``&page=N``) whose body starts with the marker."""
+    for page in range(1, MAX_PAGES + 1):
+        resp = call("GET", f"{path}&page={page}")
+        items = resp.body if isinstance(resp.body, list) else []
+        for item in items:
+            if isinstance(item, dict) and str(item.get("body") or "").startswith(MARKER):
+                return item
+        if len(items) < PER_PAGE:
+            return None
     return None
