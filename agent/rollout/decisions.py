@@ -45,3 +45,5 @@ class Decision:
     state: str  # commit-status state for this service on this commit
     description: str
     wake_at: datetime | None = None
+    # (sha, state, description) statuses to write on OTHER commits (the one a new commit superseded).
+    other_commits: tuple[tuple[str, str, str], ...] = ()
