@@ -134,6 +134,16 @@ def service_order(services: Mapping[str, Manifest]) -> list[Manifest]:
     return ordered
 
 
+def has_maintenance_window(spec: Mapping[str, Any], desired: Desired) -> bool:
+    """Whether a service lists a maintenance window (by name, or inline)."""
+    for window in spec.get("windows") or []:
+        found = desired.windows.get(window) if isinstance(window, str) else None
+        window_spec = found.spec if found is not None else window
+        if isinstance(window_spec, Mapping) and window_spec.get("type") == "maintenance":
+            return True
+    return False
+
+
 def _cluster_name(desired: Desired, name: str) -> str:
     manifest = desired.clusters.get(name)
     return str(manifest.spec.get("clusterName") or manifest.name) if manifest else name
@@ -597,6 +607,7 @@ def _service_change(
         task_definition=task_definition,
         strategy=strategy,
         external_id=revision,
+        pause=has_maintenance_window(spec, desired),
     )
     current = _active(
         _lookup(observed.services, (cluster, service_name), (str(spec.get("cluster", "")), service_name))

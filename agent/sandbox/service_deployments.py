@@ -23,9 +23,9 @@ simulator's deployments (``...:service-revision/<cluster>/<service>/<id>``):
   LINEAR ``stepPercent``, twice that, ... 100. A step below 100 stays ``canaryBakeTimeInMinutes`` /
   ``stepBakeTimeInMinutes`` before the next PRE_PRODUCTION_TRAFFIC_SHIFT (so hooks there run before
   every step, as ECS documents; PRE_PRODUCTION_TRAFFIC_SHIFT is only a hook stage, so the deployment
-  reports ``lifecycleStage`` PRODUCTION_TRAFFIC_SHIFT meanwhile) -> POST_PRODUCTION_TRAFFIC_SHIFT -> BAKE_TIME (``bakeTimeInMinutes``)
-  -> CLEAN_UP (the blue tasks stop) -> ``SUCCESSFUL`` on the next tick. Stages with nothing to wait for
-  pass within the same tick.
+  reports ``lifecycleStage`` PRODUCTION_TRAFFIC_SHIFT meanwhile) -> POST_PRODUCTION_TRAFFIC_SHIFT ->
+  BAKE_TIME (``bakeTimeInMinutes``) -> CLEAN_UP (the blue tasks stop) -> ``SUCCESSFUL`` on the next
+  tick. Stages with nothing to wait for pass within the same tick.
 * **Lifecycle hooks** (``deploymentConfiguration.lifecycleHooks``) start when their stage starts and are
   listed in ``lifecycleHookDetails`` while it lasts. An ``AWS_LAMBDA`` hook is ``IN_PROGRESS`` for one
   tick, then answers what the test set with :meth:`ServiceDeployments.set_hook_result` (or ``POST
@@ -741,7 +741,8 @@ class ServiceDeployments:
             # PRE_PRODUCTION_TRAFFIC_SHIFT is a hook stage, not a ServiceDeploymentLifecycleStage: while its
             # hooks run before a traffic step the deployment reports PRODUCTION_TRAFFIC_SHIFT.
             stage = record.stage
-            out["lifecycleStage"] = PRODUCTION_TRAFFIC_SHIFT if stage == PRE_PRODUCTION_TRAFFIC_SHIFT else stage
+            pre = stage == PRE_PRODUCTION_TRAFFIC_SHIFT
+            out["lifecycleStage"] = PRODUCTION_TRAFFIC_SHIFT if pre else stage
             out["lifecycleHookDetails"] = [h.render() for h in record.hooks]
         if record.rollback:
             out["rollback"] = copy.deepcopy(record.rollback)
