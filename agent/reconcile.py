@@ -19,7 +19,7 @@ import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
@@ -30,6 +30,7 @@ from agent.aws.executing import Applied, Executor, change_key
 from agent.aws.observing import Observer
 from agent.aws.pacing import DEFAULT_CONCURRENCY, Pacer
 from agent.aws.resolving import Resolver
+from agent.engines_ecs import EcsEngine
 from agent.errors import InvalidInput, Problem
 from agent.manifests import load_desired
 from agent.manifests.model import Desired, Manifest
@@ -37,13 +38,14 @@ from agent.manifests.tree import Tree
 from agent.plan.model import NO_CHANGE, REGISTER, Change, Plan
 from agent.plan.observed import Observed
 from agent.plan.planning import build_plan
-from agent.plan.services import engine_of, resolve_strategy
+from agent.plan.services import engine_of, resolve_strategy, switch_blocker
 from agent.plan.taskdefs import content_hash, family_revision
 from agent.rollout import rolling
 from agent.rollout.decisions import APPLY, ERROR, FAILURE, PENDING, SUCCESS, Decision, RolloutRecord
 from agent.status.model import AGGREGATE, CommitStatus, service_context, truncate
 
 log = structlog.get_logger()
+SWITCH_POLL = timedelta(seconds=30)  # how often a controller switch waiting for one task set looks again
 
 
 @dataclass
@@ -90,6 +92,7 @@ class Reconciler:
         self.resolver = Resolver(aws)
         self.observer = Observer(aws, self.pacer)
         self.executor = Executor(aws, self.pacer, on_registered=self.observer.remember)
+        self.ecs_engine = EcsEngine(aws, self.pacer)
 
     # -- the read-only half: validate and plan ---------------------------------------------------------
 
@@ -124,6 +127,7 @@ class Reconciler:
                 errors[AGGREGATE] = truncate(f"cluster or capacity provider change failed: {e}")
         applying = sorted(n for n, d in decisions.items() if APPLY in d.actions) if not errors else []
         failed, unfinished = self._roll_out(result, applying, bound)
+        self._act(decisions, bound)
         for name, reason in failed.items():
             record = decisions[name].record
             failed_record = RolloutRecord(
@@ -138,6 +142,7 @@ class Reconciler:
 
         statuses = self._statuses(result.desired, decisions, errors, sha)
         self._report(statuses)
+        self._report_superseded(result.desired, decisions)
         wakes = [d.wake_at for d in decisions.values() if d.wake_at]
         outcome = _outcome(decisions, errors)
         bound.info("tick.done", outcome=outcome, changes=result.plan.has_changes)
@@ -166,6 +171,26 @@ class Reconciler:
                 c is None or (c.action == NO_CHANGE and not c.fields) for c in (svc_change, td_change)
             )
             observed = result.observed.services.get((cluster, service))
+            strategy = resolve_strategy(manifest.spec.get("strategy"), result.desired.strategies)
+            blocked = switch_blocker(observed, strategy)
+            if blocked is not None:  # a deployment-controller switch that cannot be applied (yet)
+                state, reason = blocked
+                wake = now + SWITCH_POLL if state == PENDING else None
+                decisions[name] = Decision((), None, state, truncate(reason), wake)
+                continue
+            if engine_of(strategy) == "ecs":
+                decisions[name] = self.ecs_engine.decide(
+                    self._stored(manifest),
+                    manifest,
+                    result.desired,
+                    observed,
+                    in_sync=in_sync,
+                    fingerprint=self._fingerprint(result.desired, manifest),
+                    target=_target(td_change, family),
+                    sha=sha,
+                    now=now,
+                )
+                continue
             obs = rolling.Observation(
                 in_sync=in_sync,
                 fingerprint=self._fingerprint(result.desired, manifest),
@@ -249,10 +274,40 @@ class Reconciler:
         )
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
+    def _stored(self, manifest: Manifest) -> dict[str, Any] | None:
+        return self.store.get(_rollout_key(manifest)) if self.store is not None else None
+
     def _record(self, manifest: Manifest) -> RolloutRecord | None:
-        if self.store is None:
+        stored = self._stored(manifest)
+        if not stored:
             return None
-        return RolloutRecord.from_json(self.store.get(_rollout_key(manifest)))
+        # Another engine's record (after a strategy switch) carries more keys: keep the rolling ones.
+        return RolloutRecord.from_json({k: v for k, v in stored.items() if k in _ROLLOUT_FIELDS})
+
+    def _act(self, decisions: dict[str, Decision], bound: Any) -> None:
+        """The ecs engine's calls other than APPLY (stop, continue). One AWS refuses is reported on the
+        commit; the record is kept, so the next tick reads the deployment again and retries."""
+        for name, decision in sorted(decisions.items()):
+            if any(a != APPLY for a in decision.actions):
+                try:
+                    self.ecs_engine.act(name, decision)
+                except AwsPermanentError as e:
+                    bound.warning("deployment.action_failed", service=name, error=str(e))
+                    reason = truncate(str(e))
+                    decisions[name] = Decision((), decision.record, FAILURE, reason, decision.wake_at)
+
+    def _report_superseded(self, desired: Desired, decisions: dict[str, Decision]) -> None:
+        """Statuses a decision writes on other commits: the rollout a newer commit superseded failed."""
+        for name, decision in sorted(decisions.items()):
+            m = desired.services[name]
+            ctx = service_context(m.spec["cluster"], m.spec.get("serviceName", name))
+            for other, state, description in decision.other_commits:
+                self._report(
+                    {
+                        ctx: CommitStatus(other, ctx, state, description),
+                        AGGREGATE: CommitStatus(other, AGGREGATE, state, truncate(f"{name}: {description}")),
+                    }
+                )
 
     def _remember(self, manifest: Manifest, record: RolloutRecord | None) -> None:
         if self.store is not None and record is not None:
@@ -285,6 +340,9 @@ class Reconciler:
                 self.outbox.put(status)
         if self.outbox is not None:
             self.outbox.flush()
+
+
+_ROLLOUT_FIELDS = frozenset(RolloutRecord.__dataclass_fields__)
 
 
 def _rollout_key(manifest: Manifest) -> str:

@@ -51,11 +51,14 @@ from agent.plan.observed import Observed
 from agent.plan.services import (
     TASK_SET_FIELDS,
     create_service_request,
+    live_strategy,
     normalise_service,
     ref,
     resolve_strategy,
+    switch_blocker,
     tags_list,
     task_definition_label,
+    wanted_strategy,
 )
 from agent.plan.taskdefs import (
     content_hash,
@@ -636,15 +639,18 @@ def _service_change(
     calls: dict[str, Any] = {}
     task_set_changed = False
     label = f"Service {name}"
+    before, after = live_strategy(current), wanted_strategy(strategy)
+    switch = f"strategy {before} -> {after}, in place" if before != after else ""
+    blocked = switch_blocker(current, strategy)
+    if blocked is not None:
+        warnings.append(f"{label}: {blocked[1]}")
+        reason = f"strategy {before} -> {after}: {'refused' if blocked[0] == 'failure' else 'waiting'}"
+        return Change("Service", name, UPDATE, source, tuple(fields), {}, reason)
+    if "EXTERNAL" in (before, after):
+        switch = f"strategy {before} -> {after}, in place: the PRIMARY task set becomes the deployment"
     for key in _top_level(fields):
         old, new = have.get(key, ABSENT), want.get(key, ABSENT)
         if key == "tags":
-            continue
-        if key == "deploymentController" and "EXTERNAL" in (old.get("type"), new.get("type")):
-            warnings.append(
-                f"{label}: deploymentController {old.get('type')} -> {new.get('type')} "
-                "requires re-creating the service"
-            )
             continue
         if key in _SERVICE_IMMUTABLE:
             if not (key == "launchType" and new is ABSENT):  # launch type -> capacity providers is an update
@@ -667,4 +673,5 @@ def _service_change(
     if task_set_changed:
         calls["taskSet"] = request["taskSet"]
     calls.update(_tag_calls(have.get("tags"), want.get("tags"), current.get("serviceArn")))
-    return Change("Service", name, UPDATE, source, tuple(fields), calls, f"{len(fields)} field(s) differ")
+    reason = switch or f"{len(fields)} field(s) differ"
+    return Change("Service", name, UPDATE, source, tuple(fields), calls, reason)

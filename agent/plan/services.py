@@ -267,6 +267,51 @@ def deployment_settings(
     return {"type": "ECS"}, config
 
 
+def live_strategy(service: Mapping[str, Any]) -> str:
+    """How a described service deploys now: ``EXTERNAL``, or its ECS ``deploymentConfiguration.strategy``."""
+    if (service.get("deploymentController") or {}).get("type") == "EXTERNAL":
+        return "EXTERNAL"
+    return str((service.get("deploymentConfiguration") or {}).get("strategy") or "ROLLING")
+
+
+def wanted_strategy(strategy: Mapping[str, Any] | None) -> str:
+    """``EXTERNAL`` for the agent engine, else the ECS strategy (ROLLING, BLUE_GREEN, CANARY, LINEAR)."""
+    controller, configuration = deployment_settings(strategy)
+    if controller["type"] == "EXTERNAL":
+        return "EXTERNAL"
+    return str((configuration or {}).get("strategy") or "ROLLING")
+
+
+def switch_blocker(
+    service: Mapping[str, Any] | None, strategy: Mapping[str, Any] | None
+) -> tuple[str, str] | None:
+    """``(state, reason)`` when Git asks to switch a service's deployment controller in a way that cannot
+    be applied now: ``("failure", ...)`` from the ECS controller to EXTERNAL (the agent never does that in
+    place: it would need the service re-created), ``("pending", ...)`` from EXTERNAL to ECS while the
+    service has anything but exactly one task set, PRIMARY (what ECS requires to change controller).
+    Switches between ECS strategies (ROLLING <-> BLUE_GREEN / LINEAR / CANARY) are UpdateService calls
+    and never blocked here."""
+    if not service:
+        return None
+    have, want = live_strategy(service), wanted_strategy(strategy)
+    if have == want or "EXTERNAL" not in (have, want):
+        return None
+    if want == "EXTERNAL":
+        return (
+            "failure",
+            f"switching to engine agent needs the service re-created (ECS controller -> EXTERNAL is not done "
+            f"in place): delete {service.get('serviceName', 'it')} or use a new serviceName",
+        )
+    task_sets = [ts for ts in service.get("taskSets") or () if ts.get("status") != "DRAINING"]
+    if len(task_sets) != 1 or task_sets[0].get("status") != "PRIMARY":
+        return (
+            "pending",
+            f"switching from engine agent to {want} waits for one PRIMARY task set "
+            f"({len(task_sets)} now: the agent engine's rollout must finish first)",
+        )
+    return None
+
+
 def _load_balancer(item: Mapping[str, Any], *, advanced: bool) -> dict[str, Any]:
     lb: dict[str, Any] = {}
     target_group = item.get("targetGroupArn", item.get("targetGroup"))

@@ -311,7 +311,7 @@ class ServiceDeployments:
 
     def install(self, overlay: EcsOverlay) -> None:
         for operation in ("CreateService", "UpdateService"):
-            overlay.handlers[operation] = _checked(overlay.handlers[operation])
+            overlay.handlers[operation] = self._checked(overlay.handlers[operation])
         for operation, handler in {
             "ListServiceDeployments": self.list_service_deployments,
             "DescribeServiceDeployments": self.describe_service_deployments,
@@ -936,6 +936,58 @@ class ServiceDeployments:
             self.sim._wake(service, at)
         return Reply(200, {"serviceDeploymentArn": record.arn})
 
+    # -- CreateService / UpdateService checks ----------------------------------------------------
+
+    def _checked(self, handler: Callable[[Call], Reply]) -> Callable[[Call], Reply]:
+        """CreateService/UpdateService, refused first when ECS would refuse the deployment configuration
+        or the change of deployment controller."""
+
+        def checked(call: Call) -> Reply:
+            params = call.params
+            if not {"deploymentConfiguration", "loadBalancers", "deploymentController"} & set(params):
+                return handler(call)
+            stored: Json = {}
+            if call.operation == "UpdateService" and params.get("service"):
+                out = call.moto(
+                    "DescribeServices",
+                    {"cluster": params.get("cluster") or "default", "services": [params["service"]]},
+                )
+                stored = merge_service(call, out["services"][0]) if out.get("services") else {}
+                if "deploymentController" in params:
+                    self._check_controller_switch(stored, params["deploymentController"])
+            check_deployment_request(params, stored)
+            return handler(call)
+
+        return checked
+
+    def _check_controller_switch(self, stored: Json, wanted: Json) -> None:
+        """EXTERNAL -> ECS needs exactly one task set, PRIMARY (as ECS documents); ECS -> EXTERNAL in place
+        is not modelled (the agent never asks for it)."""
+        have = (stored.get("deploymentController") or {}).get("type", "ECS")
+        want = (wanted or {}).get("type", "ECS")
+        if have == want:
+            return
+        if want != "ECS" or have != "EXTERNAL":
+            raise EcsError(
+                "InvalidParameterException",
+                f"The sandbox models a deployment controller change from EXTERNAL to ECS only, not {have} to "
+                f"{want}; create a new service instead.",
+            )
+        sim = self.sim.services.get(stored.get("serviceArn", ""))
+        task_sets = [ts for ts in (sim.task_sets if sim else []) if ts.status != "DRAINING"]
+        if len(task_sets) > 1:
+            raise EcsError(
+                "InvalidParameterException",
+                "Updating the deployment controller is not supported when there are multiple tasksets in the "
+                "service. Please ensure your service has only one taskset and try again.",
+            )
+        if not task_sets or task_sets[0].status != "PRIMARY":
+            raise EcsError(
+                "InvalidParameterException",
+                "Updating the deployment controller requires a primary taskset in the service. Please ensure "
+                "your service has a primary taskset and try again.",
+            )
+
     # -- ids ------------------------------------------------------------------------------------
 
     def _arn(self, service: SimService, kind: str) -> str:
@@ -949,25 +1001,6 @@ class ServiceDeployments:
     def _revision_arn(self, service: SimService) -> str:
         prefix, _, path = service.arn.partition(":service/")
         return f"{prefix}:service-revision/{path}/{self.sim._rng.randrange(10**18, 10**19)}"
-
-
-def _checked(handler: Callable[[Call], Reply]) -> Callable[[Call], Reply]:
-    """CreateService/UpdateService, refused first when ECS would refuse its deployment configuration."""
-
-    def checked(call: Call) -> Reply:
-        params = call.params
-        if "deploymentConfiguration" in params or "loadBalancers" in params:
-            stored: Json = {}
-            if call.operation == "UpdateService" and params.get("service"):
-                out = call.moto(
-                    "DescribeServices",
-                    {"cluster": params.get("cluster") or "default", "services": [params["service"]]},
-                )
-                stored = merge_service(call, out["services"][0]) if out.get("services") else {}
-            check_deployment_request(params, stored)
-        return handler(call)
-
-    return checked
 
 
 def deployment_revision(deployment: SimDeployment, service: SimService) -> str:

@@ -72,6 +72,7 @@ from agent.sandbox.overlay import (
     EcsError,
     Reply,
     check_capacity_strategy,
+    merge_service,
     normalise_strategy,
 )
 from agent.sandbox.service_deployments import ServiceDeployments
@@ -689,6 +690,9 @@ class Simulator:
         sim.config = _deployment_config(service)
         sim.deployment_configuration = copy.deepcopy(service.get("deploymentConfiguration") or {})
         sim.load_balancers = copy.deepcopy(service.get("loadBalancers") or [])
+        if sim.controller == "EXTERNAL" and (service.get("deploymentController") or {}).get("type") == "ECS":
+            self._to_ecs_controller(call, sim, at)
+            service = merge_service(call, service)
         if sim.controller == "ECS":
             primary = sim.primary
             task_definition = service.get("taskDefinition") if "taskDefinition" in params else None
@@ -709,6 +713,39 @@ class Simulator:
         self._wake(sim, at)
         body["service"] = self._render_service(service)
         return body
+
+    def _to_ecs_controller(self, call: Call, sim: SimService, at: float) -> None:
+        """EXTERNAL -> ECS (checked: one PRIMARY task set): that task set becomes a completed deployment,
+        and the fields a service reports from its primary task set become the service's own."""
+        task_set = next(ts for ts in sim.task_sets if ts.status == PRIMARY)
+        record = call.state.services.setdefault(sim.arn, {})
+        for key in ("launchType", "capacityProviderStrategy", "platformVersion", "networkConfiguration"):
+            record.pop(key, None)
+            if key in task_set.fields:
+                record[key] = copy.deepcopy(task_set.fields[key])
+        for key in ("loadBalancers", "serviceRegistries"):
+            if key not in call.params and key in task_set.fields:
+                record[key] = copy.deepcopy(task_set.fields[key])
+        fields = {k: v for k, v in task_set.fields.items() if k not in ("loadBalancers", "serviceRegistries")}
+        deployment = SimDeployment(
+            id=self._deployment_id(),
+            task_definition=task_set.task_definition,
+            images=task_set.images,
+            created_at=at,
+            updated_at=at,
+            fields=copy.deepcopy(fields),
+            running=task_set.running,
+            rollout_state=COMPLETED,
+            revision_arn=self.service_deployments._revision_arn(sim),
+        )
+        deployment.reason = f"ECS deployment {deployment.id} completed."
+        sim.controller, sim.task_sets, sim.deployments = "ECS", [], [deployment]
+        sim.last_completed = deployment
+        self._event(
+            sim,
+            at,
+            f"deployment controller changed to ECS; task set {task_set.id} is deployment {deployment.id}.",
+        )
 
     def _describe_services_post(self, call: Call, body: Json) -> Json:
         body["services"] = [self._render_service(s) for s in body.get("services") or []]
