@@ -85,6 +85,9 @@ class EcsEngine:
             deployment=deployment,
             gate=gate(windows_of(manifest, desired), now),
             alarms=alarms,
+            tasks=(int(service.get("runningCount", 0)), int(service.get("desiredCount", 0)))
+            if service
+            else None,
         )
         return native.advance(record, observation, strategy, now)
 

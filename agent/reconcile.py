@@ -278,11 +278,7 @@ class Reconciler:
         return self.store.get(_rollout_key(manifest)) if self.store is not None else None
 
     def _record(self, manifest: Manifest) -> RolloutRecord | None:
-        stored = self._stored(manifest)
-        if not stored:
-            return None
-        # Another engine's record (after a strategy switch) carries more keys: keep the rolling ones.
-        return RolloutRecord.from_json({k: v for k, v in stored.items() if k in _ROLLOUT_FIELDS})
+        return RolloutRecord.from_json(self._stored(manifest))
 
     def _act(self, decisions: dict[str, Decision], bound: Any) -> None:
         """The ecs engine's calls other than APPLY (stop, continue). One AWS refuses is reported on the
@@ -340,9 +336,6 @@ class Reconciler:
                 self.outbox.put(status)
         if self.outbox is not None:
             self.outbox.flush()
-
-
-_ROLLOUT_FIELDS = frozenset(RolloutRecord.__dataclass_fields__)
 
 
 def _rollout_key(manifest: Manifest) -> str:

@@ -166,6 +166,7 @@ class Observation:
     deployment: Deployment | None = None  # the newest in flight, else the record's own
     gate: Gate = OPEN
     alarms: Mapping[str, str] = field(default_factory=dict)  # alarm name -> StateValue
+    tasks: tuple[int, int] | None = None  # the service's (runningCount, desiredCount)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -249,7 +250,7 @@ def advance(record: NativeRecord | None, obs: Observation, strategy: Strategy, n
             return Decision(
                 (), replace(base, result=SUCCEEDED), SUCCESS, _cut(f"rolled back to {obs.current}")
             )
-        return Decision((), replace(base, result=SUCCEEDED), SUCCESS, f"{obs.current or obs.target} running")
+        return Decision((), replace(base, result=SUCCEEDED), SUCCESS, _running(obs, strategy))
     base = record if mine and record is not None else _new(obs, now)
     if obs.gate.frozen_by is not None:
         return Decision((), base, PENDING, _cut(obs.gate.frozen_text()), obs.gate.frozen_until)
@@ -376,15 +377,15 @@ def _finished(record: NativeRecord, obs: Observation, strategy: Strategy, now: d
     label = (obs.target if obs.in_sync else None) or record.task_definition or "new revision"
     if d is None or (record.deployment is not None and d.arn != record.deployment):
         if obs.in_sync:  # the change started no deployment (desiredCount, tags...)
-            return Decision((), replace(record, result=SUCCEEDED), SUCCESS, f"{obs.current or label} running")
+            return Decision((), replace(record, result=SUCCEEDED), SUCCESS, _running(obs, strategy))
         if now - datetime.fromisoformat(record.started_at) < START_GRACE:
             return Decision((), record, PENDING, _cut(f"rolling out {label}: waiting for ECS"), now + POLL)
         reason = f"ECS started no deployment of {label}"
         return Decision((), replace(record, result=FAILED, reason=reason), FAILURE, reason)
     if d.status == "SUCCESSFUL":
         if obs.in_sync:
-            desc = f"{label} deployed ({strategy.kind}), {d.running}/{d.requested} tasks"
-            return Decision((), replace(record, result=SUCCEEDED, task_definition=label), SUCCESS, _cut(desc))
+            done = replace(record, result=SUCCEEDED, task_definition=label)
+            return Decision((), done, SUCCESS, _running(obs, strategy))
         reason = f"{label} deployed, but the service still differs from Git"
         return Decision((), replace(record, result=FAILED, reason=reason), FAILURE, _cut(reason))
     why = record.reason or _ecs_reason(d)
@@ -399,6 +400,12 @@ def _finished(record: NativeRecord, obs: Observation, strategy: Strategy, now: d
 
 # --------------------------------------------------------------------------------------------------
 # Helpers
+
+
+def _running(obs: Observation, strategy: Strategy) -> str:
+    """``api:2 running 3/3 (canary)``: the steady text, the same on every tick after the rollout."""
+    counts = f" {obs.tasks[0]}/{obs.tasks[1]}" if obs.tasks is not None else ""
+    return _cut(f"{obs.current or obs.target or 'service'} running{counts} ({strategy.kind})")
 
 
 def _track(record: NativeRecord, d: Deployment, now: datetime) -> NativeRecord:

@@ -119,7 +119,8 @@ def test_native_strategy_rolls_out_to_success(
     descriptions = [d for _, d in seen]
     for milestone in milestones:
         assert any(d.startswith(milestone) for d in descriptions), (milestone, descriptions)
-    assert seen[-1][0] == "success" and seen[-1][1].startswith("api:2 deployed")
+    kind = {"blueGreen": "blue/green"}.get(strategy, strategy)
+    assert seen[-1] == ("success", f"api:2 running 3/3 ({kind})")
     assert story.notes(bump)[CONTEXT]["state"] == "success"
     assert story.notes(bump)["ecs-gitops"]["state"] == "success"
     assert story.running("prod", "api") == "api:2"
@@ -274,7 +275,7 @@ def test_switching_strategy_is_planned_explicitly_and_done_in_place(story: Story
     assert '~ /deploymentConfiguration/strategy: "ROLLING" -> "CANARY"' in text
     story.aws.counter.reset()
     seen = follow(story)
-    assert seen[-1] == ("success", "api:1 running")
+    assert seen[-1] == ("success", "api:1 running 3/3 (canary)")
     assert calls(story, "UpdateService")["UpdateService"] == 1
     assert deployments(story)[0]["deploymentConfiguration"]["strategy"] == "ROLLING"  # no new deployment
 

@@ -72,7 +72,8 @@ PAUSED = (Hook("hook-1", "PAUSE", "AWAITING_ACTION"),)
 
 
 def obs(deployment: Deployment | None = None, *, in_sync: bool = True, fp: str = "F1", **kw) -> Observation:
-    values = {"target": "web:5", "current": "web:5" if in_sync else "web:4", "gate": OPEN, **kw}
+    values = {"target": "web:5", "current": "web:5" if in_sync else "web:4", "gate": OPEN, "tasks": (4, 4)}
+    values.update(kw)
     return Observation(
         "sha2" * 10 if fp != "F1" else "sha1" * 10, fp, in_sync, deployment=deployment, **values
     )
@@ -256,7 +257,7 @@ CASES = [
         obs(dep("SUCCESSFUL", "CLEAN_UP", 100.0)),
         (),
         SUCCESS,
-        "web:5 deployed (canary), 4/4 tasks",
+        "web:5 running 4/4 (canary)",
         "succeeded",
     ),
     (
@@ -265,7 +266,7 @@ CASES = [
         obs(None),
         (),
         SUCCESS,
-        "web:5 running",
+        "web:5 running 4/4 (canary)",
         "succeeded",
     ),
     (
