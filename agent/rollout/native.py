@@ -264,7 +264,10 @@ def advance(record: NativeRecord | None, obs: Observation, strategy: Strategy, n
         task_definition=obs.target,
         reason="",
     )
-    desc = f"rolling out {obs.target or 'new revision'} ({strategy.kind})"
+    if obs.target is not None and obs.target == obs.current:  # the service changes, not its revision
+        desc = f"updating {obs.target} ({strategy.kind})"
+    else:
+        desc = f"rolling out {obs.target or 'new revision'} ({strategy.kind})"
     return Decision((APPLY,), started, PENDING, _cut(desc), now + POLL)
 
 

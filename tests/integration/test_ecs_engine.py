@@ -343,3 +343,14 @@ def _plan_text(story: Story) -> str:
     from agent.plan.render import render_text
 
     return render_text(story.agent.reconciler.plan(DirTree(story.root)).plan)
+
+
+def test_the_agents_clients_validate_every_request(story: Story) -> None:
+    """botocore's parameter validation is on for the agent's clients: a malformed service-deployment
+    request fails before it is sent (so every request these tests saw the agent send passed it)."""
+    from botocore.exceptions import ParamValidationError
+
+    ecs = story.aws.client("ecs")
+    assert ecs.meta.config.parameter_validation is True
+    with pytest.raises(ParamValidationError):
+        ecs.continue_service_deployment(serviceDeploymentArn="arn", hookId=7, action="LATER")
