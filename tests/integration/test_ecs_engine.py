@@ -354,3 +354,43 @@ def test_the_agents_clients_validate_every_request(story: Story) -> None:
     assert ecs.meta.config.parameter_validation is True
     with pytest.raises(ParamValidationError):
         ecs.continue_service_deployment(serviceDeploymentArn="arn", hookId=7, action="LATER")
+
+
+SHORT_WINDOW = """---
+apiVersion: ecs-gitops/v1
+kind: Window
+metadata:
+  name: every-ten-minutes
+spec:
+  type: maintenance
+  schedule: "*/10 * * * *"
+  duration: 2m
+  timezone: UTC
+  overrun: rollback
+"""
+
+
+def test_window_closing_mid_canary_rolls_back_with_overrun_rollback(story: Story) -> None:
+    """A maintenance window with overrun rollback that closes while the canary bakes (10 % of
+    production traffic moved) rolls the deployment back at once and says why."""
+    path = story.root / "windows/windows.yaml"
+    path.write_text(path.read_text() + SHORT_WINDOW)
+    deploy(story, "canary", windows="  windows: [every-ten-minutes]\n")
+    now = story.clock.now()
+    into = (now.minute % 10) * 60 + now.second
+    story.advance(10 * 60 - into + 20)  # 20 s after an opening: open for 100 s more
+    bump = story.commit("api 2.4.2", BUMP)
+    seen = follow(story, until=lambda s: s.state != "pending")
+    descriptions = [d for _, d in seen]
+    assert any(
+        d.startswith("api:2: moving production traffic (window every-ten-minutes open)") for d in descriptions
+    )
+    assert any(d.startswith("canary 10 % baking") for d in descriptions)
+    assert "rolling back api:2: maintenance window every-ten-minutes closed mid-rollout" in descriptions
+    follow(story)
+    status = story.notes(bump)[CONTEXT]
+    assert (status["state"], status["description"]) == (
+        "failure",
+        "rolled back: maintenance window every-ten-minutes closed mid-rollout",
+    )
+    assert story.running("prod", "api") == "api:1"
