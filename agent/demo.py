@@ -5,7 +5,9 @@
 2. A temporary git repository is seeded from manifests-example; ``ecs-gitops plan`` shows the creation.
 3. The agent runs (the same ``Agent.run`` as ``ecs-gitops run``), watching the repository.
 4. Scripted commits: (a) the first deploy, (b) an image bump, (c) a broken image that fails and is rolled
-   back automatically, (d) ``git revert`` of the broken commit and then of the bump.
+   back automatically, (d) ``git revert`` of the broken commit and then of the bump, (e) ``api`` switched
+   to an ECS-native canary (engine ecs) and an image bump that ECS shifts in steps while the agent follows
+   (:func:`native_canary`).
 
 Each commit's statuses are printed as they change (read back from ``refs/notes/ecs-gitops``, as
 ``git notes --ref ecs-gitops show <sha>`` shows them). Exits 0 only when every step ended as expected.
@@ -20,6 +22,7 @@ import threading
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import git
 import structlog
@@ -115,7 +118,8 @@ def run(workdir: Path) -> int:
 
         config = AgentConfig.default()
         config = replace(config, source=replace(config.source, repo=str(root), interval="2s"))
-        agent = Agent(config, workdir / "agent-data", aws)
+        # The agent reads the sandbox's clock (real time until native_canary speeds the sandbox up).
+        agent = Agent(config, workdir / "agent-data", aws, clock=sandbox.simulator.clock.now)
         stop = threading.Event()
         runner = threading.Thread(target=agent.run, args=(stop,), daemon=True)
         runner.start()
@@ -173,6 +177,7 @@ def run(workdir: Path) -> int:
                 f"worker runs {running_worker()}, revisions registered: {len(arns)} (reverts reuse)",
                 running_worker() == "worker:1" and len(arns) == 3,
             )
+            native_canary(sandbox, root, commit, timeline, check)
         finally:
             stop.set()
             runner.join(timeout=30)
@@ -181,6 +186,51 @@ def run(workdir: Path) -> int:
         say(repo.git.notes("--ref", "ecs-gitops", "show", back))
     say("\ndemo OK")
     return 0
+
+
+# -- (e) an ECS-native canary (issue 5: engine ecs) --------------------------------------------------------
+
+API = "services/api.yaml"
+API_TD = "taskdefs/api.json"
+NATIVE_CANARY = (
+    "  strategy: {type: canary, engine: ecs, canary: {percent: 20, bake: 1m}, bake: 1m,"
+    " rollbackOn: {alarms: [{name: api-5xx}]}}\n"
+)
+NATIVE_SPEED = 10  # sandbox seconds per real second while ECS bakes (the agent reads the same clock)
+
+
+def native_canary(sandbox: Sandbox, root: Path, commit: Any, timeline: Timeline, check: Any) -> None:
+    """(e) ``api`` moves to a canary on engine ecs (a strategy switch, planned in place), then an image bump:
+    ECS scales green up, shifts 20 % of production traffic, bakes, shifts the rest and bakes again; the
+    agent follows the service deployment and says where it is on the commit. The maintenance window is
+    dropped so the canary runs now (with it, ECS would hold at the agent's PAUSE hook until 22:00 Berlin)."""
+    path = root / API
+    text = path.read_text()
+    path.write_text(
+        text.replace("  strategy: blue-green\n", NATIVE_CANARY).replace(
+            "  windows: [weekday-nights, year-end-freeze]\n", ""
+        )
+    )
+    switch = commit("(e) api: canary 20 % on engine ecs")
+    timeline.follow(switch, "success", "ecs-gitops/prod/api")
+    td = root / API_TD
+    td.write_text(td.read_text().replace("acme/api:2.4.1", "acme/api:2.4.2"))
+    sandbox.simulator.configure(speed=NATIVE_SPEED)
+    try:
+        bump = commit("(e) api 2.4.1 -> 2.4.2, shifted by ECS")
+        timeline.follow(bump, "success", "ecs-gitops/prod/api", timeout=120.0)
+    finally:
+        sandbox.simulator.configure(speed=1.0)
+    ecs = sandbox.client("ecs")
+    newest = ecs.list_service_deployments(cluster="prod", service="api")["serviceDeployments"][0]
+    described = ecs.describe_service_deployments(serviceDeploymentArns=[newest["serviceDeploymentArn"]])
+    config = described["serviceDeployments"][0]["deploymentConfiguration"]
+    running = ecs.describe_services(cluster="prod", services=["api"])["services"][0]["taskDefinition"]
+    check(
+        f"api runs {running.rsplit('/', 1)[1]}; ECS deployment {newest['status']} "
+        f"({config['strategy']} {config['canaryConfiguration']['canaryPercent']:g} %)",
+        running.endswith("api:2") and newest["status"] == "SUCCESSFUL" and config["strategy"] == "CANARY",
+    )
 
 
 if __name__ == "__main__":

@@ -93,6 +93,8 @@ def _heading(change: Change) -> str:
         )
     if change.action == CREATE:
         return f"{title} (create)"
+    if change.reason.startswith("strategy "):  # a deployment strategy or controller switch, said up front
+        return f"{title} ({change.reason})"
     return title
 
 

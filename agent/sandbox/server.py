@@ -8,7 +8,8 @@ same process either: both use the same global backends.)
 ECS behaviour moto lacks (deployments that complete or fail, task sets, events) comes from the
 :class:`~agent.sandbox.simulator.Simulator` at ``Sandbox.simulator``, driven by its clock: real time by
 default, or a manual :class:`~agent.sandbox.simulator.SandboxClock` that tests advance. Over HTTP:
-``POST /_sandbox/clock/advance``, ``GET /_sandbox/state``, ``POST /_sandbox/config``.
+``POST /_sandbox/clock/advance``, ``GET /_sandbox/state``, ``POST /_sandbox/config``, and ``POST
+/_sandbox/hooks`` (what a Lambda lifecycle hook of a native deployment answers).
 """
 
 from __future__ import annotations
