@@ -12,7 +12,10 @@
 4. Scripted commits: (a) the first deploy, (b) an image bump, (c) a broken image that fails and is rolled
    back automatically, (d) ``git revert`` of the broken commit and then of the bump; then the agent
    engine on ``web`` (task sets and listener weights): (e) a canary whose alarm fires during the bake
-   and rolls back, (f) a linear rollout held by a maintenance window that opens a few seconds later.
+   and rolls back, (f) a linear rollout held by a maintenance window that opens a few seconds later;
+   then ECS's own engine on ``api`` (engine ecs): (g) a strategy switch to a native canary and an image
+   bump that ECS shifts in steps while the agent follows it and continues its PAUSE hook in the window
+   (:func:`native_canary`).
 
 Each commit's statuses are printed as they change (read back from ``refs/notes/ecs-gitops``, as
 ``git notes --ref ecs-gitops show <sha>`` shows them), stamped with real seconds since the start and
@@ -32,6 +35,7 @@ from datetime import UTC, datetime, timedelta
 from functools import cache
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import git
 import structlog
@@ -307,12 +311,13 @@ def run(workdir: Path) -> int:
             timeline.follow(linear, "success", web, tick=tick)
             traffic = web_traffic()
             check(traffic, "web:3 PRIMARY;" in traffic and "web-green 100 %" in traffic)
+            last = native_canary(sandbox, root, commit, timeline, check, tick)
         finally:
             stop.set()
             runner.join(timeout=30)
 
-        say(f"\n{stamp()} git notes --ref ecs-gitops show {linear[:8]}  (in the repository)")
-        say(repo.git.notes("--ref", "ecs-gitops", "show", linear))
+        say(f"\n{stamp()} git notes --ref ecs-gitops show {last[:8]}  (in the repository)")
+        say(repo.git.notes("--ref", "ecs-gitops", "show", last))
     say("\ndemo OK")
     return 0
 
@@ -332,6 +337,48 @@ def write_release_window(root: Path, opens: datetime) -> None:
         "  timezone: UTC\n"
         "  overrun: pause\n"
     )
+
+
+# -- (g) an ECS-native canary (engine ecs) ------------------------------------------------------------------
+
+API = "services/api.yaml"
+API_TD = "taskdefs/api.json"
+NATIVE_CANARY = (
+    "  strategy: {type: canary, engine: ecs, canary: {percent: 20, bake: 1m}, bake: 1m,"
+    " rollbackOn: {alarms: [{name: api-5xx}]}}\n"
+)
+
+
+def native_canary(
+    sandbox: Sandbox, root: Path, commit: Any, timeline: Timeline, check: Any, tick: Callable[[], float]
+) -> str:
+    """(g) ``api`` moves from blue/green to a canary on engine ecs (a strategy switch, planned in place),
+    then an image bump: ECS scales green up and stops at the agent's PAUSE hook before production traffic;
+    the release-train window is open, so the agent continues it; ECS shifts 20 %, bakes, shifts the rest
+    and bakes again, and the agent says where it is on the commit."""
+    say(
+        "\n== ECS's own engine on api: a native canary (engine ecs); ECS moves the traffic, the agent\n"
+        "   gates it on the release-train window (a PAUSE lifecycle hook), watches api-5xx and reports"
+    )
+    edit(root, API, "  strategy: blue-green\n", NATIVE_CANARY)
+    edit(root, API, "windows: [weekday-nights, year-end-freeze]", "windows: [release-train, year-end-freeze]")
+    switch = commit("(g) api: blue/green -> canary 20 % on engine ecs, in the release-train window")
+    api = "ecs-gitops/prod/api"
+    timeline.follow(switch, "success", api, tick=tick)
+    edit(root, API_TD, "acme/api:2.4.1", "acme/api:2.4.2")
+    bump = commit("(g) api 2.4.1 -> 2.4.2, shifted by ECS", plan=False)
+    timeline.follow(bump, "success", api, tick=tick)
+    ecs = sandbox.client("ecs")
+    newest = ecs.list_service_deployments(cluster="prod", service="api")["serviceDeployments"][0]
+    described = ecs.describe_service_deployments(serviceDeploymentArns=[newest["serviceDeploymentArn"]])
+    config = described["serviceDeployments"][0]["deploymentConfiguration"]
+    running = ecs.describe_services(cluster="prod", services=["api"])["services"][0]["taskDefinition"]
+    check(
+        f"api runs {running.rsplit('/', 1)[1]}; ECS deployment {newest['status']} "
+        f"({config['strategy']} {config['canaryConfiguration']['canaryPercent']:g} %)",
+        running.endswith("api:2") and newest["status"] == "SUCCESSFUL" and config["strategy"] == "CANARY",
+    )
+    return bump
 
 
 if __name__ == "__main__":

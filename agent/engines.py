@@ -14,7 +14,13 @@ already has a PRIMARY task set (creating a service keeps the executor's all-at-o
    ``hook/<cluster>/<service>/<fingerprint>/<stage>``).
 
 The commit status comes from the decision made before the actions ran; the next tick observes what they
-did. ``windows_of`` and ``hold_for_windows`` also gate the rolling and ecs engines' APPLY.
+did. ``hold_for_windows`` also gates the rolling engine's APPLY; ``windows_of`` gives the ecs engine
+(agent/engines_ecs.py) its windows too.
+
+A service whose manifest moved to another engine while it still runs more than its PRIMARY task set on
+the EXTERNAL controller (``hands_back``) is wound down here first (``progressive.hand_back``: traffic back
+on the task set kept, the others deleted), since ECS switches the controller only of a service with
+exactly one task set; after that the ecs or rolling engine applies the switch.
 """
 
 from __future__ import annotations
@@ -38,11 +44,19 @@ from agent.hooks import HookCall, HookCaller, hook_key, state_from_json, state_t
 from agent.manifests.model import Desired, Manifest
 from agent.plan.model import NO_CHANGE, REGISTER, Change, Plan, TaskDefinitionRef
 from agent.plan.observed import Observed
-from agent.plan.services import create_service_request, engine_of, ref, resolve_strategy
+from agent.plan.services import (
+    create_service_request,
+    engine_of,
+    ref,
+    resolve_strategy,
+    switch_blocker,
+    wanted_strategy,
+)
 from agent.plan.taskdefs import content_hash, family_revision
 from agent.rollout import progressive, windows
 from agent.rollout.decisions import FAILURE, PENDING, Decision
 from agent.rollout.progressive import AgentObservation, AgentRecord, Strategy, Traffic, Wiring
+from agent.status.model import truncate
 
 log = structlog.get_logger()
 
@@ -66,8 +80,9 @@ def windows_of(manifest: Manifest, desired: Desired) -> list[windows.Window]:
 def hold_for_windows(
     decision: Decision, record: Any, gate: windows.Gate | None, creating: bool = False
 ) -> Decision:
-    """A rolling/ecs decision that would APPLY, held while a freeze window is open or, when the service
-    lists maintenance windows, until one opens (pending; woken when the window changes).
+    """A rolling-engine decision that would APPLY, held while a freeze window is open or, when the service
+    lists maintenance windows, until one opens (pending; woken when the window changes). (The ecs engine
+    starts its rollout at once and holds production traffic at its PAUSE hook instead: agent.rollout.native.)
 
     Creating a service that does not exist yet waits for no maintenance window (no live traffic to
     protect), but a freeze holds it like every other change.
@@ -101,6 +116,7 @@ class Rollout:
     wiring: Wiring | str  # target groups and listener rules, or why the manifest lacks them
     task_set: dict[str, Any]  # the plan's CreateTaskSet parameters (taskSet of create_service_request)
     service_change: Change | None
+    leaving: str | None = None  # the ECS strategy Git now asks for: wind the agent engine down (hand_back)
     record: AgentRecord | None = None
     observation: AgentObservation | None = None
     decision: Decision | None = None
@@ -127,6 +143,21 @@ def takes(manifest: Manifest, desired: Desired, observed: Observed) -> bool:
         return False
     key = (manifest.spec["cluster"], manifest.spec.get("serviceName", manifest.name))
     return has_primary_task_set(observed.services.get(key))
+
+
+def hands_back(manifest: Manifest, desired: Desired, observed: Observed) -> str | None:
+    """The ECS strategy (``ROLLING``, ``CANARY``, ...) Git asks for when the service is not on engine agent
+    any more but still runs more than one PRIMARY task set on the EXTERNAL controller (an agent-engine
+    rollout was in flight): the agent engine winds that down before the switch. None otherwise."""
+    try:
+        strategy = resolve_strategy(manifest.spec.get("strategy"), desired.strategies)
+    except KeyError:
+        return None
+    if engine_of(strategy) == "agent":
+        return None
+    key = (manifest.spec["cluster"], manifest.spec.get("serviceName", manifest.name))
+    blocked = switch_blocker(observed.services.get(key), strategy)
+    return wanted_strategy(strategy) if blocked is not None and blocked[0] == PENDING else None
 
 
 class AgentEngine:
@@ -156,7 +187,7 @@ class AgentEngine:
         """A Rollout with its decision for each service ``names``; their listener rules and alarms are read
         together (one DescribeRules per 20 rules, one DescribeAlarms per 100 alarms)."""
         by_key = {(c.kind, c.name): c for c in plan.changes}
-        rollouts = {name: self._rollout(desired, name, by_key) for name in names}
+        rollouts = {name: self._rollout(desired, observed, name, by_key) for name in names}
         rules = self.traffic.rules(arn for r in rollouts.values() for arn in r.rules)
         alarms = self.traffic.alarms(a for r in rollouts.values() for a in r.strategy.alarms)
         views: dict[str, AgentObservation] = {}
@@ -164,6 +195,8 @@ class AgentEngine:
             rollout.record = self._record(rollout)
             problem = _problem(rollout, rules)
             if problem:
+                if rollout.leaving:
+                    problem = truncate(f"switching to {rollout.leaving}: {problem}")  # to undo the rollout
                 rollout.decision = Decision((), rollout.record, FAILURE, problem)
                 continue
             wiring = rollout.wiring
@@ -185,14 +218,24 @@ class AgentEngine:
                 gate=gate_of(desired.services[name], desired, now),
                 service_in_sync=_service_in_sync(rollout.service_change),
             )
-            rollout.decision = progressive.advance(rollout.record, rollout.observation, rollout.strategy, now)
+            if rollout.leaving:
+                rollout.decision = progressive.hand_back(
+                    rollout.record, rollout.observation, rollout.leaving, now
+                )
+            else:
+                rollout.decision = progressive.advance(
+                    rollout.record, rollout.observation, rollout.strategy, now
+                )
             views[rollout.context] = rollout.observation
         self.last_views = views
         return rollouts
 
-    def _rollout(self, desired: Desired, name: str, by_key: Mapping[tuple[str, str], Change]) -> Rollout:
+    def _rollout(
+        self, desired: Desired, observed: Observed, name: str, by_key: Mapping[tuple[str, str], Change]
+    ) -> Rollout:
         """What Git asks of one service: strategy, wiring, and the task set a new revision gets."""
         manifest = desired.services[name]
+        leaving = hands_back(manifest, desired, observed)
         spec = manifest.spec
         cluster, service = spec["cluster"], spec.get("serviceName", name)
         family = desired.service_task_family.get(name)
@@ -212,10 +255,12 @@ class AgentEngine:
             cluster=cluster,
             service=service,
             family=family,
-            strategy=Strategy.from_spec(strategy_spec),
+            # winding down runs no hooks and reads no alarms: the strategy Git asks for is not the engine's
+            strategy=Strategy("blueGreen", (100,)) if leaving else Strategy.from_spec(strategy_spec),
             wiring=_wiring(manifest),
             task_set=dict(request.get("taskSet") or {}),
             service_change=by_key.get(("Service", f"{cluster}/{service}")),
+            leaving=leaving,
         )
 
     def _record(self, rollout: Rollout) -> AgentRecord | None:

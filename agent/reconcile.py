@@ -6,11 +6,21 @@ the next tick. Each step is one call and raises a typed error (agent.errors) tha
 invalid input stops the tick before any AWS write and becomes a failure status; a transient error is
 retried by the next tick; a rollout in progress asks to be woken at ``wake_at``.
 
-Two kinds of engine decide. The rolling engine (``rolling`` and ``ecs`` strategies, and creating any
-service) answers APPLY: execute the service's part of the plan; the service's windows hold that APPLY
-while a freeze window is open or no maintenance window is. The agent engine (``engine: agent`` services
-that already run a PRIMARY task set; agent/engines.py) answers a list of actions: task sets, listener
-weights, hooks. Statuses come from the decisions, made before anything ran.
+One engine decides for each service:
+
+* **rolling** (``rolling`` strategies, and creating an ``engine: agent`` service) answers APPLY: execute
+  the service's part of the plan; the service's windows hold that APPLY while a freeze window is open or
+  no maintenance window is (``hold_for_windows``);
+* **ecs** (``engine: ecs`` blueGreen / linear / canary; agent/engines_ecs.py) follows the native service
+  deployment: APPLY starts it at once (a freeze holds that), then StopServiceDeployment /
+  ContinueServiceDeployment (``_act``); production traffic waits for a maintenance window at the PAUSE
+  hook;
+* **agent** (``engine: agent`` services that already run a PRIMARY task set; agent/engines.py) answers a
+  list of actions: task sets, listener weights, hooks. It also winds its rollout down for a service whose
+  manifest moved to another engine (``hands_back``), so that the controller switch can be applied.
+
+Statuses come from the decisions, made before anything ran; statuses on other commits (the one a newer
+commit superseded) come from ``Decision.other_commits`` and are returned as ``TickResult.other_statuses``.
 
 Services are rolled out in parallel (``pacing.concurrency`` at once, 8 by default): every new
 task-definition revision the services need is registered once per family, and each service is updated
@@ -39,8 +49,8 @@ import json
 import threading
 from collections.abc import Callable, Collection, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, fields, replace
-from datetime import UTC, datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
@@ -52,7 +62,8 @@ from agent.aws.executing import Applied, Executor, change_key
 from agent.aws.observing import Observer
 from agent.aws.pacing import DEFAULT_CONCURRENCY, Pacer
 from agent.aws.resolving import Resolver
-from agent.engines import AgentEngine, Rollout, gate_of, hold_for_windows, takes
+from agent.engines import AgentEngine, Rollout, gate_of, hands_back, hold_for_windows, takes
+from agent.engines_ecs import EcsEngine
 from agent.errors import InvalidInput, PermanentError, Problem
 from agent.hooks import DEFAULT_SECRET_ENV, HookCaller
 from agent.manifests import load_desired
@@ -64,7 +75,7 @@ from agent.plan.model import CREATE, DELETE, DRIFT_HEAL, NO_CHANGE, REGISTER, Ch
 from agent.plan.observed import Observed
 from agent.plan.ordering import ordering
 from agent.plan.planning import build_plan
-from agent.plan.services import engine_of, resolve_strategy
+from agent.plan.services import engine_of, resolve_strategy, switch_blocker
 from agent.plan.taskdefs import content_hash, family_revision
 from agent.rollout import rolling
 from agent.rollout.decisions import APPLY, ERROR, FAILURE, PENDING, SUCCESS, Decision, RolloutRecord
@@ -74,6 +85,7 @@ from agent.rollout.progressive import Register as RegisterAction
 from agent.status.model import AGGREGATE, MAX_DESCRIPTION, CommitStatus, service_context, truncate
 
 log = structlog.get_logger()
+SWITCH_POLL = timedelta(seconds=30)  # how often a controller switch waiting for one task set looks again
 
 # Service spec fields that are not part of what ECS runs (see Reconciler._fingerprint).
 _AGENT_ONLY_FIELDS = ("taskDefinition", "dependsOn", "wave", "selfHeal")
@@ -143,8 +155,11 @@ class Reconciler:
         self.observer = Observer(aws, self.pacer)
         self.executor = Executor(aws, self.pacer, on_registered=self.observer.remember)
         self.engine = self._new_engine(aws, self.executor)
-        self._engines: dict[str, AgentEngine] = {}  # account name -> the agent engine of its lane
-        # Several accounts and regions (agent/aws/accounts.py): one lane each, opened on first use.
+        self.ecs_engine = EcsEngine(aws, self.pacer)
+        # Several accounts and regions (agent/aws/accounts.py): one lane each, opened on first use, with
+        # its own engines (account name -> engine).
+        self._engines: dict[str, AgentEngine] = {}
+        self._ecs_engines: dict[str, EcsEngine] = {}
         self.accounts = accounts_of(config, aws.region)
         self._lanes: dict[str, Lane] = {}
 
@@ -313,16 +328,20 @@ class Reconciler:
             }
             return decisions, {}, set(), set()
         rollouts = self._decide_agent(result, sha, now)  # agent engine: task sets and listener weights
-        decisions = self._decide(result, sha, now, skip=rollouts)  # rolling and ecs engines, windows
+        decisions = self._decide(result, sha, now, skip=rollouts)  # rolling and ecs engines
         decisions.update({name: r.decision for name, r in rollouts.items() if r.decision is not None})
         decisions, drifted, reported = self._drift(result, decisions)
         return decisions, rollouts, drifted, reported
 
     def _decide_agent(self, result: PlanResult, sha: str, now: datetime) -> dict[str, Rollout]:
-        """The agent engine's decisions for the services it drives (observed together, in batches), in
-        the plan's lane."""
+        """The agent engine's decisions for the services it drives, or winds down before they switch engine
+        (observed together, in batches), in the plan's lane."""
         desired, observed = result.desired, result.observed
-        names = sorted(n for n, m in desired.services.items() if takes(m, desired, observed))
+        names = sorted(
+            n
+            for n, m in desired.services.items()
+            if takes(m, desired, observed) or hands_back(m, desired, observed)
+        )
         if not names:
             return {}
         fingerprints = {n: self._fingerprint(desired, desired.services[n]) for n in names}
@@ -357,7 +376,10 @@ class Reconciler:
                 errors[AGGREGATE] = truncate(f"cluster or capacity provider change failed: {e}")
         acting = sorted(n for n, d in decisions.items() if d.actions)
         held = set(acting) if errors else set()  # a cluster change failed: no service acts this tick
-        failed, unfinished = self._roll_out(result, [] if errors else acting, rollouts, bound, now)
+        applying = [n for n in acting if n in rollouts or APPLY in decisions[n].actions]
+        failed, unfinished = self._roll_out(result, [] if errors else applying, rollouts, bound, now)
+        if not errors:
+            self._act(result, decisions, rollouts, bound)  # the ecs engine's stop / continue calls
         for name, reason in failed.items():
             decisions[name] = _failed(decisions[name], sha, now, reason)
         for name in sorted(decisions):
@@ -377,6 +399,15 @@ class Reconciler:
             self._engines[lane.account.name] = self._new_engine(lane.aws, lane.executor)
         return self._engines[lane.account.name]
 
+    def _ecs_engine(self, result: PlanResult) -> EcsEngine:
+        """The ecs engine of the plan's lane."""
+        lane = result.lane
+        if lane is None or lane.account is None:
+            return self.ecs_engine
+        if lane.account.name not in self._ecs_engines:
+            self._ecs_engines[lane.account.name] = EcsEngine(lane.aws, lane.observer.pacer)
+        return self._ecs_engines[lane.account.name]
+
     def _invalid(self, sha: str, problems: list[Problem]) -> TickResult:
         errors = [p for p in problems if p.severity == "error"]
         first = errors[0] if errors else Problem("", "", "invalid manifests")
@@ -395,7 +426,8 @@ class Reconciler:
     def _decide(
         self, result: PlanResult, sha: str, now: datetime, skip: Iterable[str] = ()
     ) -> dict[str, Decision]:
-        """The rolling engine's decision for every service not in ``skip``, held by the service's windows."""
+        """The rolling or ecs engine's decision for every service not in ``skip``: a rolling APPLY is held by
+        the service's windows, the ecs engine applies its windows itself (agent.rollout.native)."""
         by_key = {(c.kind, c.name): c for c in result.plan.changes}
         decisions = {}
         for name, manifest in result.desired.services.items():
@@ -414,6 +446,26 @@ class Reconciler:
                 c is None or (c.action == NO_CHANGE and not c.fields) for c in (svc_change, td_change)
             )
             observed = result.observed.services.get((cluster, service))
+            strategy = resolve_strategy(manifest.spec.get("strategy"), result.desired.strategies)
+            blocked = switch_blocker(observed, strategy)
+            if blocked is not None:  # a deployment-controller switch that cannot be applied (yet)
+                state, reason = blocked
+                wake = now + SWITCH_POLL if state == PENDING else None
+                decisions[name] = Decision((), None, state, truncate(reason), wake)
+                continue
+            if engine_of(strategy) == "ecs":
+                decisions[name] = self._ecs_engine(result).decide(
+                    self._stored(manifest),
+                    manifest,
+                    result.desired,
+                    observed,
+                    in_sync=in_sync,
+                    fingerprint=self._fingerprint(result.desired, manifest),
+                    target=_target(td_change, family),
+                    sha=sha,
+                    now=now,
+                )
+                continue
             obs = rolling.Observation(
                 in_sync=in_sync,
                 fingerprint=self._fingerprint(result.desired, manifest),
@@ -658,10 +710,27 @@ class Reconciler:
         )
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
+    def _stored(self, manifest: Manifest) -> dict[str, Any] | None:
+        return self.store.get(_rollout_key(manifest)) if self.store is not None else None
+
     def _record(self, manifest: Manifest) -> RolloutRecord | None:
-        if self.store is None:
-            return None
-        return rollout_record(self.store.get(_rollout_key(manifest)))
+        return rollout_record(self._stored(manifest))
+
+    def _act(
+        self, result: PlanResult, decisions: dict[str, Decision], rollouts: dict[str, Rollout], bound: Any
+    ) -> None:
+        """The ecs engine's calls other than APPLY (stop, continue). One AWS refuses is reported on the
+        commit; the record is kept, so the next tick reads the deployment again and retries."""
+        for name, decision in sorted(decisions.items()):
+            if name not in rollouts and any(a != APPLY for a in decision.actions):
+                try:
+                    self._ecs_engine(result).act(name, decision)
+                except AwsPermanentError as e:
+                    bound.warning("deployment.action_failed", service=name, error=str(e))
+                    reason = truncate(str(e))
+                    decisions[name] = Decision(
+                        (), decision.record, FAILURE, reason, decision.wake_at, decision.other_commits
+                    )
 
     def _remember(self, manifest: Manifest, record: Any) -> None:
         if self.store is not None and record is not None:
@@ -730,10 +799,7 @@ class Reconciler:
 
 def rollout_record(data: dict[str, Any] | None) -> RolloutRecord | None:
     """A stored rollout record as the rolling engine reads it (keys it does not know dropped)."""
-    if not data:
-        return None
-    known = {f.name for f in fields(RolloutRecord)}
-    return RolloutRecord.from_json({k: v for k, v in data.items() if k in known})
+    return RolloutRecord.from_json(data)
 
 
 def _failed(decision: Decision, sha: str, now: datetime, reason: str) -> Decision:
@@ -743,7 +809,7 @@ def _failed(decision: Decision, sha: str, now: datetime, reason: str) -> Decisio
         record = RolloutRecord(sha, "", "failed", now.isoformat(), reason=reason)
     else:
         record = replace(record, result="failed", reason=reason)
-    return Decision((), record, FAILURE, reason)
+    return Decision((), record, FAILURE, reason, other_commits=decision.other_commits)
 
 
 def _starts(rollout: Rollout, decision: Decision) -> bool:

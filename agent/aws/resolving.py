@@ -32,7 +32,9 @@ REFERENCE_FIELDS: tuple[tuple[str, str, str], ...] = (
     ("Service", "/spec/loadBalancers/*/testListenerRule", "listener-rule"),
     ("Service", "/spec/loadBalancers/*/role", "role"),
     ("Service", "/spec/strategy/rollbackOn/alarms/*", "alarm"),
+    ("Service", "/spec/strategy/hookRole", "role"),
     ("DeploymentStrategy", "/spec/rollbackOn/alarms/*", "alarm"),
+    ("DeploymentStrategy", "/spec/hookRole", "role"),
     ("CapacityProvider", "/spec/autoScalingGroupProvider/autoScalingGroup", "auto-scaling-group"),
     ("CapacityProvider", "/spec/managedInstancesProvider/infrastructureRole", "role"),
     (

@@ -36,6 +36,7 @@ SERVICE_FIELDS = tuple(f for f in REQUEST_FIELDS if f not in ("serviceName", "sc
 
 FARGATE_PROVIDERS = ("FARGATE", "FARGATE_SPOT")
 ECS_MAX_BAKE = timedelta(minutes=1440)
+ECS_MAX_HOOK_TIMEOUT = timedelta(minutes=20160)  # DeploymentLifecycleHookTimeoutConfiguration
 TRAFFIC_SHIFTING = ("blueGreen", "canary", "linear")
 
 # ASCII digits only, like the schema's pattern (Python's \d also matches other scripts' digits).
@@ -268,6 +269,13 @@ def _check_strategy(ctx: _Context, spec: dict[str, Any], source: Source, base: s
     stages: set[Any] = set()
     for i, hook in enumerate(spec.get("hooks") or []):
         hp = f"{base}/hooks/{i}"
+        if stype == "rolling" and isinstance(hook, dict):
+            ctx.add(
+                source,
+                f"{hp}/stage",
+                "a rolling strategy runs no lifecycle hooks; use type blueGreen, linear or canary",
+            )
+            continue
         stage = hook.get("stage") if isinstance(hook, dict) else None
         if engine == "agent" and stage is not None:
             if stage in stages:
@@ -284,8 +292,31 @@ def _check_strategy(ctx: _Context, spec: dict[str, Any], source: Source, base: s
                 f"{hp}/url",
                 "url hooks need engine: agent; native ECS lifecycle hooks can only invoke Lambda functions",
             )
+        if isinstance(hook, dict) and "lambda" in hook and engine == "ecs" and spec.get("hookRole") is None:
+            ctx.add(
+                source,
+                f"{hp}/lambda",
+                "lambda hooks on engine ecs need hookRole: the IAM role ECS assumes to invoke the function "
+                f"(set {base}/hookRole)",
+            )
         if isinstance(hook, dict) and "timeout" in hook:
-            _check_duration(ctx, source, f"{hp}/timeout", hook["timeout"], nonzero=True)
+            d = _check_duration(ctx, source, f"{hp}/timeout", hook["timeout"], nonzero=True)
+            if d is not None and engine == "ecs" and d > ECS_MAX_HOOK_TIMEOUT:
+                ctx.add(
+                    source,
+                    f"{hp}/timeout",
+                    f"{hook['timeout']} is longer than ECS allows a lifecycle hook to wait: 20160 minutes "
+                    "(14 days) on engine ecs",
+                )
+    if engine == "ecs":
+        for key, field_name in (("canary", "percent"), ("linear", "stepPercent")):
+            value = (spec.get(key) or {}).get(field_name) if isinstance(spec.get(key), dict) else None
+            if isinstance(value, int | float) and abs(value * 10 - round(value * 10)) > 1e-6:
+                ctx.add(
+                    source,
+                    f"{base}/{key}/{field_name}",
+                    f"{value} is not a multiple of 0.1; ECS takes {key} percentages in tenths on engine ecs",
+                )
     bakes = [("/bake", spec.get("bake"))]
     if isinstance(spec.get("canary"), dict):
         bakes.append(("/canary/bake", spec["canary"].get("bake")))

@@ -60,11 +60,14 @@ from agent.plan.ordering import Ordering, ordering
 from agent.plan.services import (
     TASK_SET_FIELDS,
     create_service_request,
+    live_strategy,
     normalise_service,
     ref,
     resolve_strategy,
+    switch_blocker,
     tags_list,
     task_definition_label,
+    wanted_strategy,
 )
 from agent.plan.taskdefs import (
     content_hash,
@@ -165,6 +168,16 @@ def service_order(services: Mapping[str, Manifest]) -> list[Manifest]:
 def _staged(change: Change, name: str, order: Ordering) -> Change:
     """A Service change with the wave it rolls out in and what it waits for."""
     return replace(change, wave=order.level.get(name, 0), after=order.blockers.get(name, ()))
+
+
+def has_maintenance_window(spec: Mapping[str, Any], desired: Desired) -> bool:
+    """Whether a service lists a maintenance window (by name, or inline)."""
+    for window in spec.get("windows") or []:
+        found = desired.windows.get(window) if isinstance(window, str) else None
+        window_spec = found.spec if found is not None else window
+        if isinstance(window_spec, Mapping) and window_spec.get("type") == "maintenance":
+            return True
+    return False
 
 
 def _cluster_name(desired: Desired, name: str) -> str:
@@ -644,6 +657,7 @@ def _service_change(
         task_definition=task_definition,
         strategy=strategy,
         external_id=revision,
+        pause=has_maintenance_window(spec, desired),
     )
     current = _active(
         _lookup(observed.services, (cluster, service_name), (str(spec.get("cluster", "")), service_name))
@@ -673,15 +687,19 @@ def _service_change(
     calls: dict[str, Any] = {}
     task_set_changed = False
     label = f"Service {name}"
+    before, after = live_strategy(current), wanted_strategy(strategy)
+    # A CODE_DEPLOY service's switch is agent.plan.codedeploy's (a hold, or a migration with its note).
+    switch = f"strategy {before} -> {after}, in place" if before not in (after, "CODE_DEPLOY") else ""
+    blocked = switch_blocker(current, strategy)
+    if blocked is not None:
+        warnings.append(f"{label}: {blocked[1]}")
+        reason = f"strategy {before} -> {after}: {'refused' if blocked[0] == 'failure' else 'waiting'}"
+        return Change("Service", name, UPDATE, source, tuple(fields), {}, reason)
+    if "EXTERNAL" in (before, after):
+        switch = f"strategy {before} -> {after}, in place: the PRIMARY task set becomes the deployment"
     for key in _top_level(fields):
         old, new = have.get(key, ABSENT), want.get(key, ABSENT)
         if key == "tags":
-            continue
-        if key == "deploymentController" and "EXTERNAL" in (old.get("type"), new.get("type")):
-            warnings.append(
-                f"{label}: deploymentController {old.get('type')} -> {new.get('type')} "
-                "requires re-creating the service"
-            )
             continue
         if key in _SERVICE_IMMUTABLE:
             if not (key == "launchType" and new is ABSENT):  # launch type -> capacity providers is an update
@@ -707,7 +725,7 @@ def _service_change(
     note, hold = "", None
     if codedeploy.controller(current) == codedeploy.CODE_DEPLOY:
         note, hold = codedeploy.gate(spec, current, want["deploymentController"]["type"])
-    reason = f"{len(fields)} field(s) differ"
+    reason = switch or f"{len(fields)} field(s) differ"
     return Change("Service", name, UPDATE, source, tuple(fields), calls, reason, note=note, hold=hold)
 
 

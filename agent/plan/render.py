@@ -150,6 +150,8 @@ def _heading(change: Change) -> str:
         return f"{title} (create)"
     if change.action == DELETE:
         return f"{title} (DELETE: {change.reason})"
+    if change.reason.startswith("strategy "):  # a deployment strategy or controller switch, said up front
+        return f"{title} ({change.reason})"
     if change.drift:
         return f"{title} (drifted from Git)"
     return title

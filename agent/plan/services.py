@@ -9,19 +9,25 @@ CreateService API:
 * ``tags: {k: v}`` -> ``[{key, value}]``, plus ``ecs-gitops:managed: true`` (what prune looks for);
 * the strategy -> ``deploymentController`` + ``deploymentConfiguration``: ``rolling`` (and no strategy)
   -> ECS controller, ``strategy: ROLLING``, percents, circuit breaker (default on, with rollback) and
-  alarms; engine ``ecs`` -> ECS controller with ``strategy`` BLUE_GREEN / CANARY / LINEAR, bake and
-  canary/linear configuration, alarms; engine ``agent`` -> the EXTERNAL controller;
+  alarms; engine ``ecs`` -> ECS controller with ``strategy`` BLUE_GREEN / CANARY / LINEAR,
+  ``bakeTimeInMinutes`` (0 when the strategy has no ``bake``), canary/linear configuration, alarms and
+  ``lifecycleHooks``: each ``lambda`` hook is an AWS_LAMBDA hook at its stage (``preScaleUp`` ->
+  PRE_SCALE_UP, ... ``postProductionTraffic`` -> POST_PRODUCTION_TRAFFIC_SHIFT) with the strategy's
+  ``hookRole`` as ``roleArn`` and ``timeout``/``onTimeout`` as ``timeoutConfiguration``; a service that
+  lists a maintenance window also gets the agent's PAUSE hook at PRE_PRODUCTION_TRAFFIC_SHIFT (ECS holds
+  every production traffic step there until the agent continues it in an open window); engine ``agent``
+  -> the EXTERNAL controller;
 * for EXTERNAL services the task definition, load balancers, network configuration, launch type or
   capacity-provider strategy, platform version and service registries belong to a task set: they move
   to ``request["taskSet"]`` (CreateTaskSet parameters without ``cluster``/``service``, scale 100 %).
 
-Hooks are not mapped here: the rollout engines own lifecycle hooks (ECS ``lifecycleHooks`` are dropped
-from the comparison for that reason).
+The agent engine runs its hooks itself (nothing is sent to ECS for them).
 
 ``normalise_service`` turns either a desired request or a DescribeServices entry into the same shape:
 request fields only, ECS defaults filled (``platformVersion`` LATEST on Fargate, ``schedulingStrategy``
 REPLICA, ``propagateTags`` NONE, managed tags and execute command off, grace period 0, rolling 200/100
-with the circuit breaker off, ``deploymentController`` ECS), subnets/security groups/load balancers/
+with the circuit breaker off, ``deploymentController`` ECS, a lifecycle hook's ``targetType``
+AWS_LAMBDA and timeout 1440 minutes / ROLLBACK), subnets/security groups/load balancers/
 registries/constraints sorted (placement strategy keeps its order: it is evaluated in order), tags as a
 sorted list, and ``taskDefinition`` as ``family:revision`` (``family:(new)`` for a revision not yet
 registered). For an EXTERNAL service the task-set fields are read from ``taskSet`` (desired) or from
@@ -105,6 +111,25 @@ MANAGED_TAG_KEY = "ecs-gitops:managed"
 MANAGED_TAG = {"key": MANAGED_TAG_KEY, "value": "true"}
 
 _ECS_STRATEGY = {"blueGreen": "BLUE_GREEN", "canary": "CANARY", "linear": "LINEAR", "rolling": "ROLLING"}
+# Manifest hook stages -> ECS lifecycle stages.
+HOOK_STAGES = {
+    "preScaleUp": "PRE_SCALE_UP",
+    "postScaleUp": "POST_SCALE_UP",
+    "testTraffic": "TEST_TRAFFIC_SHIFT",
+    "postTestTraffic": "POST_TEST_TRAFFIC_SHIFT",
+    "preProductionTraffic": "PRE_PRODUCTION_TRAFFIC_SHIFT",
+    "postProductionTraffic": "POST_PRODUCTION_TRAFFIC_SHIFT",
+}
+# The hook the agent adds to hold production traffic outside maintenance windows; its timeout is ECS's
+# longest (14 days), so a closed window never times it out before it opens again.
+PAUSE_STAGE = "PRE_PRODUCTION_TRAFFIC_SHIFT"
+PAUSE_TIMEOUT_MINUTES = 20160
+DEFAULT_HOOK_TIMEOUT_MINUTES = 1440
+WINDOW_PAUSE_HOOK: dict[str, Any] = {
+    "targetType": "PAUSE",
+    "lifecycleStages": [PAUSE_STAGE],
+    "timeoutConfiguration": {"timeoutInMinutes": PAUSE_TIMEOUT_MINUTES, "action": "ROLLBACK"},
+}
 _DURATION_RE = re.compile(r"^(?:([0-9]+)h)?(?:([0-9]+)m)?(?:([0-9]+)s)?$")
 _FARGATE_PROVIDERS = ("FARGATE", "FARGATE_SPOT")
 
@@ -177,8 +202,36 @@ def engine_of(strategy: Mapping[str, Any] | None) -> str:
     return "agent" if strategy.get("engine") == "agent" else "ecs"
 
 
-def deployment_settings(strategy: Mapping[str, Any] | None) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    """``(deploymentController, deploymentConfiguration)`` for a strategy spec (None: the default rolling)."""
+def lifecycle_hooks(strategy: Mapping[str, Any], pause: bool = False) -> list[dict[str, Any]]:
+    """ECS ``lifecycleHooks`` for an ecs-engine strategy: its Lambda hooks, then the window PAUSE hook."""
+    hooks = []
+    for hook in strategy.get("hooks") or []:
+        if not isinstance(hook, Mapping) or not hook.get("lambda"):
+            continue  # url hooks are the agent engine's (validation refuses them on engine ecs)
+        item: dict[str, Any] = {
+            "targetType": "AWS_LAMBDA",
+            "hookTargetArn": str(hook["lambda"]),
+            "lifecycleStages": [HOOK_STAGES[str(hook["stage"])]],
+        }
+        if strategy.get("hookRole") is not None:
+            item["roleArn"] = ref(strategy["hookRole"])
+        timeout = {"action": "CONTINUE" if hook.get("onTimeout") == "continue" else "ROLLBACK"}
+        if hook.get("timeout") is not None:
+            timeout["timeoutInMinutes"] = max(1, duration_minutes(hook["timeout"]))
+        item["timeoutConfiguration"] = timeout
+        hooks.append(item)
+    if pause:
+        hooks.append(copy.deepcopy(WINDOW_PAUSE_HOOK))
+    return hooks
+
+
+def deployment_settings(
+    strategy: Mapping[str, Any] | None, pause: bool = False
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """``(deploymentController, deploymentConfiguration)`` for a strategy spec (None: the default rolling).
+
+    ``pause``: the service lists a maintenance window, so an ecs-engine strategy gets the PAUSE hook.
+    """
     engine = engine_of(strategy)
     strategy = strategy or {}
     rollback_on = strategy.get("rollbackOn") or {}
@@ -197,8 +250,7 @@ def deployment_settings(strategy: Mapping[str, Any] | None) -> tuple[dict[str, A
         }
     else:
         config = {"strategy": _ECS_STRATEGY[str(strategy["type"])]}
-        if strategy.get("bake") is not None:
-            config["bakeTimeInMinutes"] = duration_minutes(strategy["bake"])
+        config["bakeTimeInMinutes"] = duration_minutes(strategy.get("bake") or 0)
         canary = strategy.get("canary")
         if strategy["type"] == "canary" and isinstance(canary, Mapping):
             config["canaryConfiguration"] = {
@@ -211,9 +263,60 @@ def deployment_settings(strategy: Mapping[str, Any] | None) -> tuple[dict[str, A
                 "stepPercent": float(linear["stepPercent"]),
                 "stepBakeTimeInMinutes": duration_minutes(linear.get("stepBake", 0)),
             }
+        hooks = lifecycle_hooks(strategy, pause)
+        if hooks:
+            config["lifecycleHooks"] = hooks
     if alarm_config:
         config["alarms"] = alarm_config
     return {"type": "ECS"}, config
+
+
+def live_strategy(service: Mapping[str, Any]) -> str:
+    """How a described service deploys now: ``EXTERNAL``, ``CODE_DEPLOY``, or its ECS
+    ``deploymentConfiguration.strategy``."""
+    controller = (service.get("deploymentController") or {}).get("type")
+    if controller in ("EXTERNAL", "CODE_DEPLOY"):
+        return str(controller)
+    return str((service.get("deploymentConfiguration") or {}).get("strategy") or "ROLLING")
+
+
+def wanted_strategy(strategy: Mapping[str, Any] | None) -> str:
+    """``EXTERNAL`` for the agent engine, else the ECS strategy (ROLLING, BLUE_GREEN, CANARY, LINEAR)."""
+    controller, configuration = deployment_settings(strategy)
+    if controller["type"] == "EXTERNAL":
+        return "EXTERNAL"
+    return str((configuration or {}).get("strategy") or "ROLLING")
+
+
+def switch_blocker(
+    service: Mapping[str, Any] | None, strategy: Mapping[str, Any] | None
+) -> tuple[str, str] | None:
+    """``(state, reason)`` when Git asks to switch a service's deployment controller in a way that cannot
+    be applied now: ``("failure", ...)`` from the ECS controller to EXTERNAL (the agent never does that in
+    place: it would need the service re-created), ``("pending", ...)`` from EXTERNAL to ECS while the
+    service has anything but exactly one task set, PRIMARY (what ECS requires to change controller; the
+    agent engine winds its rollout down meanwhile: agent.rollout.progressive.hand_back).
+    Switches between ECS strategies (ROLLING <-> BLUE_GREEN / LINEAR / CANARY) are UpdateService calls
+    and never blocked here; a CODE_DEPLOY service is agent.plan.codedeploy's to gate."""
+    if not service:
+        return None
+    have, want = live_strategy(service), wanted_strategy(strategy)
+    if have == want or "EXTERNAL" not in (have, want) or have == "CODE_DEPLOY":
+        return None
+    if want == "EXTERNAL":
+        return (
+            "failure",
+            f"switching to engine agent needs the service re-created (ECS controller -> EXTERNAL is not done "
+            f"in place): delete {service.get('serviceName', 'it')} or use a new serviceName",
+        )
+    task_sets = [ts for ts in service.get("taskSets") or () if ts.get("status") != "DRAINING"]
+    if len(task_sets) != 1 or task_sets[0].get("status") != "PRIMARY":
+        return (
+            "pending",
+            f"switching from engine agent to {want} waits for one PRIMARY task set ({len(task_sets)} "
+            "now): the agent engine first puts all traffic on the one it keeps and deletes the others",
+        )
+    return None
 
 
 def _load_balancer(item: Mapping[str, Any], *, advanced: bool) -> dict[str, Any]:
@@ -261,11 +364,13 @@ def create_service_request(
     task_definition: TaskDefinitionRef | str | None,
     strategy: Mapping[str, Any] | None = None,
     external_id: str | None = None,
+    pause: bool = False,
 ) -> dict[str, Any]:
     """CreateService parameters for a Service spec (references already resolved), with the task-set part
     under ``taskSet`` when the strategy uses the agent engine (EXTERNAL controller).
 
-    ``desiredCount`` is included only when the spec has it (otherwise autoscaling owns it).
+    ``desiredCount`` is included only when the spec has it (otherwise autoscaling owns it). ``pause``: the
+    service lists a maintenance window (an ecs-engine strategy then gets the agent's PAUSE hook).
     """
     request: dict[str, Any] = {"cluster": cluster, "serviceName": service_name}
     if task_definition is not None:
@@ -277,7 +382,7 @@ def create_service_request(
         request["role"] = ref(spec["role"])
     if spec.get("networkConfiguration") is not None:
         request["networkConfiguration"] = _network_configuration(spec["networkConfiguration"])
-    controller, configuration = deployment_settings(strategy)
+    controller, configuration = deployment_settings(strategy, pause)
     external = controller["type"] == "EXTERNAL"
     if spec.get("loadBalancers"):
         request["loadBalancers"] = [
@@ -350,8 +455,23 @@ def _deployment_configuration(config: Any, scheduling: str) -> Any:
     for key in ("canaryConfiguration", "linearConfiguration"):
         if isinstance(config.get(key), Mapping):
             config[key] = {k: (float(v) if k.endswith("Percent") else v) for k, v in config[key].items()}
-    config.pop("lifecycleHooks", None)  # owned by the rollout engines, not by the manifest
+    hooks = [_lifecycle_hook(h) for h in config.pop("lifecycleHooks", None) or [] if isinstance(h, Mapping)]
+    if hooks:
+        config["lifecycleHooks"] = _sort_canonically(hooks)
     return config
+
+
+def _lifecycle_hook(hook: Mapping[str, Any]) -> dict[str, Any]:
+    out = {k: copy.deepcopy(v) for k, v in hook.items() if v is not None}
+    out.setdefault("targetType", "AWS_LAMBDA")
+    out["lifecycleStages"] = sorted(out.get("lifecycleStages") or [])
+    timeout = dict(out.get("timeoutConfiguration") or {})
+    timeout.setdefault("timeoutInMinutes", DEFAULT_HOOK_TIMEOUT_MINUTES)
+    timeout.setdefault("action", "ROLLBACK")
+    out["timeoutConfiguration"] = timeout
+    if "roleArn" in out:
+        out["roleArn"] = ref(out["roleArn"])
+    return out
 
 
 def _sort_canonically(items: Any) -> Any:

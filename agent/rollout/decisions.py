@@ -33,7 +33,10 @@ class RolloutRecord:
 
     @classmethod
     def from_json(cls, data: dict[str, Any] | None) -> RolloutRecord | None:
-        return cls(**data) if data else None
+        """Ignores keys it does not know: another engine's record (ecs, agent) carries more."""
+        if not data:
+            return None
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
 
 
 @dataclass(frozen=True)

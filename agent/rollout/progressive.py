@@ -55,7 +55,9 @@ the old green deleted, one decision); the superseded commit gets failure "supers
 before it finished" (``Decision.other_commits``) and the new content rolls out from blue once the
 old green has drained, so there are never three task sets. When the new content IS blue's revision
 (a revert) the abort is the whole rollback: success "rolled back to web:4". When the new commit keeps
-the same task definition (only service settings changed) the task set in flight carries on.
+the same task definition (only service settings changed) the task set in flight carries on. When the
+new commit moves the service to another engine, :func:`hand_back` does the same abort and no more (the
+reconciler then switches the deployment controller).
 
 Crash safety: a green task set that exists is never created again; weights already moved mean the
 step is done (its bake starts when first seen without a record); a task set that is neither blue nor
@@ -336,6 +338,30 @@ def advance(record: AgentRecord | None, obs: AgentObservation, strategy: Strateg
     return _Tick(record, obs, strategy, now).decide()
 
 
+def hand_back(record: AgentRecord | None, obs: AgentObservation, to: str, now: datetime) -> Decision:
+    """Wind the agent engine down before its service leaves the EXTERNAL controller for the ECS strategy
+    ``to`` (``ROLLING``, ``CANARY``, ...): Git now asks for another engine, and ECS changes the deployment
+    controller only of a service with exactly one task set, PRIMARY.
+
+    Like an abort, and never held by a window: production and test traffic go to the task set kept, it
+    becomes primary if it is not yet, and every other task set is deleted, in one decision. The task set
+    kept is the rollout's blue when it still runs (a rollout in flight is undone, as a newer commit would
+    undo it), else the primary. A rollout in flight fails on its commit: "superseded by <sha12> before it
+    finished". ``obs`` needs ``task_sets``, ``traffic``, ``wiring`` and ``sha``; the reconciler plans the
+    switch itself (UpdateService of ``deploymentController``) once only the primary task set is left.
+
+    Example: web:4 (tg-a) primary, web:5 green at 10 % on tg-b, a commit switches web to engine ecs
+    canary: ``SetWeights(prod, tg-a 100, tg-b 0)``, ``DeleteTaskSet(web:5)``, pending "switching from
+    engine agent to CANARY: traffic back on web:4, removing web:5"; the next tick sees one task set.
+    """
+    tick = _Tick(record, obs, Strategy("blueGreen", (100,)), now)
+    kept = record
+    if tick.prev_in_flight is not None:
+        reason = tick.superseded[0][2] if tick.superseded else f"stopped: switching to {to}"
+        kept = replace(tick.prev_in_flight, result=FAILED, reason=reason)
+    return tick.hand_back(to, kept)
+
+
 class _Tick:
     """One call of :func:`advance`: the observation, read once, and the decisions built from it."""
 
@@ -613,6 +639,34 @@ class _Tick:
         actions = (*self._settle_weights(ptg), SetPrimary(mine.arn), *others)
         done = replace(self.record, result=SUCCEEDED)
         return self._decision(actions, done, SUCCESS, f"{self.label} serving 100 %", None)
+
+    def hand_back(self, to: str, record: AgentRecord | None) -> Decision:
+        """See :func:`hand_back`."""
+        obs, prev = self.obs, self.prev_in_flight
+        live = [t for t in obs.task_sets if t.status != "DRAINING"]
+        blue = prev.blue if prev is not None else None
+        keep = (
+            next((t for t in live if t.task_definition == blue and t.stable), None)
+            or self.primary
+            or next((t for t in live if t.stable), None)
+        )
+        switching = f"switching from engine agent to {to}"
+        if keep is None:
+            if not live:
+                text = f"{switching} needs a task set to keep; the service has none: re-create it"
+                return Decision((), record, FAILURE, _cut(text), other_commits=self.superseded)
+            text = f"{switching}: waiting for {_labels(live)} task set to be stable"
+            return Decision((), record, PENDING, _cut(text), self.now + POLL, self.superseded)
+        others = [t for t in live if t is not keep]
+        actions: list[Action] = list(self._settle_weights(keep.target_group or obs.wiring.target_groups[0]))
+        if keep.status != "PRIMARY":
+            actions.append(SetPrimary(keep.arn))
+        actions += [DeleteTaskSet(t.arn) for t in others]
+        if others:
+            text = f"{switching}: traffic back on {_label(keep)}, removing {_labels(others)}"
+        else:
+            text = f"{switching}: {_label(keep)} serving, the only task set"
+        return Decision(tuple(actions), record, PENDING, _cut(text), self.now + POLL, self.superseded)
 
     def _failed(self, record: AgentRecord) -> Decision:
         """This content failed: make sure it is rolled back (a crash may have cut that short); no retry."""

@@ -9,7 +9,8 @@ ECS behaviour moto lacks (deployments that complete or fail, task sets, events) 
 :class:`~agent.sandbox.simulator.Simulator` at ``Sandbox.simulator``, driven by its clock: real time by
 default, or a manual :class:`~agent.sandbox.simulator.SandboxClock` that tests advance. Over HTTP:
 ``POST /_sandbox/clock/advance``, ``GET /_sandbox/clock``, ``GET /_sandbox/state``, ``POST
-/_sandbox/config``.
+/_sandbox/config``, and ``POST /_sandbox/hooks`` (what a Lambda lifecycle hook of a native deployment
+answers, per stage).
 
 CloudWatch alarms are moto's: :meth:`Sandbox.set_alarm` (or ``ecs-gitops sandbox alarm NAME ALARM``)
 sets one with SetAlarmState, as an alarm that fires would. Lambda Invoke is answered by the sandbox

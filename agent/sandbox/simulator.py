@@ -48,11 +48,16 @@ service does not tick. On each tick:
   load balancers, network configuration or platform version is refused, as ECS does (that is a
   CodeDeploy deployment), unless the same call moves the service to the ECS controller: then its task
   sets become ACTIVE deployments (the primary one the last COMPLETED) and a new deployment replaces them.
+* **Service deployments.** Every ECS-controller deployment is also a service deployment
+  (ListServiceDeployments and friends), and a service whose ``deploymentConfiguration.strategy`` is
+  BLUE_GREEN, LINEAR or CANARY goes through ECS's lifecycle stages, hooks, traffic steps, bake and
+  rollback instead of the rolling steps above: :mod:`agent.sandbox.service_deployments`
+  (:attr:`Simulator.service_deployments`).
 
-Not modelled: health-check grace periods, placement, capacity (any number of tasks fits) and the
-ServiceDeployment APIs (:attr:`Simulator.routes` and the service's :attr:`SimService.history` of
-finished deployments are where they will hook in). CloudWatch alarms are moto's own and change only
-when set (``Sandbox.set_alarm``); Lambda Invoke is :mod:`agent.sandbox.lambdas`.
+Not modelled: health-check grace periods, placement, capacity (any number of tasks fits), and the
+listener rules' weights during a native deployment (it reports its requested traffic weights; the
+rules in moto keep theirs). CloudWatch alarms are moto's own and change only when set
+(``Sandbox.set_alarm``); Lambda Invoke is :mod:`agent.sandbox.lambdas`.
 """
 
 from __future__ import annotations
@@ -76,8 +81,10 @@ from agent.sandbox.overlay import (
     EcsError,
     Reply,
     check_capacity_strategy,
+    merge_service,
     normalise_strategy,
 )
+from agent.sandbox.service_deployments import ServiceDeployments
 
 if TYPE_CHECKING:
     from agent.sandbox.overlay import EcsOverlay
@@ -178,6 +185,7 @@ class SimDeployment:
     rollout_state: str = IN_PROGRESS
     reason: str = ""
     updated_at: float = 0.0
+    revision_arn: str = ""  # the service revision it runs (ServiceDeployment APIs)
 
     def render(self, desired: int) -> Json:
         pending = 0
@@ -229,6 +237,8 @@ class SimService:
     controller: str
     desired: int
     config: Json  # deploymentConfiguration with ECS defaults filled
+    deployment_configuration: Json = field(default_factory=dict)  # as the service reports it
+    load_balancers: list[Json] = field(default_factory=list)
     deployments: list[SimDeployment] = field(default_factory=list)  # PRIMARY first
     task_sets: list[SimTaskSet] = field(default_factory=list)  # in creation order
     events: list[Json] = field(default_factory=list)  # oldest first; rendered newest first
@@ -273,6 +283,8 @@ def _sim_service(service: Json) -> SimService:
         controller=(service.get("deploymentController") or {}).get("type", "ECS"),
         desired=int(service.get("desiredCount") or 0),
         config=_deployment_config(service),
+        deployment_configuration=copy.deepcopy(service.get("deploymentConfiguration") or {}),
+        load_balancers=copy.deepcopy(service.get("loadBalancers") or []),
     )
 
 
@@ -315,12 +327,14 @@ class Simulator:
         self.task_start_seconds = float(task_start_seconds)
         self.failure_pattern = failure_pattern
         self.lock = threading.RLock()
+        self.service_deployments = ServiceDeployments(self)
         # Control API: (method, path regex, handler); later issues append (alarms, hook results...).
         self.routes: list[tuple[str, re.Pattern[str], ControlHandler]] = [
             ("POST", re.compile(r"^/_sandbox/clock/advance$"), self._control_advance),
             ("GET", re.compile(r"^/_sandbox/clock$"), lambda _m, _b: {"now": self.clock.now().isoformat()}),
             ("GET", re.compile(r"^/_sandbox/state$"), lambda _m, _b: self.state()),
             ("POST", re.compile(r"^/_sandbox/config$"), self._control_config),
+            *self.service_deployments.routes(),
         ]
         self.reset()
 
@@ -329,6 +343,7 @@ class Simulator:
         with self.lock:
             self.services: dict[str, SimService] = {}
             self._rng = random.Random(SEED)
+            self.service_deployments.reset()
 
     # -- wiring --------------------------------------------------------------------------------
 
@@ -346,6 +361,7 @@ class Simulator:
             "DeleteTaskSet": self.delete_task_set,
         }.items():
             overlay.handlers[operation] = handler
+        self.service_deployments.install(overlay)
         for operation, post in {
             "CreateService": self._create_service_post,
             "UpdateService": self._update_service_post,
@@ -387,6 +403,8 @@ class Simulator:
 
     def _has_work(self, service: SimService) -> bool:
         if service.controller == "ECS":
+            if self.service_deployments.has_work(service):
+                return True
             primary = service.primary
             if primary is None or primary.rollout_state == FAILED:
                 return False
@@ -431,6 +449,10 @@ class Simulator:
             self._event(service, at, f"has stopped {stopped} running tasks: {self._task_ids(stopped)}.")
 
     def _tick_deployments(self, service: SimService, at: float) -> None:
+        native = self.service_deployments.current(service)
+        if native is not None:  # BLUE_GREEN / LINEAR / CANARY: the service deployment drives it
+            self.service_deployments.tick(service, native, at)
+            return
         primary = service.primary
         if primary is None or primary.rollout_state == FAILED:
             return
@@ -470,6 +492,7 @@ class Simulator:
                 primary.updated_at = at
                 service.last_completed = primary
                 self._event(service, at, f"(deployment {primary.id}) deployment completed.")
+                self.service_deployments.completed(service, primary, at)
             for gone in service.deployments[1:]:
                 self._finish(service, gone, at)
             service.deployments = [primary]
@@ -485,9 +508,16 @@ class Simulator:
         failed.reason = CIRCUIT_BREAKER_REASON
         failed.updated_at = at
         self._event(service, at, f"(deployment {failed.id}) deployment failed: tasks failed to start.")
+        rollback = self._rollback_rolling(service, failed, at) if service.config["rollback"] else None
+        self.service_deployments.failed(service, failed, rollback, at)
+
+    def _rollback_rolling(
+        self, service: SimService, failed: SimDeployment, at: float
+    ) -> SimDeployment | None:
+        """Start a PRIMARY deployment of the last completed deployment's task definition (None: none)."""
         target = service.last_completed
-        if not service.config["rollback"] or target is None:
-            return
+        if target is None or target is failed:
+            return None
         failed.status = ACTIVE
         rollback = SimDeployment(
             id=self._deployment_id(),
@@ -496,13 +526,22 @@ class Simulator:
             created_at=at,
             updated_at=at,
             fields=copy.deepcopy(target.fields),
+            revision_arn=target.revision_arn,
         )
         service.deployments.insert(0, rollback)
         self._event(service, at, f"rolling back to deployment {target.id}.")
+        return rollback
 
     def _start_deployment(
-        self, service: SimService, task_definition: str, images: tuple[str, ...], fields: Json, at: float
+        self,
+        service: SimService,
+        task_definition: str,
+        images: tuple[str, ...],
+        fields: Json,
+        at: float,
+        record: bool = True,
     ) -> SimDeployment:
+        sources = list(service.deployments)
         for deployment in service.deployments:
             deployment.status = ACTIVE
             deployment.updated_at = at
@@ -515,6 +554,8 @@ class Simulator:
             fields=fields,
         )
         service.deployments.insert(0, deployment)
+        if record:
+            self.service_deployments.started(service, deployment, sources, at)
         return deployment
 
     # -- task sets (EXTERNAL controller) ---------------------------------------------------------
@@ -596,7 +637,7 @@ class Simulator:
         controller = sim.controller
         if controller == "ECS" and service.get("taskDefinition"):
             fields = _compute_fields(service)
-            deployment = self._start_deployment(sim, service["taskDefinition"], (), fields, at)
+            deployment = self._start_deployment(sim, service["taskDefinition"], (), fields, at, record=False)
             deployment.running = sim.desired
             deployment.rollout_state = COMPLETED
             deployment.reason = f"ECS deployment {deployment.id} completed."
@@ -666,6 +707,11 @@ class Simulator:
             self._leave_code_deploy(sim, at)
         sim.desired = int(service.get("desiredCount") or 0)
         sim.config = _deployment_config(service)
+        sim.deployment_configuration = copy.deepcopy(service.get("deploymentConfiguration") or {})
+        sim.load_balancers = copy.deepcopy(service.get("loadBalancers") or [])
+        if sim.controller == "EXTERNAL" and (service.get("deploymentController") or {}).get("type") == "ECS":
+            self._to_ecs_controller(call, sim, at)
+            service = merge_service(call, service)
         for task_set in sim.task_sets:  # a new desiredCount changes every computedDesiredCount at once
             self._restabilise(task_set, self._computed(sim, task_set), at)
         if sim.controller == "ECS":
@@ -689,6 +735,39 @@ class Simulator:
         self._wake(sim, at)
         body["service"] = self._render_service(service)
         return body
+
+    def _to_ecs_controller(self, call: Call, sim: SimService, at: float) -> None:
+        """EXTERNAL -> ECS (checked: one PRIMARY task set): that task set becomes a completed deployment,
+        and the fields a service reports from its primary task set become the service's own."""
+        task_set = next(ts for ts in sim.task_sets if ts.status == PRIMARY)
+        record = call.state.services.setdefault(sim.arn, {})
+        for key in ("launchType", "capacityProviderStrategy", "platformVersion", "networkConfiguration"):
+            record.pop(key, None)
+            if key in task_set.fields:
+                record[key] = copy.deepcopy(task_set.fields[key])
+        for key in ("loadBalancers", "serviceRegistries"):
+            if key not in call.params and key in task_set.fields:
+                record[key] = copy.deepcopy(task_set.fields[key])
+        fields = {k: v for k, v in task_set.fields.items() if k not in ("loadBalancers", "serviceRegistries")}
+        deployment = SimDeployment(
+            id=self._deployment_id(),
+            task_definition=task_set.task_definition,
+            images=task_set.images,
+            created_at=at,
+            updated_at=at,
+            fields=copy.deepcopy(fields),
+            running=task_set.running,
+            rollout_state=COMPLETED,
+            revision_arn=self.service_deployments._revision_arn(sim),
+        )
+        deployment.reason = f"ECS deployment {deployment.id} completed."
+        sim.controller, sim.task_sets, sim.deployments = "ECS", [], [deployment]
+        sim.last_completed = deployment
+        self._event(
+            sim,
+            at,
+            f"deployment controller changed to ECS; task set {task_set.id} is deployment {deployment.id}.",
+        )
 
     def _describe_services_post(self, call: Call, body: Json) -> Json:
         body["services"] = [self._render_service(s) for s in body.get("services") or []]
@@ -910,10 +989,15 @@ class Simulator:
         failure_pattern: str | None = None,
         task_start_seconds: float | None = None,
         speed: float | None = None,
+        alarm_poll_seconds: float | None = None,
     ) -> None:
         """Change settings; what is already due is replayed with the old ones first."""
         with self.lock:
             self.catch_up()
+            if alarm_poll_seconds is not None:
+                if alarm_poll_seconds <= 0:
+                    raise ValueError("alarmPollSeconds must be positive")
+                self.service_deployments.alarm_poll_seconds = float(alarm_poll_seconds)
             if task_start_seconds is not None:
                 if task_start_seconds <= 0:
                     raise ValueError("taskStartSeconds must be positive")
@@ -933,6 +1017,7 @@ class Simulator:
             "speed": self.clock.speed,
             "taskStartSeconds": self.task_start_seconds,
             "failurePattern": self.failure_pattern,
+            "alarmPollSeconds": self.service_deployments.alarm_poll_seconds,
         }
 
     def state(self) -> Json:
@@ -949,9 +1034,11 @@ class Simulator:
                     "deployments": [d.render(sim.desired) for d in sim.deployments],
                     "taskSets": [self._render_task_set(sim, ts) for ts in self._ordered(sim)],
                     "events": list(reversed(sim.events)),
+                    "serviceDeployments": self.service_deployments.state(sim.arn),
                 }
                 services.append(_iso_times(item))
-            return {**self.settings(), "services": services}
+            hooks = _iso_times({"invocations": self.service_deployments.invocations})
+            return {**self.settings(), "services": services, "hookInvocations": hooks["invocations"]}
 
     def _control_advance(self, _match: re.Match[str], body: Json) -> Json:
         seconds = body.get("seconds")
@@ -962,17 +1049,18 @@ class Simulator:
         return {"now": self.clock.now().isoformat()}
 
     def _control_config(self, _match: re.Match[str], body: Json) -> Json:
-        unknown = set(body) - {"failurePattern", "taskStartSeconds", "speed"}
+        unknown = set(body) - {"failurePattern", "taskStartSeconds", "speed", "alarmPollSeconds"}
         if unknown:
             raise ValueError(f"unknown settings: {', '.join(sorted(unknown))}")
         pattern = body.get("failurePattern")
         if pattern is not None and not isinstance(pattern, str):
             raise ValueError("failurePattern must be a string")
-        seconds, speed = body.get("taskStartSeconds"), body.get("speed")
+        seconds, speed, poll = body.get("taskStartSeconds"), body.get("speed"), body.get("alarmPollSeconds")
         self.configure(
             failure_pattern=pattern,
             task_start_seconds=float(seconds) if seconds is not None else None,
             speed=float(speed) if speed is not None else None,
+            alarm_poll_seconds=float(poll) if poll is not None else None,
         )
         return self.settings()
 

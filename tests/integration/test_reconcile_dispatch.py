@@ -1,5 +1,6 @@
-"""Reconcile's engine dispatch on manifests-example: windows hold the rolling and ecs engines' rollouts,
-and an AWS refusal in the middle of an agent-engine rollout fails it for good and cleans up.
+"""Reconcile's engine dispatch on manifests-example: windows hold a rolling rollout; a freeze holds an ecs
+engine rollout, whose production traffic then waits for the maintenance window at its PAUSE hook; and an
+AWS refusal in the middle of an agent-engine rollout fails it for good and cleans up.
 
 Each test starts a sandbox of its own on a manual clock at a known instant (windows are cron schedules in
 Europe/Berlin and UTC), with the agent's clock moved in step (Story.advance).
@@ -93,7 +94,8 @@ def test_a_freeze_holds_an_ecs_engine_rollout_even_in_its_maintenance_window(
 ) -> None:
     """During year-end-freeze a bump of api (ecs blue/green; windows weekday-nights and year-end-freeze) is
     pending "frozen by ..." at 22:30 Berlin on a Monday, with nothing written to AWS; when the freeze ends
-    on a Sunday it waits for Monday's maintenance window, then rolls out."""
+    on a Sunday the deployment starts at once and its production traffic waits at the PAUSE hook for
+    Monday's maintenance window, then it finishes."""
     story = Story(before_year_end, tmp_path)
     story.commit("deploy manifests-example")
     assert story.settle().statuses["ecs-gitops"].state == "success"
@@ -111,15 +113,28 @@ def test_a_freeze_holds_an_ecs_engine_rollout_even_in_its_maintenance_window(
     story.advance((frozen.wake_at - story.clock.now()).total_seconds())
     sunday = story.agent.tick()
     assert sunday is not None
-    assert _status(sunday, "api") == (
-        "pending",
-        "waiting for maintenance window weekday-nights, opens Mon 22:00 Europe/Berlin",
-    )
-    assert sunday.wake_at == datetime(2027, 1, 4, 21, 0, tzinfo=UTC)
-    assert story.aws.counter.mutating() == {}
+    assert _status(sunday, "api") == ("pending", "rolling out api:(new) (blue/green)")
+    assert story.aws.counter.mutating() == {"ecs.RegisterTaskDefinition": 1, "ecs.UpdateService": 1}
 
-    story.advance((sunday.wake_at - story.clock.now()).total_seconds())
+    waiting = ("pending", "waiting for maintenance window weekday-nights, opens Mon 22:00 Europe/Berlin")
+    held = sunday
+    for _ in range(30):  # green scales up; ECS then holds production traffic at the PAUSE hook
+        assert held.wake_at is not None and held.wake_at < datetime(2027, 1, 4, tzinfo=UTC)
+        story.advance(max(1.0, (held.wake_at - story.clock.now()).total_seconds()))
+        held = story.agent.tick()
+        assert held is not None
+        if _status(held, "api") == waiting:
+            break
+    assert _status(held, "api") == waiting
+    assert held.wake_at == datetime(2027, 1, 4, 21, 0, tzinfo=UTC)
+    assert story.aws.counter.counts.get("ecs.ContinueServiceDeployment", 0) == 0
+    ecs = before_year_end.client("ecs")
+    newest = ecs.list_service_deployments(cluster="prod", service="api")["serviceDeployments"][0]
+    assert newest["status"] == "IN_PROGRESS"
+
+    story.advance((held.wake_at - story.clock.now()).total_seconds())
     done = story.settle()
+    assert story.aws.counter.counts.get("ecs.ContinueServiceDeployment", 0) >= 1
     assert _status(done, "api")[0] == "success"
     assert story.running("prod", "api") == "api:2"
 

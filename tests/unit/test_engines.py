@@ -10,18 +10,20 @@ import pytest
 
 from agent.aws.traffic import forward_action, task_set_request, task_set_view
 from agent.engines import (
+    AgentEngine,
     Rollout,
     _problem,
     _service_in_sync,
     _wiring,
+    hands_back,
     hold_for_windows,
     takes,
     windows_of,
 )
 from agent.manifests.model import Desired, Manifest, Source
-from agent.plan.model import NO_CHANGE, UPDATE, Change, TaskDefinitionRef
+from agent.plan.model import NO_CHANGE, UPDATE, Change, Plan, TaskDefinitionRef
 from agent.plan.taskdefs import HASH_TAG
-from agent.rollout.decisions import APPLY, PENDING, Decision, RolloutRecord
+from agent.rollout.decisions import APPLY, FAILURE, PENDING, Decision, RolloutRecord
 from agent.rollout.progressive import Strategy, Wiring
 from agent.rollout.windows import gate
 
@@ -151,6 +153,56 @@ def test_the_engine_takes_agent_services_that_have_a_primary_task_set() -> None:
     rolling = _desired(strategy={"type": "rolling"})
     observed.services = {("prod", "web"): external}
     assert not takes(rolling.services["web"], rolling, observed)
+
+
+def test_a_service_leaving_the_agent_engine_is_wound_down_while_it_has_more_than_one_task_set() -> None:
+    """Git moved web to another engine while it still runs two task sets on EXTERNAL: the agent engine
+    winds it down (hands_back names the ECS strategy asked for); with one PRIMARY task set, on the ECS
+    controller, or still on engine agent, it does not."""
+    two = {
+        "deploymentController": {"type": "EXTERNAL"},
+        "taskSets": [{"status": "PRIMARY"}, {"status": "ACTIVE"}],
+    }
+    one = {**two, "taskSets": [{"status": "PRIMARY"}, {"status": "DRAINING"}]}
+    observed: Any = type("Observed", (), {})()
+    canary = _desired(strategy={"type": "canary", "engine": "ecs", "canary": {"percent": 10}})
+    rolling = _desired()
+    agent = _desired(strategy={"type": "canary", "engine": "agent", "canary": {"percent": 10}})
+    observed.services = {("prod", "web"): two}
+    assert hands_back(canary.services["web"], canary, observed) == "CANARY"
+    assert hands_back(rolling.services["web"], rolling, observed) == "ROLLING"
+    assert hands_back(agent.services["web"], agent, observed) is None
+    observed.services = {("prod", "web"): one}
+    assert hands_back(canary.services["web"], canary, observed) is None
+    observed.services = {("prod", "web"): {"deploymentController": {"type": "ECS"}}}
+    assert hands_back(canary.services["web"], canary, observed) is None
+
+
+def test_leaving_the_agent_engine_without_the_wiring_to_undo_its_rollout_fails_and_says_why() -> None:
+    """web moved to rolling while two task sets run on EXTERNAL, and its manifest no longer names the
+    alternate target group and production rule: a failure naming what is missing, and no action."""
+
+    class NoAws:
+        def client(self, name: str) -> object:
+            return object()  # nothing is read: there is no rule or alarm to ask about
+
+    balancer = {"targetGroup": "arn:tg/web-blue", "containerName": "web", "containerPort": 8080}
+    desired = _desired(loadBalancers=[balancer])
+    observed: Any = type("Observed", (), {})()
+    observed.services = {
+        ("prod", "web"): {
+            "deploymentController": {"type": "EXTERNAL"},
+            "taskSets": [{"status": "PRIMARY"}, {"status": "ACTIVE"}],
+        }
+    }
+    engine = AgentEngine(NoAws(), None, None, None)  # no executor, store or hooks: nothing is carried out
+    rollouts = engine.decide(Plan(()), desired, observed, ["web"], {"web": "F"}, "a" * 40, TUESDAY_NOON)
+    decision = rollouts["web"].decision
+    assert decision is not None and (decision.actions, decision.state) == ((), FAILURE)
+    assert decision.description == (
+        "switching to ROLLING: engine agent needs loadBalancers[0] alternateTargetGroup, "
+        "productionListenerRule (services/web.yaml)"
+    )
 
 
 def test_create_task_set_request_points_at_green() -> None:

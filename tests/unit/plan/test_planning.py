@@ -20,6 +20,7 @@ from agent.plan.model import (
 )
 from agent.plan.observed import Observed
 from agent.plan.planning import build_plan, service_order
+from agent.plan.render import render_text
 from agent.plan.services import MANAGED_TAG
 from agent.plan.taskdefs import content_hash
 
@@ -580,3 +581,61 @@ def test_agent_engine_service_on_alternate_group_is_no_change() -> None:
     desired, observed = _agent_engine_applied("arn:tg/somewhere-else")
     service = _change(build_plan(desired, observed, "abc123"), "Service", "prod/web")
     assert [f.path for f in service.fields] == ["/loadBalancers/0/targetGroupArn"]
+
+
+CANARY_ECS = {"type": "canary", "engine": "ecs", "canary": {"percent": 10, "bake": "5m"}, "bake": "10m"}
+
+
+def _external(observed: Observed, task_sets: int = 1) -> Observed:
+    """``web`` as the agent engine leaves it: EXTERNAL controller, its revision in a PRIMARY task set."""
+    web = observed.services[("prod", "web")]
+    primary = {
+        "taskSetArn": f"{ACCOUNT}:task-set/prod/web/ecs-svc/1",
+        "status": "PRIMARY",
+        "taskDefinition": web.pop("taskDefinition"),
+        "launchType": web.pop("launchType"),
+        "platformVersion": web.pop("platformVersion"),
+        "networkConfiguration": web.pop("networkConfiguration"),
+        "loadBalancers": [],
+        "serviceRegistries": [],
+    }
+    green = {**primary, "taskSetArn": f"{ACCOUNT}:task-set/prod/web/ecs-svc/2", "status": "ACTIVE"}
+    web.update(deploymentController={"type": "EXTERNAL"}, taskSets=[primary, green][:task_sets])
+    del web["deploymentConfiguration"]
+    return observed
+
+
+def test_switching_rolling_to_canary_is_an_update_in_place_said_in_the_plan() -> None:
+    """ROLLING -> CANARY on the ECS controller is one UpdateService of the deployment configuration,
+    and the plan says it is a strategy switch."""
+    observed = _applied(_desired())
+    plan = build_plan(_desired(strategy=CANARY_ECS), observed, "x")
+    web = _change(plan, "Service", "prod/web")
+    assert web.reason == "strategy ROLLING -> CANARY, in place"
+    config = web.request["updateService"]["deploymentConfiguration"]
+    assert config["strategy"] == "CANARY" and config["canaryConfiguration"]["canaryPercent"] == 10.0
+    assert "~ Service prod/web (strategy ROLLING -> CANARY, in place)" in render_text(plan)
+
+
+def test_switching_to_the_agent_engine_is_refused_and_changes_nothing() -> None:
+    """ECS controller -> EXTERNAL is never done in place: no call is planned and a warning says the
+    service must be re-created."""
+    agent = {**CANARY_ECS, "engine": "agent"}
+    plan = build_plan(_desired(strategy=agent), _applied(_desired()), "x")
+    web = _change(plan, "Service", "prod/web")
+    assert web.request == {} and web.reason == "strategy ROLLING -> EXTERNAL: refused"
+    assert any("needs the service re-created" in w for w in plan.warnings)
+
+
+def test_switching_from_the_agent_engine_updates_the_controller_once_one_task_set_is_left() -> None:
+    """EXTERNAL -> ECS is an UpdateService of deploymentController while the service has exactly one
+    task set, PRIMARY; with two it waits."""
+    ready = build_plan(_desired(strategy=CANARY_ECS), _external(_applied(_desired())), "x")
+    web = _change(ready, "Service", "prod/web")
+    assert web.request["updateService"]["deploymentController"] == {"type": "ECS"}
+    assert web.request["updateService"]["deploymentConfiguration"]["strategy"] == "CANARY"
+    assert web.reason.startswith("strategy EXTERNAL -> CANARY, in place")
+    busy = build_plan(_desired(strategy=CANARY_ECS), _external(_applied(_desired()), task_sets=2), "x")
+    web = _change(busy, "Service", "prod/web")
+    assert web.request == {} and web.reason == "strategy EXTERNAL -> CANARY: waiting"
+    assert any("waits for one PRIMARY task set (2 now" in w for w in busy.warnings)

@@ -170,7 +170,49 @@ def test_desired_count_only_when_set() -> None:
             "linear",
             {"type": "linear", "linear": {"stepPercent": 25, "stepBake": "2m"}},
             {"type": "ECS"},
-            {"strategy": "LINEAR", "linearConfiguration": {"stepPercent": 25.0, "stepBakeTimeInMinutes": 2}},
+            {
+                "strategy": "LINEAR",
+                "bakeTimeInMinutes": 0,  # always sent: ECS requires it for BLUE_GREEN, and 0 is explicit
+                "linearConfiguration": {"stepPercent": 25.0, "stepBakeTimeInMinutes": 2},
+            },
+        ),
+        (
+            "lambda hooks",
+            {
+                "type": "blueGreen",
+                "bake": "1m",
+                "hookRole": "arn:aws:iam::1:role/hooks",
+                "hooks": [
+                    {"stage": "postTestTraffic", "lambda": "arn:aws:lambda:eu-west-1:1:function:smoke"},
+                    {
+                        "stage": "preScaleUp",
+                        "lambda": "arn:aws:lambda:eu-west-1:1:function:gate",
+                        "timeout": "90s",
+                        "onTimeout": "continue",
+                    },
+                ],
+            },
+            {"type": "ECS"},
+            {
+                "strategy": "BLUE_GREEN",
+                "bakeTimeInMinutes": 1,
+                "lifecycleHooks": [
+                    {
+                        "targetType": "AWS_LAMBDA",
+                        "hookTargetArn": "arn:aws:lambda:eu-west-1:1:function:smoke",
+                        "lifecycleStages": ["POST_TEST_TRAFFIC_SHIFT"],
+                        "roleArn": "arn:aws:iam::1:role/hooks",
+                        "timeoutConfiguration": {"action": "ROLLBACK"},
+                    },
+                    {
+                        "targetType": "AWS_LAMBDA",
+                        "hookTargetArn": "arn:aws:lambda:eu-west-1:1:function:gate",
+                        "lifecycleStages": ["PRE_SCALE_UP"],
+                        "roleArn": "arn:aws:iam::1:role/hooks",
+                        "timeoutConfiguration": {"action": "CONTINUE", "timeoutInMinutes": 2},
+                    },
+                ],
+            },
         ),
         (
             "agent",
@@ -183,6 +225,58 @@ def test_desired_count_only_when_set() -> None:
 def test_deployment_settings(name: str, strategy: Any, controller: Any, configuration: Any) -> None:
     """Each strategy maps to its deployment controller and configuration (one row per strategy type)."""
     assert deployment_settings(strategy) == (controller, configuration), name
+
+
+def test_maintenance_window_adds_the_pause_hook_on_engine_ecs_only() -> None:
+    """A service with a maintenance window gets the agent's PAUSE hook before production traffic on
+    engine ecs; rolling and agent-engine services get none."""
+    canary = {"type": "canary", "canary": {"percent": 10, "bake": "5m"}}
+    _, config = deployment_settings(canary, pause=True)
+    assert config is not None and config["lifecycleHooks"] == [
+        {
+            "targetType": "PAUSE",
+            "lifecycleStages": ["PRE_PRODUCTION_TRAFFIC_SHIFT"],
+            "timeoutConfiguration": {"timeoutInMinutes": 20160, "action": "ROLLBACK"},
+        }
+    ]
+    assert "lifecycleHooks" not in (deployment_settings({"type": "rolling"}, pause=True)[1] or {})
+    assert deployment_settings({**canary, "engine": "agent"}, pause=True)[1] is None
+
+
+def test_lifecycle_hooks_compare_with_ecs_defaults_filled() -> None:
+    """Hooks as ECS echoes them (defaults filled, another order) normalise to the hooks asked for."""
+    asked = {
+        "deploymentConfiguration": {
+            "strategy": "BLUE_GREEN",
+            "lifecycleHooks": [
+                {"hookTargetArn": "arn:l:b", "roleArn": "arn:r", "lifecycleStages": ["POST_SCALE_UP"]},
+                {"targetType": "PAUSE", "lifecycleStages": ["PRE_PRODUCTION_TRAFFIC_SHIFT"]},
+            ],
+        }
+    }
+    echoed = {
+        "deploymentConfiguration": {
+            "strategy": "BLUE_GREEN",
+            "lifecycleHooks": [
+                {
+                    "targetType": "PAUSE",
+                    "lifecycleStages": ["PRE_PRODUCTION_TRAFFIC_SHIFT"],
+                    "timeoutConfiguration": {"timeoutInMinutes": 1440, "action": "ROLLBACK"},
+                },
+                {
+                    "targetType": "AWS_LAMBDA",
+                    "hookTargetArn": "arn:l:b",
+                    "roleArn": "arn:r",
+                    "lifecycleStages": ["POST_SCALE_UP"],
+                    "timeoutConfiguration": {"timeoutInMinutes": 1440, "action": "ROLLBACK"},
+                },
+            ],
+        }
+    }
+    want, have = normalise_service(asked), normalise_service(echoed)
+    assert want["deploymentConfiguration"] == have["deploymentConfiguration"]
+    other = normalise_service({"deploymentConfiguration": {"strategy": "BLUE_GREEN"}})
+    assert other["deploymentConfiguration"] != want["deploymentConfiguration"]
 
 
 def test_resolve_strategy_by_name_or_inline() -> None:

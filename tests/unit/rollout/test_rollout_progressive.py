@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from agent_world import PROD, T0, TEST, TG_A, TG_B, Commit, World, td
 
-from agent.rollout.decisions import FAILURE, PENDING, SUCCESS, RolloutRecord
+from agent.rollout.decisions import FAILURE, PENDING, SUCCESS, Decision, RolloutRecord
 from agent.rollout.progressive import (
     POLL,
     AgentRecord,
@@ -27,6 +27,7 @@ from agent.rollout.progressive import (
     Strategy,
     UpdateService,
     advance,
+    hand_back,
 )
 from agent.rollout.windows import Window
 
@@ -500,6 +501,67 @@ def test_same_revision_other_settings_keeps_the_task_set_in_flight() -> None:
     assert decision.other_commits == (("a" * 40, FAILURE, "superseded by eeeeeeeeeeee before it finished"),)
     assert world.run().state == SUCCESS
     assert_done(world)
+
+
+# -- handing the service back to ECS (Git moved it to another engine) ---------------------------------
+
+
+def _hand_back(world: World, sha: str = "f" * 40) -> Decision:
+    """Tick once with hand_back for a commit that switches web to engine ecs (CANARY)."""
+    obs = replace(world.observation(), sha=sha, fingerprint="F-ecs", target=None, target_label="web")
+    decision = hand_back(world.record, obs, "CANARY", world.now)
+    world.apply(decision)
+    return decision
+
+
+def test_hand_back_mid_canary_puts_traffic_on_blue_and_deletes_green() -> None:
+    """Switching engine while the canary bakes: traffic back on blue and green deleted in one decision, the
+    canary's commit fails as superseded, and nothing else happens once blue is the only task set."""
+    world = World(CANARY, test_rule=True)
+    world.run_until("canary 10 % baking")
+    green = world.by_revision(5)
+    decision = _hand_back(world)
+    assert decision.actions == (BACK_PROD, BACK_TEST, DeleteTaskSet(green.arn))
+    assert (decision.state, decision.description) == (
+        PENDING,
+        "switching from engine agent to CANARY: traffic back on web:4, removing web:5",
+    )
+    assert decision.other_commits == (("a" * 40, FAILURE, "superseded by ffffffffffff before it finished"),)
+    assert world.record is not None and (world.record.result, world.record.sha) == ("failed", "a" * 40)
+    assert_rolled_back(world)
+    world.settle(world.now + POLL)
+    again = _hand_back(world)  # (the reconciler would not ask again: one PRIMARY task set is left)
+    assert again.actions == () and again.other_commits == ()
+
+
+def test_hand_back_during_the_final_bake_makes_the_old_blue_primary_again() -> None:
+    """After the flip, handing back keeps the rollout's blue (as a superseding commit would)."""
+    world = World(CANARY)
+    world.run_until("final bake")
+    blue, green = world.by_revision(4), world.by_revision(5)
+    decision = _hand_back(world)
+    assert decision.actions == (BACK_PROD, SetPrimary(blue.arn), DeleteTaskSet(green.arn))
+    assert_rolled_back(world)
+
+
+def test_hand_back_without_a_rollout_in_flight_only_removes_strays() -> None:
+    """A stray task set next to a finished rollout is deleted, and no commit is said to be superseded."""
+    world = World(CANARY)
+    world.run()
+    world.task_sets.append(world._task_set(3, TG_A, "ACTIVE", stable=True))
+    stray = world.by_revision(3)
+    decision = _hand_back(world)
+    assert decision.actions == (DeleteTaskSet(stray.arn),)
+    assert decision.other_commits == () and world.record is not None and world.record.result == "succeeded"
+
+
+def test_hand_back_with_no_task_set_fails_and_says_why() -> None:
+    """An EXTERNAL service without any task set cannot switch in place: failure, nothing done."""
+    world = World(CANARY)
+    world.task_sets = []
+    decision = _hand_back(world)
+    assert (decision.actions, decision.state) == ((), FAILURE)
+    assert "has none: re-create it" in decision.description
 
 
 # -- crash and resume ------------------------------------------------------------------------------
