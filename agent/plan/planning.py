@@ -695,7 +695,7 @@ def _service_change(
         warnings.append(f"{label}: {blocked[1]}")
         reason = f"strategy {before} -> {after}: {'refused' if blocked[0] == 'failure' else 'waiting'}"
         return Change("Service", name, UPDATE, source, tuple(fields), {}, reason)
-    if "EXTERNAL" in (before, after):
+    if switch and "EXTERNAL" in (before, after):
         switch = f"strategy {before} -> {after}, in place: the PRIMARY task set becomes the deployment"
     for key in _top_level(fields):
         old, new = have.get(key, ABSENT), want.get(key, ABSENT)

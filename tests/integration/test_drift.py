@@ -69,7 +69,7 @@ def test_console_change_is_reported_in_one_tick_and_left_alone(story: Story) -> 
     } in [{k: e.get(k) for k in ("event", "service", "drift", "action", "log_level")} for e in logs]
     assert result.plan is not None
     text = render_text(result.plan)
-    assert "! Service prod/web (drifted from Git)" in text
+    assert "! Service prod/web (drifted from Git)" in text, text
     assert (
         "! web: drifted from Git (desiredCount 4 -> 7 in ECS); selfHeal off: reported, not corrected" in text
     )

@@ -583,6 +583,18 @@ def test_agent_engine_service_on_alternate_group_is_no_change() -> None:
     assert [f.path for f in service.fields] == ["/loadBalancers/0/targetGroupArn"]
 
 
+
+def test_an_agent_engine_service_that_stays_on_the_agent_engine_is_no_strategy_switch() -> None:
+    """A field change of an EXTERNAL service whose manifest keeps engine agent is a plain update, not a
+    strategy switch."""
+    desired, observed = _agent_engine_applied("arn:tg/web-green")
+    observed.services[("prod", "web")]["desiredCount"] = 7
+    plan = build_plan(desired, observed, "abc123")
+    service = _change(plan, "Service", "prod/web")
+    assert [f.path for f in service.fields] == ["/desiredCount"]
+    assert service.reason == "1 field(s) differ"
+    assert "strategy" not in render_text(plan)
+
 CANARY_ECS = {"type": "canary", "engine": "ecs", "canary": {"percent": 10, "bake": "5m"}, "bake": "10m"}
 
 
