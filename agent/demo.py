@@ -31,7 +31,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import cache
 from pathlib import Path
 from types import SimpleNamespace
@@ -50,7 +50,7 @@ from agent.sandbox.hooks import HookReceiver
 from agent.sandbox.server import Sandbox
 from agent.sandbox.simulator import SandboxClock
 from agent.status.gitnotes import GitNotesPublisher
-from agent.testing import check_traffic
+from agent.testing import CALM_START, check_traffic
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "manifests-example"
 WORKER_TD = "taskdefs/worker.yaml"
@@ -58,7 +58,7 @@ WEB_TD = "taskdefs/web.json"
 WEB = "services/web.yaml"
 STRATEGIES = "strategies/strategies.yaml"
 FINAL = ("success", "failure", "error")
-START = datetime(2026, 6, 2, 10, 0, tzinfo=UTC)  # a Tuesday, 12:00 in Berlin: every example window closed
+START = CALM_START  # a Tuesday, 12:00 in Berlin: every example window closed
 SPEED = 20.0  # sandbox (and agent) seconds per real second
 TASK_START = 4.0  # sandbox seconds to start one task (0.2 s of real time)
 T0 = time.monotonic()

@@ -4,6 +4,8 @@ a fake clock, the agent engine's traffic invariant, and file helpers."""
 from __future__ import annotations
 
 import json
+import re
+import shutil
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,6 +20,26 @@ from agent.reconcile import PlanResult, Reconciler
 REPO_ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO_ROOT / "manifests-example"
 CORPUS = REPO_ROOT.parent / "shared" / "corpus" / "taskdefs"
+# A Tuesday, 12:00 in Berlin, in June: no window of manifests-example is open (weekday-nights opens at
+# 22:00, year-end-freeze on 20 December), so a test whose clock starts here gets the same story on any
+# date. (The demo starts its sandbox clock here too.)
+CALM_START = datetime(2026, 6, 2, 10, 0, tzinfo=UTC)
+
+
+def copy_example(dest: Path) -> None:
+    """manifests-example copied into ``dest``, its services no longer in ``year-end-freeze``: for tests
+    that deploy it on the real clock (a daemon's scheduler), which would otherwise stall from 20 December
+    to 3 January. The freeze itself is tested on pinned clocks."""
+    shutil.copytree(EXAMPLE, dest, dirs_exist_ok=True)
+    for service in (dest / "services").glob("*.yaml"):
+        lines = []
+        for line in service.read_text().splitlines(keepends=True):
+            found = re.fullmatch(r"(\s*windows: )\[(.*)\]\n", line)
+            if found:
+                kept = [w.strip() for w in found[2].split(",") if w.strip() != "year-end-freeze"]
+                line = f"{found[1]}[{', '.join(kept)}]\n" if kept else ""
+            lines.append(line)
+        service.write_text("".join(lines))
 
 
 class FakeClock:

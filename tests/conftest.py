@@ -31,14 +31,16 @@ def sandbox() -> Iterator[Sandbox]:
 
 @pytest.fixture(scope="module")
 def sim_sandbox() -> Iterator[Sandbox]:
-    """Like ``sandbox``, but its simulator runs on a manual clock (2 s per task start) that tests advance.
+    """Like ``sandbox``, but its simulator runs on a manual clock (2 s per task start) that tests advance,
+    from ``CALM_START`` (no window of manifests-example open), so a story is the same on any date.
 
     Tests sharing it should use names of their own; time only moves when a test advances it.
     """
     from agent.sandbox.server import Sandbox
     from agent.sandbox.simulator import SandboxClock
+    from agent.testing import CALM_START
 
-    with Sandbox(clock=SandboxClock(manual=True), task_start_seconds=2.0) as running:
+    with Sandbox(clock=SandboxClock(manual=True, start=CALM_START), task_start_seconds=2.0) as running:
         running.seed(SANDBOX_SEED)
         yield running
 

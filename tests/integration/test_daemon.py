@@ -3,7 +3,6 @@ and a rollout's wake-up time brings the next tick forward of the poll interval."
 
 from __future__ import annotations
 
-import shutil
 import threading
 import time
 from dataclasses import replace
@@ -18,7 +17,7 @@ from agent.config import AgentConfig
 from agent.daemon import Agent
 from agent.sandbox.faults import Fault
 from agent.status.gitnotes import GitNotesPublisher
-from agent.testing import EXAMPLE
+from agent.testing import EXAMPLE, copy_example
 
 
 @pytest.fixture
@@ -26,7 +25,7 @@ def repo(tmp_path: Path) -> git.Repo:
     repo = git.Repo.init(tmp_path / "deployments", initial_branch="main")
     with repo.config_writer() as cw:
         cw.set_value("user", "name", "Dev").set_value("user", "email", "dev@example.com")
-    shutil.copytree(EXAMPLE, repo.working_dir, dirs_exist_ok=True)
+    copy_example(Path(repo.working_dir))  # the daemon runs on the real clock: no year-end freeze
     return repo
 
 

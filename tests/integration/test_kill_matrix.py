@@ -4,7 +4,9 @@ run ends — the same ECS state, no duplicate task-definition revision, every co
 Each ``Step`` names the call to kill the agent in, held from outside (the sandbox holds an ECS operation;
 ``GitRemoteFaults`` holds the status push to the remote), and which commit of a ``Scenario`` is being
 applied. Adding a step is one line in ``STEPS``; another engine adds its ``Scenario`` (its manifests,
-commit by commit) and its steps. The agent is the real CLI, ``ecs-gitops apply --wait``, in a subprocess.
+commit by commit) and its steps: ``rolling`` and ``native`` (engine ecs: the sandbox's service deployments)
+are here, the agent engine's phases are in test_agent_engine_crash.py. The agent is the real CLI,
+``ecs-gitops apply --wait``, in a subprocess.
 """
 
 from __future__ import annotations
@@ -32,11 +34,13 @@ SEED = Path(__file__).resolve().parents[2] / "manifests-example" / "sandbox-seed
 # -- scenarios: the manifests of each commit -----------------------------------------------------------
 
 
-def _taskdef(image: str) -> dict[str, Any]:
+def _taskdef(image: str, family: str = "app", port: int | None = None) -> dict[str, Any]:
+    container: dict[str, Any] = {"name": "app", "image": image}
+    if port is not None:
+        container["portMappings"] = [{"containerPort": port}]
     return {
-        "family": "app", "networkMode": "awsvpc", "requiresCompatibilities": ["FARGATE"],
-        "cpu": "256", "memory": "512",
-        "containerDefinitions": [{"name": "app", "image": image}],
+        "family": family, "networkMode": "awsvpc", "requiresCompatibilities": ["FARGATE"],
+        "cpu": "256", "memory": "512", "containerDefinitions": [container],
     }  # fmt: skip
 
 
@@ -50,14 +54,40 @@ ROLLING_BASE = {
 }
 
 
+# engine ecs: a native canary whose PAUSE hook (the service has a maintenance window, open all day) the
+# agent continues; the ServiceDeployment APIs are the sandbox's (agent/sandbox/service_deployments.py).
+NATIVE_BASE = {
+    "cluster.yaml": "apiVersion: ecs-gitops/v1\nkind: Cluster\nmetadata: {name: native}\n"
+    "spec: {capacityProviders: [FARGATE]}\n",
+    "window.yaml": "apiVersion: ecs-gitops/v1\nkind: Window\nmetadata: {name: all-day}\n"
+    "spec: {type: maintenance, schedule: '0 0 * * *', duration: 24h, timezone: UTC}\n",
+    "service.yaml": "apiVersion: ecs-gitops/v1\nkind: Service\nmetadata: {name: canary}\nspec:\n"
+    "  cluster: native\n  taskDefinition: canary.json\n  desiredCount: 2\n  launchType: FARGATE\n"
+    "  networkConfiguration:\n"
+    "    awsvpcConfiguration: {subnets: [{name: private-a}], securityGroups: [{name: api}]}\n"
+    "  loadBalancers:\n"
+    "    - {targetGroup: {name: api-blue}, alternateTargetGroup: {name: api-green},\n"
+    "       productionListenerRule: {name: api-prod}, testListenerRule: {name: api-test},\n"
+    "       role: {name: ecsInfrastructureRole}, containerName: app, containerPort: 9000}\n"
+    "  strategy: {type: canary, engine: ecs, canary: {percent: 50, bake: 1m}, bake: 0s}\n"
+    "  windows: [all-day]\n",
+}
+
+
+def _native(image: str) -> dict[str, Any]:
+    return _taskdef(image, family="canary", port=9000)
+
+
 @dataclass(frozen=True)
 class Scenario:
-    """Commits, each a set of files (path -> text or JSON), and the ECS resources whose state is compared."""
+    """Commits, each a set of files (path -> text or JSON), and the ECS resources whose state is compared.
+    Commits in ``no_wait`` (1-based) are applied without ``--wait``: the next commit lands mid-rollout."""
 
     commits: tuple[dict[str, Any], ...]
     cluster: str
     services: tuple[str, ...]
     families: tuple[str, ...]
+    no_wait: tuple[int, ...] = ()
 
 
 SCENARIOS = {
@@ -69,6 +99,18 @@ SCENARIOS = {
         cluster="kill",
         services=("app",),
         families=("app",),
+    ),
+    "native": Scenario(
+        commits=(
+            {**NATIVE_BASE, "canary.json": _native("repo/canary:1")},  # creates the service
+            {"canary.json": _native("repo/canary:2")},  # a canary: PAUSE hook continued, 50 %, 100 %
+            {"canary.json": _native("repo/canary:3")},  # started, then superseded while it bakes at 50 %
+            {"canary.json": _native("repo/canary:2")},  # the revert: StopServiceDeployment(ROLLBACK)
+        ),
+        cluster="native",
+        services=("canary",),
+        families=("canary",),
+        no_wait=(3,),
     ),
 }
 
@@ -132,6 +174,9 @@ STEPS = [
     Step("update service", ecs("UpdateService"), commit=2),
     Step("status write (pending)", status_push(), commit=2),
     Step("status write (final)", status_push(), commit=2, settled=True),
+    Step("ecs: update service", ecs("UpdateService"), commit=2, scenario="native"),
+    Step("ecs: continue at the PAUSE hook", ecs("ContinueServiceDeployment"), commit=2, scenario="native"),
+    Step("ecs: stop service deployment", ecs("StopServiceDeployment"), commit=4, scenario="native"),
 ]
 
 
@@ -209,6 +254,12 @@ class Run:
             assert time.monotonic() < deadline, f"the rollout never completed: {deployments}"
             time.sleep(0.1)
 
+    def _named(self, text: str) -> str:
+        """``text`` with commit ids as "commit N" (a rerun's commits have other ids)."""
+        for n, sha in enumerate(self.shas, 1):
+            text = text.replace(sha[:12], f"commit {n}").replace(sha[:7], f"commit {n}")
+        return text
+
     def snapshot(self) -> dict[str, Any]:
         """What an observer compares: services, every revision of each family, each commit's statuses."""
         ecs = self.sandbox.client("ecs")
@@ -224,7 +275,9 @@ class Run:
         statuses = []
         for sha in self.shas:
             note = self.remote.git.notes("--ref", "ecs-gitops", "show", sha)
-            statuses.append({ctx: (e["state"], e["description"]) for ctx, e in json.loads(note).items()})
+            statuses.append(
+                {ctx: (e["state"], self._named(e["description"])) for ctx, e in json.loads(note).items()}
+            )
         return {
             "services": {
                 s["serviceName"]: {
@@ -245,7 +298,7 @@ def _uninterrupted(sandbox: Any, root: Path, scenario: Scenario) -> dict[str, An
     run = Run(sandbox, root, scenario)
     for index in range(len(scenario.commits)):
         run.commit(index)
-        run.apply()
+        run.apply(wait=index + 1 not in scenario.no_wait)
     return run.snapshot()
 
 
@@ -269,13 +322,16 @@ def test_a_kill_inside_each_step_ends_like_an_uninterrupted_run(
     for index in range(len(scenario.commits)):
         run.commit(index)
         if index + 1 != step.commit:
-            run.apply()
+            run.apply(wait=index + 1 not in scenario.no_wait)
             continue
         if step.settled:
             run.apply(wait=False)  # applied; the final statuses come from the tick that sees it done
             run.wait_for_rollout()
         run.kill_inside(step)
         run.apply()  # the restart
-    expected = reference[step.scenario]
-    assert run.snapshot() == expected
-    assert all(state == "success" for commit in expected["statuses"] for state, _ in commit.values())
+    expected, got = reference[step.scenario], run.snapshot()
+    for commit, (want, have) in enumerate(zip(expected["statuses"], got["statuses"], strict=True), 1):
+        assert have == want, f"commit {commit}"
+    assert got == expected
+    finished = [c for n, c in enumerate(expected["statuses"], 1) if n not in scenario.no_wait]
+    assert all(state == "success" for commit in finished for state, _ in commit.values())

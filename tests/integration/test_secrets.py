@@ -6,7 +6,6 @@ marker values and the variables hold marker strings."""
 from __future__ import annotations
 
 import json
-import shutil
 import socket
 import threading
 import time
@@ -25,7 +24,7 @@ from agent.config import load_config
 from agent.daemon import Agent
 from agent.logs import configure_logging
 from agent.server import github_signature
-from agent.testing import EXAMPLE
+from agent.testing import copy_example
 
 ENV_SECRET = "hunter2-SECRET-VALUE"
 GITHUB_TOKEN = "ghp-GITHUB-TOKEN-MARKER-0451"
@@ -106,7 +105,7 @@ def repo(tmp_path: Path) -> Iterator[tuple[git.Repo, git.Repo]]:
     work = git.Repo.clone_from(remote.git_dir, tmp_path / "work")
     with work.config_writer() as cw:
         cw.set_value("user", "name", "Dev").set_value("user", "email", "dev@example.com")
-    shutil.copytree(EXAMPLE, tmp_path / "work", dirs_exist_ok=True)
+    copy_example(tmp_path / "work")  # the agent runs on the real clock: no year-end freeze
     _with_secrets(tmp_path / "work", ENV_SECRET)
     # web waits for nothing, so one ``apply`` creates it and the next plan diffs its task definition.
     service = tmp_path / "work" / "services" / "web.yaml"
