@@ -69,7 +69,7 @@ NATIVE_BASE = {
     "    - {targetGroup: {name: api-blue}, alternateTargetGroup: {name: api-green},\n"
     "       productionListenerRule: {name: api-prod}, testListenerRule: {name: api-test},\n"
     "       role: {name: ecsInfrastructureRole}, containerName: app, containerPort: 9000}\n"
-    "  strategy: {type: canary, engine: ecs, canary: {percent: 50, bake: 1m}, bake: 0s}\n"
+    "  strategy: {type: canary, engine: ecs, canary: {percent: 50, bake: 0s}, bake: 0s}\n"
     "  windows: [all-day]\n",
 }
 
@@ -104,7 +104,10 @@ SCENARIOS = {
         commits=(
             {**NATIVE_BASE, "canary.json": _native("repo/canary:1")},  # creates the service
             {"canary.json": _native("repo/canary:2")},  # a canary: PAUSE hook continued, 50 %, 100 %
-            {"canary.json": _native("repo/canary:3")},  # started, then superseded while it bakes at 50 %
+            {  # started, then superseded while it bakes at 50 % (the bake is long enough for that)
+                "canary.json": _native("repo/canary:3"),
+                "service.yaml": NATIVE_BASE["service.yaml"].replace("bake: 0s}, bake", "bake: 5m}, bake"),
+            },
             {"canary.json": _native("repo/canary:2")},  # the revert: StopServiceDeployment(ROLLBACK)
         ),
         cluster="native",
@@ -189,6 +192,7 @@ class Run:
     def __init__(self, sandbox: Any, root: Path, scenario: Scenario) -> None:
         sandbox.reset()
         sandbox.seed(SEED)
+        sandbox.simulator.configure(task_start_seconds=0.2)  # real time here: tasks start fast
         self.sandbox, self.root, self.scenario = sandbox, root, scenario
         self.remote = git.Repo.init(root / "origin.git", bare=True, initial_branch="main")
         self.work = git.Repo.clone_from(self.remote.git_dir, root / "work")
