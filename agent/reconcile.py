@@ -36,9 +36,10 @@ With ``accounts`` (agent/aws/accounts.py) each account is planned and applied in
 own clients, but the commit rolls out as one: every engine decides first, then one ``gate`` over all the
 services holds back those whose dependencies (in any account) have not rolled out, then each lane applies
 its share. Drift and prune are found in each lane, with that account's clients and clusters. The agent
-engine runs in each lane too (its observations, task sets, listener weights and Lambda hooks use that
-account's clients); the ordering gate holds an agent-engine decision that would start a rollout as it
-holds an APPLY.
+and ecs engines run in each lane too (their observations, task sets, listener weights, Lambda hooks and
+service-deployment calls use that account's clients); the ordering gate holds an agent-engine decision
+that would start a rollout as it holds an APPLY, and never the ecs engine's stop or continue of a
+deployment already in flight.
 """
 
 from __future__ import annotations
