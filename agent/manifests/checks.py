@@ -267,7 +267,7 @@ def _check_strategy(ctx: _Context, spec: dict[str, Any], source: Source, base: s
             f"the ECS deployment circuit breaker only works with type rolling, not {stype}; use alarms",
         )
     stages: set[Any] = set()
-    for i, hook in enumerate(spec.get("hooks") or []):
+    for i, hook in enumerate(_items(spec.get("hooks"))):
         hp = f"{base}/hooks/{i}"
         if stype == "rolling" and isinstance(hook, dict):
             ctx.add(
@@ -418,11 +418,11 @@ def _check_service(ctx: _Context, m: Manifest) -> None:
     elif isinstance(strategy_ref, dict):
         _check_strategy(ctx, strategy_ref, src, "/spec/strategy")
     # windows
-    for i, w in enumerate(spec.get("windows") or []):
+    for i, w in enumerate(_items(spec.get("windows"))):
         if w not in names["Window"]:
             ctx.add(src, f"/spec/windows/{i}", f'no Window named "{w}"')
     # dependsOn
-    for i, d in enumerate(spec.get("dependsOn") or []):
+    for i, d in enumerate(_items(spec.get("dependsOn"))):
         if d == m.name:
             ctx.add(src, f"/spec/dependsOn/{i}", "a service cannot depend on itself")
         elif d not in names["Service"]:
@@ -487,7 +487,7 @@ def _check_service_strategy(ctx: _Context, m: Manifest) -> None:
     test_hooks = sorted(
         {
             str(h.get("stage"))
-            for h in strategy.get("hooks") or []
+            for h in _items(strategy.get("hooks"))
             if isinstance(h, dict) and h.get("stage") in TEST_TRAFFIC_STAGES
         }
     )
@@ -518,7 +518,7 @@ def _uses_fargate(ctx: _Context, spec: dict[str, Any], cluster: Manifest | None)
     cps = spec.get("capacityProviderStrategy")
     if cps is None and spec.get("launchType") is None and cluster is not None:
         cps = cluster.spec.get("defaultCapacityProviderStrategy")
-    return any(isinstance(i, dict) and i.get("capacityProvider") in FARGATE_PROVIDERS for i in cps or [])
+    return any(isinstance(i, dict) and i.get("capacityProvider") in FARGATE_PROVIDERS for i in _items(cps))
 
 
 def _check_service_task_definition(ctx: _Context, m: Manifest, cluster: Manifest | None) -> None:
@@ -558,7 +558,7 @@ def _check_service_task_definition(ctx: _Context, m: Manifest, cluster: Manifest
 
 def _check_ignore_drift(ctx: _Context, m: Manifest) -> None:
     """ignoreDrift pointers must start at a field of the service as the plan shows it (CreateService)."""
-    for i, pointer in enumerate(m.spec.get("ignoreDrift") or []):
+    for i, pointer in enumerate(_items(m.spec.get("ignoreDrift"))):
         if not isinstance(pointer, str) or not pointer.startswith("/"):
             continue  # the schema reports it
         top = pointer.split("/")[1].replace("~1", "/").replace("~0", "~")
@@ -621,10 +621,10 @@ def _check_cycles(ctx: _Context) -> None:
 def _check_cluster(ctx: _Context, m: Manifest) -> None:
     spec, src = m.spec, m.source
     listed = spec.get("capacityProviders")
-    for i, name in enumerate(listed or []):
+    for i, name in enumerate(_items(listed)):
         if not _provider_known(ctx, name):
             ctx.add(src, f"/spec/capacityProviders/{i}", _unknown_provider(name))
-    for i, item in enumerate(spec.get("defaultCapacityProviderStrategy") or []):
+    for i, item in enumerate(_items(spec.get("defaultCapacityProviderStrategy"))):
         name = item.get("capacityProvider") if isinstance(item, dict) else None
         pointer = f"/spec/defaultCapacityProviderStrategy/{i}/capacityProvider"
         if not _provider_known(ctx, name):
@@ -729,6 +729,11 @@ def _valid(ctx: _Context, kind: str) -> list[_Entry]:
         for e in ctx.entries
         if e.valid and e.manifest.kind == kind and ctx.names[kind].get(e.manifest.name) is e.manifest
     ]
+
+
+def _items(value: Any) -> list[Any]:
+    """``value`` when it is a list, else nothing to iterate (the schema has already reported it)."""
+    return value if isinstance(value, list) else []
 
 
 def _guard(ctx: _Context, source: Source | None, what: str, fn: Callable[[], None]) -> None:
