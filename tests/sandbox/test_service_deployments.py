@@ -14,11 +14,10 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
+from test_simulator import T, checked_client
 
-from agent.sandbox.overlay import shape_errors
 from agent.sandbox.server import Sandbox
 
-T = 2.0  # sim_sandbox's task_start_seconds
 ROLE = "arn:aws:iam::123456789012:role/ecsInfrastructureRole"
 HOOK_ROLE = "arn:aws:iam::123456789012:role/ecs-hooks"
 SMOKE = "arn:aws:lambda:eu-west-1:123456789012:function:smoke"
@@ -32,21 +31,11 @@ PAUSE_HOOK = {
 # -- helpers ---------------------------------------------------------------------------------------
 
 
-def _before_parse(operation_model: Any, response_dict: dict[str, Any], **_: Any) -> None:
-    if response_dict.get("status_code") == 200 and response_dict.get("body"):
-        problems = shape_errors(json.loads(response_dict["body"]), operation_model.output_shape.name)
-        assert not problems, f"{operation_model.name} reply does not fit botocore's shape:\n" + "\n".join(
-            problems
-        )
-
-
 @pytest.fixture
 def ecs(sim_sandbox: Sandbox) -> Any:
     """A shape-checked ECS client on ``sim_sandbox`` with the default simulator settings."""
     sim_sandbox.simulator.configure(failure_pattern="*:broken*", task_start_seconds=T, alarm_poll_seconds=60)
-    client = sim_sandbox.client("ecs")
-    client.meta.events.register("before-parse.ecs.*", _before_parse)
-    return client
+    return checked_client(sim_sandbox)
 
 
 @pytest.fixture(scope="module")
