@@ -21,9 +21,14 @@ lint: .venv
 	$(BIN)/ruff check agent tests
 
 # npm tools (GitHub's OpenAPI description + prism) for the commit-status contract test; skipped without npm.
+# The suite runs in parallel, a test file per worker (pytest-xdist, one worker per core); the IAM coverage
+# test then runs on its own, reading the operations each worker recorded (see tests/conftest.py).
+OPERATIONS := .pytest-operations
 test: lint
 	bash .ci/npm-tools.sh
-	$(BIN)/pytest
+	rm -rf $(OPERATIONS) && mkdir -p $(OPERATIONS)
+	ECS_GITOPS_OPERATIONS_DIR=$(OPERATIONS) $(BIN)/pytest -n auto --dist loadfile --ignore=tests/test_iam_policy.py
+	ECS_GITOPS_OPERATIONS_DIR=$(OPERATIONS) $(BIN)/pytest tests/test_iam_policy.py
 
 # Hostile-input fuzzing (tests/fuzz): hypothesis profile "fuzz", 10,000 random examples per target
 # (FUZZ_EXAMPLES=N changes that); `make test` runs the same targets with 50 derandomised examples each.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -49,9 +50,15 @@ def sim_sandbox() -> Iterator[Sandbox]:
 # agent.aws.clients records every AWS operation the agent's own clients call, process-wide. The coverage
 # test compares that record with manifests-example/agent/iam-policy.json, so it runs after every other
 # test; the "no unused action" half needs the whole suite to have run, which these hooks find out.
+#
+# `make test` runs the suite in parallel (pytest-xdist: one process per worker), then this module on its own:
+# with ECS_GITOPS_OPERATIONS_DIR set, every session writes what its process recorded there when it ends
+# (``<pid>.ops``, plus ``whole`` when it ran every other test file unfiltered), and ``operations_called``
+# and ``whole_suite`` read those files too.
 
 IAM_POLICY_TEST = "test_iam_policy.py"
 _WHOLE_SUITE = pytest.StashKey[bool]()
+_WHOLE_BUT_IAM = pytest.StashKey[bool]()
 _DESELECTED = pytest.StashKey[int]()
 
 
@@ -69,16 +76,52 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     tests_dir = Path(__file__).resolve().parent
     every_file = {p.resolve() for p in tests_dir.rglob("test_*.py")}
     collected = {Path(item.path).resolve() for item in items}
-    config.stash[_WHOLE_SUITE] = (
-        collected == every_file
-        and not config.stash.get(_DESELECTED, 0)
+    unfiltered = (
+        not config.stash.get(_DESELECTED, 0)
         and not config.getoption("keyword")
         and not config.getoption("markexpr")
         and not any("::" in arg for arg in config.args)
     )
+    config.stash[_WHOLE_SUITE] = collected == every_file and unfiltered
+    config.stash[_WHOLE_BUT_IAM] = unfiltered and collected == {
+        p for p in every_file if p.name != IAM_POLICY_TEST
+    }
+
+
+_OPERATIONS_DIR = "ECS_GITOPS_OPERATIONS_DIR"
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    folder = os.environ.get(_OPERATIONS_DIR)
+    if not folder or not hasattr(session, "items"):  # not asked, or the xdist controller (no agent calls)
+        return
+    from agent.aws.clients import OPERATIONS_CALLED
+
+    Path(folder, f"{os.getpid()}.ops").write_text("\n".join(sorted(OPERATIONS_CALLED)))
+    if session.config.stash.get(_WHOLE_BUT_IAM, False):
+        Path(folder, "whole").write_text("every test file but the IAM coverage test ran, unfiltered\n")
+
+
+@pytest.fixture(scope="session")
+def operations_called() -> set[str]:
+    """Every AWS operation the agent's own clients called: in this process, and in the earlier sessions
+    that wrote to ECS_GITOPS_OPERATIONS_DIR (the parallel run of `make test`)."""
+    from agent.aws.clients import OPERATIONS_CALLED
+
+    called = set(OPERATIONS_CALLED)
+    folder = os.environ.get(_OPERATIONS_DIR)
+    for record in Path(folder).glob("*.ops") if folder else ():
+        called.update(record.read_text().split())
+    return called
 
 
 @pytest.fixture(scope="session")
 def whole_suite(request: pytest.FixtureRequest) -> bool:
-    """True when this session runs every test of the suite (no file, -k, -m or node-id selection)."""
-    return request.config.stash.get(_WHOLE_SUITE, False)
+    """True when this session runs every test of the suite (no file, -k, -m or node-id selection), or runs
+    the IAM coverage test after a session that ran every other test file (``whole`` in
+    ECS_GITOPS_OPERATIONS_DIR)."""
+    if request.config.stash.get(_WHOLE_SUITE, False):
+        return True
+    folder = os.environ.get(_OPERATIONS_DIR)
+    only_iam = all(item.path.name == IAM_POLICY_TEST for item in request.session.items)
+    return bool(folder) and only_iam and Path(folder, "whole").is_file()

@@ -1,9 +1,10 @@
 """The agent's IAM policy (manifests-example/agent/iam-policy.json) grants exactly what the agent calls.
 
 ``agent.aws.clients.OPERATIONS_CALLED`` records every operation the agent's own AWS clients performed in
-this test session (the tests' setup calls go through other clients and are not in it). tests/conftest.py
-runs this module last. Some permissions are checked by AWS during another call instead of being calls
-themselves (``iam:PassRole`` when a task definition names roles); IMPLIED lists them.
+this test session (the tests' setup calls go through other clients and are not in it); the
+``operations_called`` fixture (tests/conftest.py) adds the other workers' records under pytest-xdist.
+tests/conftest.py runs this module last. Some permissions are checked by AWS during another call instead
+of being calls themselves (``iam:PassRole`` when a task definition names roles); IMPLIED lists them.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from agent.aws.clients import OPERATIONS_CALLED
 from agent.manifests import load_desired
 from agent.manifests.tree import DirTree
 
@@ -67,9 +67,9 @@ def _policy_actions() -> set[str]:
     return actions
 
 
-def _called() -> set[str]:
+def _called(operations: set[str]) -> set[str]:
     out = set()
-    for key in OPERATIONS_CALLED:
+    for key in operations:
         service, operation = key.split(".", 1)
         assert service in PREFIX, f"add the IAM prefix of {service!r} to PREFIX"
         action = f"{PREFIX[service]}:{operation}"
@@ -94,19 +94,21 @@ def test_the_policy_is_not_a_manifest() -> None:
     assert not [w for w in desired.warnings if "iam-policy" in str(w)]
 
 
-def test_every_operation_the_agent_called_is_allowed() -> None:
+def test_every_operation_the_agent_called_is_allowed(operations_called: set[str]) -> None:
     """Each AWS operation the agent performed during the tests, and what AWS checks with it, is allowed."""
-    needed = _called() | {p for action in _called() for p in IMPLIED.get(action, ())}
+    called = _called(operations_called)
+    needed = called | {p for action in called for p in IMPLIED.get(action, ())}
     missing = sorted(needed - _policy_actions())
     assert not missing, f"the agent called these, but {POLICY.name} does not allow them: {missing}"
 
 
-def test_every_allowed_action_was_used(whole_suite: bool) -> None:
+def test_every_allowed_action_was_used(whole_suite: bool, operations_called: set[str]) -> None:
     """No action in the policy goes unused by the whole suite (least privilege)."""
     if not whole_suite:
         reason = "only part of the suite ran: unused actions can only be judged after the whole suite"
         print(f"skipped: {reason}")
         pytest.skip(reason)
-    used = _called() | {p for action in _called() for p in IMPLIED.get(action, ())}
+    called = _called(operations_called)
+    used = called | {p for action in called for p in IMPLIED.get(action, ())}
     unused = sorted(_policy_actions() - used)
     assert not unused, f"{POLICY.name} allows actions the agent never called in the suite: {unused}"
