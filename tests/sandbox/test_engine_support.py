@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
+from test_simulator import _http
 
 from agent.sandbox.cli import main as sandbox_main
 from agent.sandbox.faults import Fault
@@ -31,17 +32,6 @@ from agent.sandbox.server import Sandbox, SandboxError
 
 T = 2.0  # sim_sandbox's task_start_seconds
 REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def _http(sandbox: Sandbox, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(sandbox.endpoint + path, data=data, method=method)
-    request.add_header("Content-Type", "application/json")
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
 
 
 def _alarm_state(sandbox: Sandbox, name: str) -> str:

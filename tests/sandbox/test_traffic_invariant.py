@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from test_engine_support import _rules
 
 from agent.sandbox.server import Sandbox
 from agent.testing import TrafficInvariantError, check_traffic, rule_weights, target_group_name
@@ -18,22 +19,8 @@ T = 2.0  # sim_sandbox's task_start_seconds
 CLUSTER = "sim-invariant"
 
 
-def _names(sandbox: Sandbox) -> tuple[dict[str, str], dict[str, str]]:
-    elbv2 = sandbox.client("elbv2")
-    groups = {
-        g["TargetGroupName"]: g["TargetGroupArn"] for g in elbv2.describe_target_groups()["TargetGroups"]
-    }
-    rules: dict[str, str] = {}
-    for balancer in elbv2.describe_load_balancers()["LoadBalancers"]:
-        for listener in elbv2.describe_listeners(LoadBalancerArn=balancer["LoadBalancerArn"])["Listeners"]:
-            arns = [r["RuleArn"] for r in elbv2.describe_rules(ListenerArn=listener["ListenerArn"])["Rules"]]
-            for tags in elbv2.describe_tags(ResourceArns=arns)["TagDescriptions"]:
-                rules.update({t["Value"]: tags["ResourceArn"] for t in tags["Tags"] if t["Key"] == "Name"})
-    return groups, rules
-
-
 def _weights(sandbox: Sandbox, rule: str, **weights: int) -> None:
-    groups, rules = _names(sandbox)
+    groups, rules = _rules(sandbox)
     pairs = [{"TargetGroupArn": groups[name.replace("_", "-")], "Weight": w} for name, w in weights.items()]
     sandbox.client("elbv2").modify_rule(
         RuleArn=rules[rule], Actions=[{"Type": "forward", "ForwardConfig": {"TargetGroups": pairs}}]
@@ -44,7 +31,7 @@ def _weights(sandbox: Sandbox, rule: str, **weights: int) -> None:
 def world(sim_sandbox: Sandbox) -> dict[str, Any]:
     """An EXTERNAL service `web` in its own cluster with a steady blue task set on api-blue."""
     ecs = sim_sandbox.client("ecs")
-    groups, rules = _names(sim_sandbox)
+    groups, rules = _rules(sim_sandbox)
     ecs.create_cluster(clusterName=CLUSTER, capacityProviders=["FARGATE"])
     ecs.create_service(
         cluster=CLUSTER, serviceName="web", desiredCount=2, deploymentController={"type": "EXTERNAL"}
