@@ -169,7 +169,7 @@ class ServerConfig:
 
 @dataclass(frozen=True)
 class HooksConfig:
-    """Lifecycle hooks of agent-engine rollouts (agent/hooks.py): the HMAC key that signs each HTTP hook
+    """Lifecycle hooks of task-set rollouts (agent/engines/hooks.py): the HMAC key that signs each HTTP hook
     call is read from the environment variable ``secret_env``."""
 
     secret_env: str = "ECS_GITOPS_HOOK_SECRET"

@@ -2,7 +2,7 @@
 
 ``Agent.tick()`` fetches the branch and reconciles its head (``apply`` reconciles a given ref).
 ``Agent.plan_proposals()`` plans the heads of ``source.planRefs`` (pull requests), never applying them
-(agent/previewing.py); ``run()`` does it after each scheduled tick.
+(agent/reconcile/previews.py); ``run()`` does it after each scheduled tick.
 ``Agent.run()`` is the daemon: APScheduler 3 calls ``tick`` every ``interval`` (with jitter), at each
 ``wake_at`` a rollout asks for, at once when a local repository gets a commit (watchfiles), and at once
 when a push webhook arrives (``trigger_now``). A lock makes sure two ticks never run at the same time;
@@ -39,8 +39,8 @@ from agent.git.source import GitSource
 from agent.git.verifying import UntrustedCommit, verifier_from
 from agent.git.watching import LocalRepoWatcher
 from agent.manifests.tree import Tree
-from agent.previewing import Preview, Previewer
 from agent.reconcile import PlanResult, Reconciler, TickResult, rollout_record
+from agent.reconcile.previews import Preview, Previewer
 from agent.server import AgentServer, Endpoints, Metrics, Readiness, ServiceView
 from agent.status.comments import make_comments
 from agent.status.model import Publisher

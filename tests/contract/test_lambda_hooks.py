@@ -1,4 +1,4 @@
-"""Lambda lifecycle hooks (agent/hooks.py) invoked through the agent's own AWS client on the sandbox."""
+"""Lambda lifecycle hooks (agent/engines/hooks.py) invoked through the agent's own AWS client."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from agent.aws.clients import Aws
-from agent.hooks import HookCall, HookCaller
+from agent.engines.hooks import HookCall, HookCaller
 from agent.rollout.progressive import Hook
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)

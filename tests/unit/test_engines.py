@@ -1,4 +1,4 @@
-"""The pure parts of the engine dispatch (agent/engines.py, agent/aws/traffic.py): windows holding a
+"""The pure parts of the engine dispatch (agent/engines/, agent/aws/traffic.py): windows holding a
 rolling APPLY, a service's wiring, what counts as in sync, and the CreateTaskSet request."""
 
 from __future__ import annotations
@@ -9,16 +9,16 @@ from typing import Any
 import pytest
 
 from agent.aws.traffic import forward_action, task_set_request, task_set_view
-from agent.engines import (
-    AgentEngine,
+from agent.engines.base import Tick, subject_of
+from agent.engines.gating import hold_for_windows, windows_of
+from agent.engines.taskset import (
     Rollout,
+    TasksetEngine,
     _problem,
     _service_in_sync,
     _wiring,
     hands_back,
-    hold_for_windows,
     takes,
-    windows_of,
 )
 from agent.manifests.model import Desired, Manifest, Source
 from agent.plan.model import NO_CHANGE, UPDATE, Change, Plan, TaskDefinitionRef
@@ -32,6 +32,11 @@ FREEZE = {"type": "freeze", "schedule": "0 0 20 12 *", "duration": "336h", "time
 TUESDAY_NOON = datetime(2026, 6, 9, 10, 0, tzinfo=UTC)  # 12:00 in Berlin
 TUESDAY_NIGHT = datetime(2026, 6, 9, 21, 0, tzinfo=UTC)  # 23:00 in Berlin
 CHRISTMAS_NIGHT = datetime(2026, 12, 24, 21, 0, tzinfo=UTC)
+
+
+class NoAws:
+    def client(self, name: str) -> object:
+        return object()  # nothing is read: there is no rule or alarm to ask about
 
 
 def _manifest(name: str = "web", **spec: Any) -> Manifest:
@@ -182,10 +187,6 @@ def test_leaving_the_agent_engine_without_the_wiring_to_undo_its_rollout_fails_a
     """web moved to rolling while two task sets run on EXTERNAL, and its manifest no longer names the
     alternate target group and production rule: a failure naming what is missing, and no action."""
 
-    class NoAws:
-        def client(self, name: str) -> object:
-            return object()  # nothing is read: there is no rule or alarm to ask about
-
     balancer = {"targetGroup": "arn:tg/web-blue", "containerName": "web", "containerPort": 8080}
     desired = _desired(loadBalancers=[balancer])
     observed: Any = type("Observed", (), {})()
@@ -195,10 +196,13 @@ def test_leaving_the_agent_engine_without_the_wiring_to_undo_its_rollout_fails_a
             "taskSets": [{"status": "PRIMARY"}, {"status": "ACTIVE"}],
         }
     }
-    engine = AgentEngine(NoAws(), None, None, None)  # no executor, store or hooks: nothing is carried out
-    rollouts = engine.decide(Plan(()), desired, observed, ["web"], {"web": "F"}, "a" * 40, TUESDAY_NOON)
-    decision = rollouts["web"].decision
-    assert decision is not None and (decision.actions, decision.state) == ((), FAILURE)
+    # no executor, store or hooks: nothing is carried out
+    engine = TasksetEngine(aws=NoAws(), executor=None, store=None, hooks=None)
+    tick = Tick(Plan(()), desired, observed, "a" * 40)
+    subject = subject_of(tick, "web", "F", None)
+    rollouts = engine.observe(tick, [subject], TUESDAY_NOON)
+    decision = engine.decide(tick, subject, rollouts["web"], TUESDAY_NOON)
+    assert (decision.actions, decision.state) == ((), FAILURE)
     assert decision.description == (
         "switching to ROLLING: engine agent needs loadBalancers[0] alternateTargetGroup, "
         "productionListenerRule (services/web.yaml)"
@@ -273,7 +277,6 @@ def test_which_agent_engine_decisions_start_a_rollout() -> None:
     the next steps of one under way, and the abort of a superseded one, do not."""
     from types import SimpleNamespace
 
-    from agent.reconcile import _starts
     from agent.rollout.decisions import PENDING as PENDING_STATE
     from agent.rollout.decisions import Decision as Dec
     from agent.rollout.progressive import AgentRecord, CreateTaskSet, DeleteTaskSet, SetWeights
@@ -286,8 +289,10 @@ def test_which_agent_engine_decisions_start_a_rollout() -> None:
     abort = (SetWeights("arn:rule/prod", (("arn:tg/web-blue", 100), ("arn:tg/web-green", 0))),)
     abort += (DeleteTaskSet("arn:ts/green"),)
 
+    starts_rollout = TasksetEngine(aws=NoAws(), executor=None, store=None, hooks=None).starts
+
     def starts(old: AgentRecord | None, actions: tuple, new: AgentRecord) -> bool:
-        return _starts(SimpleNamespace(record=old), Dec(actions, new, PENDING_STATE, "x"))  # type: ignore[arg-type]
+        return starts_rollout(SimpleNamespace(record=old), Dec(actions, new, PENDING_STATE, "x"))  # type: ignore[arg-type]
 
     assert starts(None, (create,), record("F2"))
     assert starts(record("F1", "succeeded"), (weights,), record("F2"))

@@ -1,4 +1,4 @@
-"""Lifecycle hook calls (agent/hooks.py) against a loopback HTTP receiver and a fake Lambda client."""
+"""Lifecycle hook calls (agent/engines/hooks.py) against a loopback HTTP receiver and a fake Lambda client."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import EndpointConnectionError
 
-from agent.hooks import (
+from agent.engines.hooks import (
     SIGNATURE_HEADER,
     HookCall,
     HookCaller,

@@ -9,8 +9,8 @@ from agent.aws.accounts import Account, Lane
 from agent.manifests.model import Desired
 from agent.plan.model import CREATE, AccountRef, Change, Plan
 from agent.plan.observed import Observed
-from agent.previewing import Previewer, comment_body
 from agent.reconcile import PlanResult
+from agent.reconcile.previews import Previewer, comment_body
 from agent.status.model import CommitStatus
 
 SHA = "a" * 40

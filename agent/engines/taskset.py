@@ -1,34 +1,34 @@
-"""The agent engine inside a tick: observe its services' traffic, ask the pure engine, carry out its actions.
+"""The task-set engine (``engine: agent``): the agent moves traffic itself, one task set per revision.
 
-``Reconciler.tick`` hands over every service whose strategy has ``engine: agent`` and whose live service
-already has a PRIMARY task set (creating a service keeps the executor's all-at-once path). For those:
+A service on the EXTERNAL deployment controller whose strategy has ``engine: agent`` and which already
+runs a PRIMARY task set is this engine's (creating the service is the rolling engine's). For those:
 
 1. **observe**, batched over all of them: listener-rule weights (DescribeRules by ARN), alarm states
    (DescribeAlarms by name); task sets come with DescribeServices (the Observer); hook results and the
    rollout record come from the store; the Gate from the service's windows;
 2. **decide**: ``agent.rollout.progressive.advance(record, observation, strategy, now)``, pure;
-3. **carry out** the decision's actions in order (the reconciler runs services in parallel):
-   Register (the plan's TaskDefinition change, once per family per tick), UpdateService (the plan's
-   service change without its task-set part), CreateTaskSet / SetWeights / SetPrimary / DeleteTaskSet
-   (agent.aws.traffic), RunHook (agent.hooks; the answer is stored at once under
+3. **act** on the decision's actions in order (the tick runs services in parallel): Register (the plan's
+   TaskDefinition change, once per family per tick), UpdateService (the plan's service change without its
+   task-set part), CreateTaskSet / SetWeights / SetPrimary / DeleteTaskSet (agent.aws.traffic), RunHook
+   (agent.engines.hooks; the answer is stored at once under
    ``hook/<cluster>/<service>/<fingerprint>/<stage>``).
 
 The commit status comes from the decision made before the actions ran; the next tick observes what they
-did. ``hold_for_windows`` also gates the rolling engine's APPLY; ``windows_of`` gives the ecs engine
-(agent/engines_ecs.py) its windows too.
+did.
 
 A service whose manifest moved to another engine while it still runs more than its PRIMARY task set on
-the EXTERNAL controller (``hands_back``) is wound down here first (``progressive.hand_back``: traffic back
-on the task set kept, the others deleted), since ECS switches the controller only of a service with
-exactly one task set; after that the ecs or rolling engine applies the switch.
+the EXTERNAL controller (``hands_back``) is this engine's too: it winds the rollout down first
+(``progressive.hand_back``: traffic back on the task set kept, the others deleted), since ECS switches the
+controller only of a service with exactly one task set; after that the native or rolling engine applies
+the switch.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 import structlog
 
@@ -40,7 +40,9 @@ from agent.aws.traffic import (
     task_set_request,
     task_sets_of,
 )
-from agent.hooks import HookCall, HookCaller, hook_key, state_from_json, state_to_json
+from agent.engines.base import Register, Step, Subject, Tick
+from agent.engines.gating import gate_of
+from agent.engines.hooks import HookCall, HookCaller, hook_key, state_from_json, state_to_json
 from agent.manifests.model import Desired, Manifest
 from agent.plan.model import NO_CHANGE, REGISTER, Change, Plan, TaskDefinitionRef
 from agent.plan.observed import Observed
@@ -53,52 +55,12 @@ from agent.plan.services import (
     wanted_strategy,
 )
 from agent.plan.taskdefs import content_hash, family_revision
-from agent.rollout import progressive, windows
+from agent.rollout import progressive
 from agent.rollout.decisions import FAILURE, PENDING, Decision
 from agent.rollout.progressive import AgentObservation, AgentRecord, Strategy, Traffic, Wiring
 from agent.status.model import truncate
 
 log = structlog.get_logger()
-
-Register = Callable[[str], Applied]  # family -> what registering it (once per tick) gave
-
-
-# ------------------------------------------------------------------------------------------ windows
-
-
-def windows_of(manifest: Manifest, desired: Desired) -> list[windows.Window]:
-    """The service's windows: names of Window manifests, or inline window specs (with a ``name``)."""
-    out = []
-    for i, item in enumerate(manifest.spec.get("windows") or ()):
-        if isinstance(item, Mapping):
-            out.append(windows.Window.from_spec(str(item.get("name") or f"window-{i}"), item))
-        elif str(item) in desired.windows:
-            out.append(windows.Window.from_spec(str(item), desired.windows[str(item)].spec))
-    return out
-
-
-def hold_for_windows(
-    decision: Decision, record: Any, gate: windows.Gate | None, creating: bool = False
-) -> Decision:
-    """A rolling-engine decision that would APPLY, held while a freeze window is open or, when the service
-    lists maintenance windows, until one opens (pending; woken when the window changes). (The ecs engine
-    starts its rollout at once and holds production traffic at its PAUSE hook instead: agent.rollout.native.)
-
-    Creating a service that does not exist yet waits for no maintenance window (no live traffic to
-    protect), but a freeze holds it like every other change.
-    """
-    if gate is None:
-        return decision
-    if gate.frozen_by is not None:
-        return Decision((), record, PENDING, gate.frozen_text(), gate.frozen_until)
-    if not gate.traffic_may_move and not creating:
-        return Decision((), record, PENDING, gate.waiting_text(), gate.opens_at)
-    return decision
-
-
-def gate_of(manifest: Manifest, desired: Desired, now: datetime) -> windows.Gate | None:
-    found = windows_of(manifest, desired)
-    return windows.gate(found, now) if found else None
 
 
 # ------------------------------------------------------------------------------------- one rollout
@@ -118,6 +80,7 @@ class Rollout:
     service_change: Change | None
     leaving: str | None = None  # the ECS strategy Git now asks for: wind the agent engine down (hand_back)
     record: AgentRecord | None = None
+    problem: str = ""  # why the engine cannot drive the service (wiring incomplete, a rule gone)
     observation: AgentObservation | None = None
     decision: Decision | None = None
 
@@ -160,10 +123,12 @@ def hands_back(manifest: Manifest, desired: Desired, observed: Observed) -> str 
     return wanted_strategy(strategy) if blocked is not None and blocked[0] == PENDING else None
 
 
-class AgentEngine:
-    """Observes, decides and carries out the agent engine's rollouts; one per Reconciler."""
+class TasksetEngine:
+    """Observes, decides and carries out the task-set engine's rollouts; one per account lane."""
 
-    def __init__(self, aws: Any, executor: Executor, store: Any, hooks: HookCaller) -> None:
+    name: ClassVar[str] = "taskset"
+
+    def __init__(self, *, aws: Any, executor: Executor, store: Any, hooks: HookCaller, **_: Any) -> None:
         self.traffic = TrafficObserver(aws)
         self.executor = executor
         self.store = store
@@ -172,75 +137,101 @@ class AgentEngine:
         # (the dashboard reads it; nothing here decides on it).
         self.last_views: dict[str, AgentObservation] = {}
 
+    @staticmethod
+    def claims(subject: Subject, tick: Tick) -> bool:
+        desired, observed = tick.desired, tick.observed
+        return takes(subject.manifest, desired, observed) or bool(
+            hands_back(subject.manifest, desired, observed)
+        )
+
     # -- observe and decide ------------------------------------------------------------------------
 
-    def decide(
-        self,
-        plan: Plan,
-        desired: Desired,
-        observed: Observed,
-        names: list[str],
-        fingerprints: Mapping[str, str],
-        sha: str,
-        now: datetime,
-    ) -> dict[str, Rollout]:
-        """A Rollout with its decision for each service ``names``; their listener rules and alarms are read
-        together (one DescribeRules per 20 rules, one DescribeAlarms per 100 alarms)."""
-        by_key = {(c.kind, c.name): c for c in plan.changes}
-        rollouts = {name: self._rollout(desired, observed, name, by_key) for name in names}
+    def observe(self, tick: Tick, subjects: Sequence[Subject], now: datetime) -> dict[str, Rollout]:
+        """A Rollout, observed, for each service; their listener rules and alarms are read together (one
+        DescribeRules per 20 rules, one DescribeAlarms per 100 alarms)."""
+        if not subjects:
+            return {}
+        desired, observed = tick.desired, tick.observed
+        rollouts = {s.name: self._rollout(desired, observed, s) for s in subjects}
         rules = self.traffic.rules(arn for r in rollouts.values() for arn in r.rules)
         alarms = self.traffic.alarms(a for r in rollouts.values() for a in r.strategy.alarms)
         views: dict[str, AgentObservation] = {}
-        for name, rollout in rollouts.items():
-            rollout.record = self._record(rollout)
-            problem = _problem(rollout, rules)
-            if problem:
-                if rollout.leaving:
-                    problem = truncate(f"switching to {rollout.leaving}: {problem}")  # to undo the rollout
-                rollout.decision = Decision((), rollout.record, FAILURE, problem)
+        for subject in subjects:
+            rollout = rollouts[subject.name]
+            rollout.record = AgentRecord.from_json(subject.stored)
+            rollout.problem = _problem(rollout, rules)
+            if rollout.problem:
                 continue
             wiring = rollout.wiring
             assert isinstance(wiring, Wiring)
             target, label = _target(rollout.task_set.get("taskDefinition"))
             rollout.observation = AgentObservation(
-                sha=sha,
-                fingerprint=fingerprints[name],
+                sha=tick.sha,
+                fingerprint=subject.fingerprint,
                 target=target,
                 target_label=label,
                 wiring=wiring,
-                task_sets=task_sets_of(observed.services.get((rollout.cluster, rollout.service))),
+                task_sets=task_sets_of(subject.live),
                 traffic=Traffic(
                     production=rules[wiring.production_rule],
                     test=rules[wiring.test_rule] if wiring.test_rule else None,
                 ),
                 alarms={a: alarms[a] for a in rollout.strategy.alarms if a in alarms},
-                hooks=self._hook_states(rollout, fingerprints[name]),
-                gate=gate_of(desired.services[name], desired, now),
+                hooks=self._hook_states(rollout, subject.fingerprint),
+                gate=gate_of(subject.manifest, desired, now),
                 service_in_sync=_service_in_sync(rollout.service_change),
             )
-            if rollout.leaving:
-                rollout.decision = progressive.hand_back(
-                    rollout.record, rollout.observation, rollout.leaving, now
-                )
-            else:
-                rollout.decision = progressive.advance(
-                    rollout.record, rollout.observation, rollout.strategy, now
-                )
             views[rollout.context] = rollout.observation
         self.last_views = views
         return rollouts
 
-    def _rollout(
-        self, desired: Desired, observed: Observed, name: str, by_key: Mapping[tuple[str, str], Change]
-    ) -> Rollout:
+    def decide(self, tick: Tick, subject: Subject, observation: Any, now: datetime) -> Decision:
+        rollout: Rollout = observation
+        if rollout.problem:
+            problem = rollout.problem
+            if rollout.leaving:
+                problem = truncate(f"switching to {rollout.leaving}: {problem}")  # to undo the rollout
+            rollout.decision = Decision((), rollout.record, FAILURE, problem)
+        elif rollout.leaving:
+            assert rollout.observation is not None
+            observed = rollout.observation
+            rollout.decision = progressive.hand_back(rollout.record, observed, rollout.leaving, now)
+        else:
+            assert rollout.observation is not None
+            observed = rollout.observation
+            rollout.decision = progressive.advance(rollout.record, observed, rollout.strategy, now)
+        return rollout.decision
+
+    def starts(self, observation: Any, decision: Decision) -> bool:
+        """Whether a decision would start a rollout (so ``dependsOn`` and waves hold it): it creates a task
+        set or registers a revision, or it acts while its record is a new in-progress one (no rollout of
+        this content was in progress before this tick). Steps of a rollout already under way, rollbacks
+        and aborts of a superseded rollout are never held."""
+        if not decision.actions:
+            return False
+        if any(isinstance(a, progressive.CreateTaskSet | progressive.Register) for a in decision.actions):
+            return True
+        new, old = decision.record, observation.record
+        if new is None or getattr(new, "result", None) != progressive.IN_PROGRESS:
+            return False
+        return old is None or old.result != progressive.IN_PROGRESS
+
+    def act(
+        self, tick: Tick, subject: Subject, observation: Any, decision: Decision, step: Step
+    ) -> Decision | None:
+        rollout: Rollout = observation
+        rollout.decision = decision
+        self.carry_out(rollout, tick.plan, step.register, step.now)
+        return None
+
+    def _rollout(self, desired: Desired, observed: Observed, subject: Subject) -> Rollout:
         """What Git asks of one service: strategy, wiring, and the task set a new revision gets."""
-        manifest = desired.services[name]
+        manifest, name = subject.manifest, subject.name
         leaving = hands_back(manifest, desired, observed)
         spec = manifest.spec
-        cluster, service = spec["cluster"], spec.get("serviceName", name)
-        family = desired.service_task_family.get(name)
-        strategy_spec = resolve_strategy(spec.get("strategy"), desired.strategies) or {}
-        td_change = by_key.get(("TaskDefinition", family)) if family else None
+        cluster, service, family = subject.cluster, subject.service, subject.family
+        strategy_spec = subject.strategy or {}
+        td_change = subject.td_change
         td: TaskDefinitionRef | str | None = None
         if family and td_change is not None:  # REGISTER: the ARN is known once registered
             arn = td_change.request.get("taskDefinitionArn") if td_change.action != REGISTER else None
@@ -259,14 +250,9 @@ class AgentEngine:
             strategy=Strategy("blueGreen", (100,)) if leaving else Strategy.from_spec(strategy_spec),
             wiring=_wiring(manifest),
             task_set=dict(request.get("taskSet") or {}),
-            service_change=by_key.get(("Service", f"{cluster}/{service}")),
+            service_change=subject.service_change,
             leaving=leaving,
         )
-
-    def _record(self, rollout: Rollout) -> AgentRecord | None:
-        if self.store is None:
-            return None
-        return AgentRecord.from_json(self.store.get(f"rollout/{rollout.cluster}/{rollout.service}"))
 
     def _hook_states(self, rollout: Rollout, fingerprint: str) -> dict[str, progressive.HookState]:
         if self.store is None:

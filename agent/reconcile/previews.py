@@ -28,7 +28,7 @@ from agent.manifests.tree import Tree
 from agent.plan.model import Plan
 from agent.plan.render import render_text
 from agent.plan.summary import describe
-from agent.reconcile import PlanResult
+from agent.reconcile.results import PlanResult
 from agent.status.comments import MARKER, PlanComments, request_number
 from agent.status.model import CommitStatus, truncate
 
