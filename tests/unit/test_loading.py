@@ -278,12 +278,12 @@ def test_problem_str_has_the_documented_form() -> None:
 
 def test_unexpected_errors_become_problems(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A bug in one check is reported against the document, never raised as a traceback."""
-    from agent.manifests import checks
+    from agent.manifests.checks import windows
 
     def broken(ctx: object, manifest: object) -> None:
         raise KeyError("boom")
 
-    monkeypatch.setattr(checks, "_check_window", broken)
+    monkeypatch.setattr(windows, "check_window", broken)
     shutil.copytree(EXAMPLE / "windows", tmp_path / "windows")
     with pytest.raises(InvalidInput) as err:
         load_desired(DirTree(tmp_path))

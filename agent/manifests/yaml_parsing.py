@@ -1,0 +1,275 @@
+"""Safe YAML parsing: a ``SafeLoader`` subclass with limits, and the line of every node.
+
+YAML is read with a ``SafeLoader`` subclass that refuses duplicate keys, nesting deeper than
+``MAX_DEPTH``, recursive aliases and aliases that expand to more than ``MAX_ALIAS_EXPANSION`` extra
+nodes (the "billion laughs"), measured on the node graph before anything is built, so a bomb costs
+nothing. Anchors and aliases (and ``<<`` merge keys) within that budget are allowed: people use them
+to share an environment list between containers. Mapping keys are always strings (``on:`` stays
+``"on"``) and YAML-only types (timestamps, binary, sets) are refused, so a document is plain JSON data.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+from yaml.composer import ComposerError
+from yaml.constructor import ConstructorError
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from yaml.reader import ReaderError
+
+from agent.errors import Problem
+from agent.manifests.documents import MAX_DEPTH, Document, child, whole_and_finite
+from agent.manifests.model import Source
+
+MAX_ALIAS_EXPANSION = 10_000
+
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+class _TooDeep(yaml.MarkedYAMLError):
+    pass
+
+
+class SafeManifestLoader(yaml.SafeLoader):
+    """SafeLoader with string keys, a depth limit while composing, and no YAML-only types."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def forward(self, length: int = 1) -> None:
+        """PyYAML's ``Reader.forward``, counting lines as editors do (``\n``, ``\r\n``, a lone ``\r``).
+        YAML 1.1 also breaks lines at NEL, LS and PS, so a value holding U+0085 would move every later
+        line number past what the user sees, even past the end of the file."""
+        if self.pointer + length + 1 >= len(self.buffer):
+            self.update(length + 1)
+        while length:
+            ch = self.buffer[self.pointer]
+            self.pointer += 1
+            self.index += 1
+            if ch == "\n" or (ch == "\r" and self.buffer[self.pointer] != "\n"):
+                self.line += 1
+                self.column = 0
+            elif ch != "\ufeff":
+                self.column += 1
+            length -= 1
+
+    def compose_node(self, parent: Node | None, index: Any) -> Node:  # type: ignore[override]
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                event = self.peek_event()
+                raise _TooDeep(None, None, f"nesting is deeper than {MAX_DEPTH} levels", event.start_mark)
+            return super().compose_node(parent, index)  # type: ignore[no-any-return]
+        finally:
+            self._depth -= 1
+
+    def construct_mapping(self, node: Node, deep: bool = False) -> dict[str, Any]:  # type: ignore[override]
+        if not isinstance(node, MappingNode):
+            raise ConstructorError(None, None, f"expected a mapping, found {node.id}", node.start_mark)
+        self.flatten_mapping(node)
+        mapping: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, ScalarNode):
+                raise ConstructorError(None, None, "a mapping key must be a string", key_node.start_mark)
+            mapping[key_node.value] = self.construct_object(value_node, deep=deep)
+        return mapping
+
+
+def _number(construct: Any) -> Any:
+    """PyYAML's int/float constructor, with its ValueErrors (``0x_``, ``0b_``: the resolver takes them for
+    numbers, then int() gets an empty string) turned into a located YAML error."""
+
+    def checked(loader: yaml.SafeLoader, node: Node) -> Any:
+        try:
+            return construct(loader, node)
+        except ValueError:
+            raise ConstructorError(
+                None, None, f"{node.value!r} is not a number; quote it if it is a string", node.start_mark
+            ) from None
+
+    return checked
+
+
+SafeManifestLoader.add_constructor("tag:yaml.org,2002:int", _number(yaml.SafeLoader.construct_yaml_int))
+SafeManifestLoader.add_constructor("tag:yaml.org,2002:float", _number(yaml.SafeLoader.construct_yaml_float))
+
+
+def _refuse_tag(loader: yaml.SafeLoader, node: Node) -> Any:
+    raise ConstructorError(
+        None, None, f"the YAML type {node.tag} is not allowed; write a string instead", node.start_mark
+    )
+
+
+SafeManifestLoader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+for _tag in ("timestamp", "binary", "set", "omap", "pairs"):
+    SafeManifestLoader.add_constructor(f"tag:yaml.org,2002:{_tag}", _refuse_tag)
+
+
+def _children(node: Node) -> list[Node]:
+    if isinstance(node, SequenceNode):
+        return list(node.value)
+    if isinstance(node, MappingNode):
+        return [n for pair in node.value for n in pair]
+    return []
+
+
+def _measure(root: Node) -> tuple[str, int] | None:
+    """Refuse recursive aliases and alias bombs by looking at the node graph (shared nodes counted
+    once per use, but computed once). Returns (message, line) or None. Iterative: alias chains may be
+    deeper than Python's recursion limit."""
+    memo: dict[int, tuple[int, int]] = {}  # id -> (expanded node count, depth)
+    grey: set[int] = set()
+    unique = 0
+    stack: list[tuple[Node, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        nid = id(node)
+        if done:
+            kids = _children(node)
+            size = 1 + sum(memo[id(k)][0] for k in kids)
+            depth = 1 + max((memo[id(k)][1] for k in kids), default=0)
+            memo[nid] = (size, depth)
+            grey.discard(nid)
+            continue
+        if nid in memo:
+            continue
+        if nid in grey:
+            return "an alias refers to a node that contains it (recursive alias)", node.start_mark.line + 1
+        grey.add(nid)
+        unique += 1
+        stack.append((node, True))
+        stack.extend((k, False) for k in _children(node))
+    size, depth = memo[id(root)]
+    if size - unique > MAX_ALIAS_EXPANSION:
+        return (
+            f"aliases expand this document to {size} nodes from {unique}; at most "
+            f"{MAX_ALIAS_EXPANSION} nodes may come from aliases (is this a 'billion laughs' bomb?)",
+            root.start_mark.line + 1,
+        )
+    if depth > MAX_DEPTH:
+        return f"nesting (through aliases) is deeper than {MAX_DEPTH} levels", root.start_mark.line + 1
+    return None
+
+
+def _walk_yaml(
+    node: Node, pointer: str, lines: dict[str, int], problems: list[Problem], file: str, seen: set[int]
+) -> None:
+    """Record the line of every node by pointer and report duplicate keys (once per node)."""
+    lines.setdefault(pointer, node.start_mark.line + 1)
+    if isinstance(node, SequenceNode):
+        for i, item in enumerate(node.value):
+            _walk_yaml(item, child(pointer, i), lines, problems, file, seen)
+    elif isinstance(node, MappingNode):
+        report = id(node) not in seen
+        seen.add(id(node))
+        first_line: dict[str, int] = {}
+        merged: list[Node] = []
+        for key_node, value_node in node.value:
+            if key_node.tag == _MERGE_TAG:
+                merged.extend(value_node.value if isinstance(value_node, SequenceNode) else [value_node])
+                continue
+            if not isinstance(key_node, ScalarNode):
+                if report:
+                    problems.append(
+                        Problem(file, pointer, "a mapping key must be a string", key_node.start_mark.line + 1)
+                    )
+                continue
+            key = key_node.value
+            line = key_node.start_mark.line + 1
+            sub = child(pointer, key)
+            if key in first_line:
+                if report:
+                    problems.append(
+                        Problem(file, sub, f'duplicate key "{key}" (first at line {first_line[key]})', line)
+                    )
+                continue
+            first_line[key] = line
+            lines[sub] = line
+            _walk_yaml(value_node, sub, lines, problems, file, seen)
+        for m in merged:
+            if isinstance(m, MappingNode):
+                for key_node, value_node in m.value:
+                    if isinstance(key_node, ScalarNode) and key_node.value not in first_line:
+                        sub = child(pointer, key_node.value)
+                        lines.setdefault(sub, key_node.start_mark.line + 1)
+                        _walk_yaml(value_node, sub, lines, problems, file, seen)
+
+
+def _yaml_problem(file: str, err: yaml.YAMLError, text: str = "") -> Problem:
+    if isinstance(err, ReaderError):
+        # A character YAML does not allow anywhere (control characters, U+FFFE...), found before parsing.
+        position = int(err.position)
+        character = err.character if isinstance(err.character, int) else ord(str(err.character)[:1] or "?")
+        return Problem(
+            file,
+            "",
+            f"not valid YAML: character U+{character:04X} at offset {position} is not allowed "
+            "(a control character or a non-character); write it escaped in a double-quoted string",
+            text.count("\n", 0, position) + 1,
+        )
+    if isinstance(err, yaml.MarkedYAMLError):
+        mark = err.problem_mark or err.context_mark
+        text = err.problem or "invalid YAML"
+        if err.context:
+            text = f"{err.context}: {text}"
+        syntax = not isinstance(err, ConstructorError | ComposerError | _TooDeep)
+        prefix = "not valid YAML: " if syntax else ""
+        return Problem(file, "", prefix + text, mark.line + 1 if mark else None)
+    return Problem(file, "", f"not valid YAML: {err}")
+
+
+def parse_yaml(text: str, file: str) -> tuple[list[Document], list[Problem]]:
+    """Every document of a YAML stream; a problem in one document does not hide the next ones, but a
+    syntax error ends the file (the parser cannot resynchronise)."""
+    documents: list[Document] = []
+    problems: list[Problem] = []
+    try:
+        loader = SafeManifestLoader(text)  # checks every character first: ReaderError
+    except yaml.YAMLError as err:
+        return [], [_yaml_problem(file, err, text)]
+    index = 0
+    try:
+        while loader.check_node():
+            node = loader.get_node()
+            doc_index = index
+            index += 1
+            if node is None:
+                continue
+            bad = _measure(node)
+            if bad:
+                problems.append(Problem(file, "", bad[0], bad[1]))
+                continue
+            lines: dict[str, int] = {}
+            doc_problems: list[Problem] = []
+            _walk_yaml(node, "", lines, doc_problems, file, set())
+            if doc_problems:
+                problems.extend(doc_problems)
+                continue
+            try:
+                data = loader.construct_document(node)
+            except yaml.YAMLError as err:
+                problems.append(_yaml_problem(file, err))
+                loader.constructed_objects = {}
+                loader.recursive_objects = {}
+                loader.state_generators = []
+                continue
+            if data is None:
+                continue  # an empty document (a trailing ---, a file of comments)
+            source = Source(file, doc_index, node.start_mark.line + 1, lines)
+            data, bad_strings = whole_and_finite(data, source)
+            if bad_strings:
+                problems.extend(bad_strings)
+                continue
+            documents.append(Document(data, source))
+    except yaml.YAMLError as err:
+        problems.append(_yaml_problem(file, err, text))
+    except RecursionError:
+        problems.append(Problem(file, "", f"nesting is deeper than {MAX_DEPTH} levels"))
+    finally:
+        loader.dispose()
+    return documents, problems
