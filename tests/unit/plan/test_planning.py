@@ -317,6 +317,32 @@ def test_revert_reuses_revision_by_hash() -> None:
     assert service.request["updateService"]["taskDefinition"].arn == _td_arn("web", 1)
 
 
+def test_a_family_is_diffed_against_the_revision_its_first_service_by_name_runs() -> None:
+    """Of the services running a family, the first by manifest name gives the revision to diff against;
+    without any running it, the family's latest revision."""
+    desired = _desired("repo/app:v2")
+    canary_spec = {**desired.services["web"].spec, "serviceName": "web-canary"}
+    desired.services["canary"] = _manifest("Service", "canary", canary_spec, "services/canary.yaml")
+    desired.service_task_family["canary"] = "web"
+    observed = _applied(_desired("repo/app:v1"))
+    web_7 = _td_arn("web", 7)
+    observed.services[("prod", "web-canary")] = {
+        **observed.services[("prod", "web")],
+        "serviceName": "web-canary",
+        "taskDefinition": web_7,
+    }
+    observed.task_definitions[web_7] = _as_ecs_describes(_web_td("repo/app:v0"), web_7)
+    td = _change(build_plan(desired, observed), "TaskDefinition", "web")
+    assert td.action == REGISTER
+    assert td.reason == f"content {content_hash(_web_td('repo/app:v2'))} differs from web:7"
+    assert td.fields == (FieldChange("/containerDefinitions/web/image", "repo/app:v0", "repo/app:v2"),)
+    del observed.services[("prod", "web-canary")]
+    assert _change(build_plan(desired, observed), "TaskDefinition", "web").reason.endswith("from web:1")
+    del observed.services[("prod", "web")]
+    observed.latest_revision["web"] = web_7
+    assert _change(build_plan(desired, observed), "TaskDefinition", "web").reason.endswith("from web:7")
+
+
 def test_desired_count_omitted_never_diffs() -> None:
     """Without desiredCount in the manifest, whatever count autoscaling set is not drift."""
     desired = _desired()
