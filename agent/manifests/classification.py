@@ -12,8 +12,8 @@ from typing import Any
 
 from agent.errors import Problem
 from agent.manifests.documents import Document
+from agent.manifests.fields import READ_ONLY_FIELDS
 from agent.manifests.model import API_VERSION, KINDS, TaskDefinitionFile
-from agent.plan.taskdefs import READ_ONLY_FIELDS
 
 # Fields describe-task-definition prints that RegisterTaskDefinition does not take (one list, shared
 # with the planner's normalisation).

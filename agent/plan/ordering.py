@@ -23,16 +23,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from agent.manifests.fields import explicit_wave
+
 
 def _spec(manifest: Any) -> Mapping[str, Any]:
     spec = getattr(manifest, "spec", manifest)
     return spec if isinstance(spec, Mapping) else {}
-
-
-def explicit_wave(manifest: Any) -> int:
-    """A service's ``wave`` (0 when unset)."""
-    wave = _spec(manifest).get("wave", 0)
-    return wave if isinstance(wave, int) and not isinstance(wave, bool) else 0
 
 
 def depends_on(manifest: Any) -> list[str]:

@@ -31,6 +31,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from agent.manifests.fields import SERVICE_REQUEST_FIELDS
 from agent.plan.model import TaskDefinitionRef
 from agent.plan.strategies import (
     DEFAULT_HOOK_TIMEOUT_MINUTES,
@@ -56,7 +57,6 @@ __all__ = [
     "MANAGED_TAG_KEY",
     "PAUSE_STAGE",
     "PAUSE_TIMEOUT_MINUTES",
-    "REQUEST_FIELDS",
     "TASK_SET_FIELDS",
     "WINDOW_PAUSE_HOOK",
     "alarm_name",
@@ -76,34 +76,6 @@ __all__ = [
     "wanted_strategy",
 ]
 
-# CreateService parameters that describe the service (``cluster`` and ``clientToken`` are not state).
-REQUEST_FIELDS = (
-    "serviceName",
-    "taskDefinition",
-    "availabilityZoneRebalancing",
-    "loadBalancers",
-    "serviceRegistries",
-    "desiredCount",
-    "launchType",
-    "capacityProviderStrategy",
-    "platformVersion",
-    "role",
-    "deploymentConfiguration",
-    "placementConstraints",
-    "placementStrategy",
-    "networkConfiguration",
-    "healthCheckGracePeriodSeconds",
-    "schedulingStrategy",
-    "deploymentController",
-    "tags",
-    "enableECSManagedTags",
-    "propagateTags",
-    "enableExecuteCommand",
-    "serviceConnectConfiguration",
-    "volumeConfigurations",
-    "vpcLatticeConfigurations",
-    "monitoring",
-)
 
 # Service spec fields copied to CreateService as they are.
 _NATIVE_FIELDS = (
@@ -311,7 +283,7 @@ def normalise_service(request_like: Mapping[str, Any]) -> dict[str, Any]:
     if "role" not in source and source.get("roleArn"):
         source["role"] = source["roleArn"]
     controller = (source.get("deploymentController") or {}).get("type", "ECS")
-    service = {key: copy.deepcopy(source[key]) for key in REQUEST_FIELDS if key in source}
+    service = {key: copy.deepcopy(source[key]) for key in SERVICE_REQUEST_FIELDS if key in source}
     if controller == "EXTERNAL":
         for key in TASK_SET_FIELDS:
             service.pop(key, None)

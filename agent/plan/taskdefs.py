@@ -36,19 +36,10 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from agent.manifests.fields import READ_ONLY_FIELDS
+
 HASH_TAG = "ecs-gitops:content-hash"
 
-READ_ONLY_FIELDS = (
-    "taskDefinitionArn",
-    "revision",
-    "status",
-    "requiresAttributes",
-    "compatibilities",
-    "registeredAt",
-    "registeredBy",
-    "deregisteredAt",
-    "deleteRequestedAt",
-)
 
 _FALSE_BY_DEFAULT = (
     "privileged",

@@ -17,12 +17,11 @@ from agent.manifests.checks.strategies import (
     check_strategy,
     strategy_of,
 )
+from agent.manifests.fields import SERVICE_REQUEST_FIELDS, explicit_wave
 from agent.manifests.model import Manifest
-from agent.plan.ordering import explicit_wave
-from agent.plan.services import REQUEST_FIELDS
 
 # What an ignoreDrift pointer may start with: the service's fields as the planner compares them.
-SERVICE_FIELDS = tuple(f for f in REQUEST_FIELDS if f not in ("serviceName", "schedulingStrategy"))
+SERVICE_FIELDS = tuple(f for f in SERVICE_REQUEST_FIELDS if f not in ("serviceName", "schedulingStrategy"))
 
 
 def check_service(ctx: Context, m: Manifest) -> None:
