@@ -20,6 +20,7 @@ from typing import Any
 from agent.aws.errors import AwsPermanentError
 from agent.aws.executing import Applied, Executor, change_key
 from agent.engines import Step
+from agent.plan.model import REGISTER
 from agent.reconcile.deciding import Decided
 from agent.reconcile.fingerprints import rollout_key
 from agent.reconcile.results import PlanResult
@@ -50,9 +51,12 @@ class Actor:
                 executor.execute(result.plan, only=[change_key(c) for c in shared])
             except AwsPermanentError as e:
                 errors[AGGREGATE] = truncate(f"cluster or capacity provider change failed: {e}")
+        register = _registrar(result, executor)
+        if not errors:
+            errors.update(_register_standalone(result, register))
         acting = sorted(n for n, d in decisions.items() if d.actions)
-        held = set(acting) if errors else set()  # a cluster change failed: no service acts this tick
-        step = Step(executor, _registrar(result, executor), now)
+        held = set(acting) if errors else set()  # a shared change failed: no service acts this tick
+        step = Step(executor, register, now)
 
         def act(name: str) -> Decision | None:
             chosen = decided.chosen[name]
@@ -110,6 +114,23 @@ def _registrar(result: PlanResult, executor: Executor) -> Callable[[str], Applie
         return outcome
 
     return register
+
+
+def _register_standalone(result: PlanResult, register: Callable[[str], Applied]) -> dict[str, str]:
+    """Register the new revisions of the families no Service runs (a task definition kept in Git for
+    RunTask or a scheduled task is managed like any other). Returns the aggregate error, if AWS refused."""
+    used = set(result.desired.service_task_family.values())
+    families = sorted(
+        c.name for c in result.plan.changes if c.kind == "TaskDefinition" and c.action == REGISTER
+    )
+    for family in families:
+        if family in used:
+            continue
+        try:
+            register(family)
+        except AwsPermanentError as e:
+            return {AGGREGATE: truncate(f"registering task definition {family} failed: {e}")}
+    return {}
 
 
 def _failed(decision: Decision, sha: str, now: datetime, reason: str) -> Decision:
