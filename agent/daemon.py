@@ -81,21 +81,22 @@ class _Reconciler(Reconciler):
         return self.last
 
 
-def strategy_type(result: PlanResult | None, cluster: str, service: str) -> str:
-    """The DeploymentStrategy type a service uses (rolling when it names none)."""
+def strategy_types(result: PlanResult | None) -> dict[tuple[str, str], str]:
+    """(cluster, service) -> the DeploymentStrategy type it uses (rolling when it names none), built once
+    per tick: one pass over the services."""
     if result is None:
-        return "rolling"
+        return {}
     desired = result.desired
+    out: dict[tuple[str, str], str] = {}
     for name, manifest in desired.services.items():
         spec = manifest.spec
-        if (spec.get("cluster"), spec.get("serviceName", name)) != (cluster, service):
-            continue
         strategy = spec.get("strategy")
         if isinstance(strategy, str):
             found = desired.strategies.get(strategy)
             strategy = found.spec if found is not None else None
-        return str((strategy or {}).get("type") or "rolling")
-    return "rolling"
+        key = (spec.get("cluster"), spec.get("serviceName", name))
+        out.setdefault(key, str((strategy or {}).get("type") or "rolling"))
+    return out
 
 
 class Agent:
@@ -329,6 +330,7 @@ class Agent:
     def _service_views(self, result: TickResult) -> list[ServiceView]:
         """Each service with a status on this tick, its strategy type and its rollout record."""
         records = {key: value for key, value in self.store.items("rollout/")}
+        types = strategy_types(self.reconciler.last)
         views = []
         for context, status in sorted(result.statuses.items()):
             parts = context.split("/")
@@ -341,7 +343,7 @@ class Agent:
                     cluster,
                     service,
                     status.state,
-                    strategy_type(self.reconciler.last, cluster, service),
+                    types.get((cluster, service), "rolling"),
                     rollout_record(record),
                 )
             )
