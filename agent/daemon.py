@@ -32,16 +32,17 @@ from structlog.contextvars import bound_contextvars
 
 from agent.aws.clients import Aws
 from agent.aws.pacing import Pacer
-from agent.dashboard import Dashboard
 from agent.errors import AgentError, PermanentError, TransientError
 from agent.git.auth import GitAuth
 from agent.git.source import GitSource
 from agent.git.verifying import UntrustedCommit, verifier_from
 from agent.git.watching import LocalRepoWatcher
+from agent.http.dashboard import Dashboard
+from agent.http.metrics import Metrics, ServiceView
+from agent.http.server import AgentServer, Endpoints, Readiness
 from agent.manifests.tree import Tree
 from agent.previewing import Preview, Previewer
 from agent.reconcile import PlanResult, Reconciler, TickResult, rollout_record
-from agent.server import AgentServer, Endpoints, Metrics, Readiness, ServiceView
 from agent.status.comments import make_comments
 from agent.status.model import Publisher
 from agent.status.outbox import Outbox

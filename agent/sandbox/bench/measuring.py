@@ -1,67 +1,31 @@
-"""``python -m agent.bench`` (``make bench``): what the agent costs at N = 10, 100 and 1,000 services.
-
-For each N the agent runs in a fresh process of its own against a sandbox in another process (started with
-``python -m agent.sandbox.cli up --port 0 --no-seed``), so the CPU time and RSS measured are the agent's
-alone. The sandbox is told to start tasks at once (``POST /_sandbox/config {"taskStartSeconds": 0.001}``:
-deployments complete as soon as they are made) and pacing is lifted (the sandbox has no API limits), so
-wall times show the agent's own cost; the time ECS's rate limits would add is reported beside them.
-
-Measured, from one local git repository with N services (each its own task-definition family) in one
-cluster:
-
-a. AWS calls per no-op tick, by operation (botocore ``before-call`` events), and their ratio to the
-   floor (DescribeServices / ceil(N/10));
-b. agent CPU seconds (``time.process_time``) and peak RSS (``VmHWM``, reset before each tick through
-   ``/proc/self/clear_refs``) per no-op tick, and the RSS when idle after them;
-c. wall time and calls to roll a new image out to all N services from one commit, until every service
-   is reported deployed;
-d. commit-to-first-mutating-call latency of ``Agent.run``: with the watchfiles trigger (a local
-   repository), and polling every ``--interval`` seconds (the watcher turned off).
-
-And once, for ``--faults-n`` services (50 by default): the rollout of a new image to all of them with
-``--faults-rate`` (20 %) of the agent's AWS requests failing (throttling and 5xx, seeded:
-``agent.testing.AwsFaults``), against the same rollout without faults: requests, faults injected,
-botocore retries and the duration ratio.
-
-It prints a table and writes ``docs/bench/results.json`` and ``docs/bench/cost.png`` (matplotlib, from the
-``bench`` extra; skipped with a note when it is missing).
-"""
+"""The bench's measurements: for one N, AWS calls, CPU and RSS per no-op tick, a rollout to all N
+services and commit-to-first-call latency (``measure``); the same rollout with AWS faults
+(``measure_faults``). Each runs in a process of its own (see ``agent.sandbox.bench.__main__``)."""
 
 from __future__ import annotations
 
-import argparse
 import gc
-import json
-import logging
 import math
-import os
-import platform
 import random
 import resource
 import shutil
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-SIZES = (10, 100, 1000)
+from agent.sandbox.bench.world import REGION, Repo, SandboxProcess, free_port, quiet_logs
+
 NO_OP_TICKS = 3
-REGION = "eu-west-1"
-CLUSTER = "bench"
-OUT = Path("docs/bench")
 READS = ("Describe", "List", "Get")
 # ECS's limits the sandbox does not enforce: RegisterTaskDefinition 20 burst then 1/s, UpdateService 50/5.
 REGISTER_BURST, REGISTER_RATE, UPDATE_BURST, UPDATE_RATE = 20, 1.0, 50, 5.0
 
 
-# ------------------------------------------------------------------------------------- measuring
+# ------------------------------------------------------------------------------------- process usage
 
 
 def _status_kb(field: str) -> int | None:
@@ -109,109 +73,12 @@ def paced_floor_seconds(n: int) -> float:
     return max(0.0, (n - REGISTER_BURST) / REGISTER_RATE, (n - UPDATE_BURST) / UPDATE_RATE)
 
 
-# ------------------------------------------------------------------------------------- the world
-
-
-class SandboxProcess:
-    """``python -m agent.sandbox.cli up --port 0 --no-seed`` in a subprocess; its endpoint from line one."""
-
-    def __init__(self) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "agent.sandbox.cli", "up", "--port", "0", "--no-seed"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
-        assert self.proc.stdout is not None
-        first = self.proc.stdout.readline().strip()
-        if not first.startswith("AWS_ENDPOINT_URL="):
-            self.stop()
-            raise RuntimeError(f"the sandbox did not start: {first!r}")
-        self.endpoint = first.split("=", 1)[1]
-        # Drain the rest of its output so it never blocks on a full pipe.
-        threading.Thread(target=self.proc.stdout.read, daemon=True).start()
-        self.control("/_sandbox/config", {"taskStartSeconds": 0.001})
-
-    def control(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        req = urllib.request.Request(
-            self.endpoint + path,
-            data=json.dumps(body).encode(),
-            method="POST",
-            headers={"Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            return dict(json.loads(resp.read()))
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-
-class Repo:
-    """A local git repository holding N services, each with its own task-definition family."""
-
-    def __init__(self, root: Path, n: int) -> None:
-        import git
-
-        self.root, self.n = root, n
-        self.git = git.Repo.init(root, initial_branch="main")
-        with self.git.config_writer() as cw:
-            cw.set_value("user", "name", "Bench").set_value("user", "email", "bench@example.com")
-        (root / "cluster.yaml").write_text(
-            f"apiVersion: ecs-gitops/v1\nkind: Cluster\nmetadata: {{name: {CLUSTER}}}\nspec: {{}}\n"
-        )
-        (root / "taskdefs").mkdir()
-        docs = []
-        for i in range(n):
-            self.write_taskdef(i, "1")
-            docs.append(
-                "apiVersion: ecs-gitops/v1\nkind: Service\n"
-                f"metadata: {{name: svc{i:04d}}}\n"
-                f"spec: {{cluster: {CLUSTER}, taskDefinition: taskdefs/svc{i:04d}.json, desiredCount: 1, "
-                "launchType: EC2}\n"
-            )
-        (root / "services.yaml").write_text("---\n".join(docs))
-        self.commit("N services")
-
-    def write_taskdef(self, i: int, tag: str) -> None:
-        body = {
-            "family": f"svc{i:04d}",
-            "networkMode": "bridge",
-            "requiresCompatibilities": ["EC2"],
-            "containerDefinitions": [{"name": "app", "image": f"repo/app:{tag}", "memory": 128}],
-        }
-        (self.root / "taskdefs" / f"svc{i:04d}.json").write_text(json.dumps(body, indent=2))
-
-    def commit(self, message: str) -> str:
-        self.git.git.add(A=True)
-        return str(self.git.index.commit(message).hexsha)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _quiet_logs() -> None:
-    import structlog
-
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR))
-    logging.getLogger("apscheduler").setLevel(logging.ERROR)
-    logging.getLogger("watchfiles").setLevel(logging.ERROR)
-
-
 # ------------------------------------------------------------------------------------- one size
 
 
 def measure(n: int, interval: int, trials: int) -> dict[str, Any]:
     """Every measurement for n services (run in a process of its own: see ``main``)."""
-    _quiet_logs()
+    quiet_logs()
     from agent.aws.clients import Aws
     from agent.aws.pacing import Pacer
     from agent.config import AgentConfig
@@ -226,7 +93,7 @@ def measure(n: int, interval: int, trials: int) -> dict[str, Any]:
             config,
             source=replace(config.source, repo=str(repo.root), interval=f"{interval}s"),
             status=replace(config.status, publisher="log"),
-            server=replace(config.server, port=_free_port(), host="127.0.0.1"),
+            server=replace(config.server, port=free_port(), host="127.0.0.1"),
         )
         aws = Aws(region=REGION, endpoint_url=sandbox.endpoint)
         agent = Agent(config, work / "data", aws, pacer=Pacer(limits={}))  # the sandbox has no API limits
@@ -400,12 +267,12 @@ def _latency(agent: Any, repo: Repo, interval: int, trials: int) -> dict[str, An
 
 def measure_faults(n: int, rate: float, seed: int) -> dict[str, Any]:
     """A rollout of n services without faults, then one with ``rate`` of AWS requests failing."""
-    _quiet_logs()
+    quiet_logs()
     from agent.aws.clients import Aws
     from agent.aws.pacing import Pacer
     from agent.config import AgentConfig
     from agent.daemon import Agent
-    from agent.testing import AwsFaults
+    from agent.sandbox.client_faults import AwsFaults
 
     work = Path(tempfile.mkdtemp(prefix=f"ecs-gitops-bench-faults-{n}-"))
     sandbox = SandboxProcess()
@@ -451,179 +318,3 @@ def measure_faults(n: int, rate: float, seed: int) -> dict[str, Any]:
     finally:
         sandbox.stop()
         shutil.rmtree(work, ignore_errors=True)
-
-
-# ------------------------------------------------------------------------------------- report
-
-
-def table(results: list[dict[str, Any]]) -> str:
-    rows = [
-        (
-            "N",
-            "no-op calls",
-            "DescribeSvc/floor",
-            "other max",
-            "TD reads",
-            "CPU s/tick",
-            "peak RSS MB",
-            "idle RSS MB",
-            "rollout s",
-            "rollout calls",
-            "mut/svc",
-            "reads/svc",
-            "ECS-paced s",
-            "watch ms (med/max)",
-            "poll s (med/max) /X",
-        )
-    ]
-    for r in results:
-        noop, roll, lat = r["no_op_tick"], r["rollout"], r["latency"]
-        td_reads = sum(n for k, n in noop["calls"].items() if "TaskDefinition" in k)
-        rows.append(
-            (
-                str(r["n"]),
-                str(noop["total"]),
-                f"{noop['calls'].get('ecs.DescribeServices', 0)}/{r['floor_describe_services']}"
-                f" = {noop['describe_services_ratio']:.2f}",
-                str(noop["other_calls_max"]),
-                str(td_reads),
-                f"{noop['cpu_s']:.3f}",
-                f"{noop['peak_rss_mb']:.0f}",
-                f"{r['idle_rss_mb']:.0f}",
-                f"{roll['wall_s']:.1f}",
-                str(roll["total"]),
-                f"{roll['mutating_per_service']:.2f}",
-                f"{roll['reads_beyond_per_service']:.3f}",
-                f"{roll['paced_floor_s']:.0f}",
-                f"{lat['watch']['median_s'] * 1000:.0f}/{lat['watch']['max_s'] * 1000:.0f}",
-                f"{lat['poll']['median_s']:.1f}/{lat['poll']['max_s']:.1f} /{lat['poll']['interval_s']}",
-            )
-        )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(cell.rjust(w) for cell, w in zip(row, widths, strict=True)) for row in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
-
-
-def faults_line(f: dict[str, Any]) -> str:
-    injected = ", ".join(f"{n} {kind}" for kind, n in sorted(f["injected"].items()))
-    return (
-        f"faults: {f['n']} services, {f['rate']:.0%} of AWS requests failing ({injected} of "
-        f"{f['attempts']} requests): {f['retries']} retries, {f['failed_calls']} calls failed for good; "
-        f"rollout {f['faulty_s']:.1f} s against {f['fault_free_s']:.1f} s without faults "
-        f"(x{f['ratio']:.2f}), {f['faulty_ticks']} ticks against {f['fault_free_ticks']}"
-    )
-
-
-def plot(results: list[dict[str, Any]], path: Path) -> bool:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return False
-    ns = [r["n"] for r in results]
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
-    ax.plot(ns, [r["no_op_tick"]["total"] for r in results], "o-", label="calls per no-op tick")
-    ax.plot(ns, [r["rollout"]["total"] for r in results], "s-", label="calls per rollout (all N, until done)")
-    ax.plot(
-        ns,
-        [sum(r["rollout"]["mutating"].values()) for r in results],
-        "^--",
-        label="mutating calls per rollout (floor 2N)",
-    )
-    floor = [math.ceil(n / 10) for n in ns]
-    ax.plot(ns, floor, ":", color="grey", label="floor: ceil(N/10) DescribeServices")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("services (N)")
-    ax.set_ylabel("AWS API calls")
-    ax.set_title("ecs-gitops: AWS calls against the number of services")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return True
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m agent.bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default=",".join(map(str, SIZES)), help="comma-separated N values")
-    parser.add_argument("--interval", type=int, default=5, help="poll interval X, seconds (default 5)")
-    parser.add_argument("--trials", type=int, default=5, help="latency samples per trigger (default 5)")
-    parser.add_argument("--out", default=str(OUT), help="where results.json and cost.png go")
-    parser.add_argument("--faults-n", type=int, default=50, help="services in the faults scenario (0: skip)")
-    parser.add_argument("--faults-rate", type=float, default=0.2, help="share of AWS requests failing")
-    parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # internal: measure one N, print JSON
-    parser.add_argument("--faults-one", type=int, help=argparse.SUPPRESS)  # internal: the faults scenario
-    args = parser.parse_args(argv)
-
-    if args.one is not None:
-        print(json.dumps(measure(args.one, args.interval, args.trials)), flush=True)
-        return 0
-    if args.faults_one is not None:
-        print(json.dumps(measure_faults(args.faults_one, args.faults_rate, seed=6)), flush=True)
-        return 0
-
-    started = time.perf_counter()
-    results = []
-    for n in (int(s) for s in args.sizes.split(",")):
-        t0 = time.perf_counter()
-        print(f"N={n} ...", flush=True)
-        proc = subprocess.run(
-            [sys.executable, "-m", "agent.bench", "--one", str(n), "--interval", str(args.interval),
-             "--trials", str(args.trials)],
-            capture_output=True, text=True, check=False,
-        )  # fmt: skip
-        if proc.returncode != 0:
-            print(proc.stdout, proc.stderr, sep="\n", file=sys.stderr)
-            return 1
-        result = json.loads(proc.stdout.strip().splitlines()[-1])
-        result["measure_s"] = round(time.perf_counter() - t0, 1)
-        results.append(result)
-        print(f"N={n} done in {result['measure_s']} s", flush=True)
-
-    faults = None
-    if args.faults_n:
-        print(f"faults: N={args.faults_n}, {args.faults_rate:.0%} of AWS requests failing ...", flush=True)
-        proc = subprocess.run(
-            [sys.executable, "-m", "agent.bench", "--faults-one", str(args.faults_n),
-             "--faults-rate", str(args.faults_rate)],
-            capture_output=True, text=True, check=False,
-        )  # fmt: skip
-        if proc.returncode != 0:
-            print(proc.stdout, proc.stderr, sep="\n", file=sys.stderr)
-            return 1
-        faults = json.loads(proc.stdout.strip().splitlines()[-1])
-
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    doc = {
-        "command": " ".join(["python -m agent.bench", *(argv if argv is not None else sys.argv[1:])]),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-        },
-        "total_s": round(time.perf_counter() - started, 1),
-        "results": results,
-        "faults": faults,
-    }
-    (out / "results.json").write_text(json.dumps(doc, indent=2) + "\n")
-    print()
-    print(table(results))
-    if faults is not None:
-        print()
-        print(faults_line(faults))
-    plotted = plot(results, out / "cost.png")
-    print()
-    drawn = f" and {out / 'cost.png'}" if plotted else " (matplotlib missing: no plot)"
-    print(f"wrote {out / 'results.json'}{drawn}")
-    print(f"bench took {doc['total_s']} s")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
