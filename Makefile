@@ -14,7 +14,7 @@ $(VENV)/.installed: pyproject.toml
 .venv: $(VENV)/.installed
 
 demo: .venv
-	$(BIN)/python -m agent.demo
+	$(BIN)/python -m agent.sandbox.demo
 
 lint: .venv
 	$(BIN)/lint-imports
@@ -37,7 +37,7 @@ fuzz: .venv
 
 bench: .venv
 	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
-	$(BIN)/python -m agent.bench
+	$(BIN)/python -m agent.sandbox.bench
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -7,8 +7,10 @@ Errors print as ``FILE[:LINE]: /json/pointer: message`` — never as a traceback
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,7 @@ from agent.errors import AgentError, InvalidInput, PermanentError, TransientErro
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 DEFAULT_CONFIG_FILES = ("ecs-gitops.yaml", "ecs-gitops.yml")
+SANDBOX_EXTRA = "ecs-gitops sandbox needs the sandbox extra: pip install 'ecs-gitops[sandbox]'"
 
 
 def _config(args: argparse.Namespace) -> Any:
@@ -248,6 +251,36 @@ def _aws_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", help="AWS profile")
 
 
+class SandboxMissing(Exception):
+    """The sandbox's dependencies (moto) are not installed."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose arguments may come from a ``load`` function called on its first parse, so
+    a command can live in a module that is imported only when that command runs."""
+
+    load: Callable[[argparse.ArgumentParser], None] | None = None
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        if self.load is not None:
+            load, self.load = self.load, None
+            load(self)
+        return super().parse_known_args(args, namespace)
+
+
+def _sandbox_commands(parser: argparse.ArgumentParser) -> None:
+    """``sandbox up | alarm | lambda`` from agent.sandbox.cli, imported by name (it loads moto)."""
+    try:
+        sandbox_cli = importlib.import_module("agent.sandbox.cli")
+    except ModuleNotFoundError as e:
+        if (e.name or "").partition(".")[0] == "agent":
+            raise
+        raise SandboxMissing(SANDBOX_EXTRA) from e
+    sandbox_cli.add_commands(parser)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ecs-gitops", description="GitOps for Amazon ECS: validate and plan manifests kept in Git."
@@ -256,7 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
     # --config is accepted after the command too (`ecs-gitops run --config FILE`).
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", default=argparse.SUPPRESS, help="agent config file")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
     add_parser = sub.add_parser
     sub.add_parser = lambda *a, **kw: add_parser(*a, parents=[common, *kw.pop("parents", [])], **kw)  # type: ignore[method-assign]
 
@@ -302,16 +335,25 @@ def build_parser() -> argparse.ArgumentParser:
     _aws_options(r)
     r.set_defaults(func=cmd_run)
 
-    from agent.sandbox.cli import add_sandbox_parser
+    s = sub.add_parser(
+        "sandbox",
+        help="a local ECS to rehearse rollouts on",
+        description="A local ECS (moto plus ECS behaviour) on 127.0.0.1.",
+    )
+    s.load = _sandbox_commands  # agent.sandbox (and moto) only when the command is sandbox
+
     from agent.status.cli import add_status_parser
 
-    add_sandbox_parser(sub)
     add_status_parser(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SandboxMissing as e:
+        print(e, file=sys.stderr)
+        return EXIT_ERROR
     try:
         return int(args.func(args))
     except InvalidInput as e:

@@ -7,7 +7,7 @@
 ``wake_at`` a rollout asks for, at once when a local repository gets a commit (watchfiles), and at once
 when a push webhook arrives (``trigger_now``). A lock makes sure two ticks never run at the same time;
 one that is asked for meanwhile runs right after. ``run()`` also serves /healthz, /readyz, /metrics, the
-webhooks and the dashboard (agent/server.py, agent/dashboard.py); every tick's outcome feeds readiness,
+webhooks and the dashboard (agent/http/); every tick's outcome feeds readiness,
 the metrics and the dashboard (``last_result``, the status history).
 
 Several replicas may share one DynamoDB store (docs/ha.md): each tick first takes or renews the leader
@@ -32,16 +32,17 @@ from structlog.contextvars import bound_contextvars
 
 from agent.aws.clients import Aws
 from agent.aws.pacing import Pacer
-from agent.dashboard import Dashboard
 from agent.errors import AgentError, PermanentError, TransientError
 from agent.git.auth import GitAuth
 from agent.git.source import GitSource
 from agent.git.verifying import UntrustedCommit, verifier_from
 from agent.git.watching import LocalRepoWatcher
+from agent.http.dashboard import Dashboard
+from agent.http.metrics import Metrics, ServiceView
+from agent.http.server import AgentServer, Endpoints, Readiness
 from agent.manifests.tree import Tree
 from agent.reconcile import PlanResult, Reconciler, TickResult, rollout_record
 from agent.reconcile.previews import Preview, Previewer
-from agent.server import AgentServer, Endpoints, Metrics, Readiness, ServiceView
 from agent.status.comments import make_comments
 from agent.status.model import Publisher
 from agent.status.outbox import Outbox

@@ -37,9 +37,9 @@ def sim_sandbox() -> Iterator[Sandbox]:
 
     Tests sharing it should use names of their own; time only moves when a test advances it.
     """
+    from agent.sandbox.harness import CALM_START
     from agent.sandbox.server import Sandbox
     from agent.sandbox.simulator import SandboxClock
-    from agent.testing import CALM_START
 
     with Sandbox(clock=SandboxClock(manual=True, start=CALM_START), task_start_seconds=2.0) as running:
         running.seed(SANDBOX_SEED)

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.server import AgentServer, Endpoints, Metrics, Readiness
+from agent.http.metrics import Metrics
+from agent.http.server import AgentServer, Endpoints, Readiness
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCKERFILE = ROOT / "Dockerfile"

@@ -109,7 +109,7 @@ class Aws:
 
     def register(self, event: str, handler: Any) -> None:
         """Register a botocore event handler on every client, those made and those to come (the tests'
-        fault injection, agent/testing.py, hooks ``before-send`` this way)."""
+        fault injection, agent/sandbox/client_faults.py, hooks ``before-send`` this way)."""
         with self._lock:
             self._handlers.append((event, handler))
             for client in self._clients.values():

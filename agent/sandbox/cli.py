@@ -246,7 +246,8 @@ def _add_lambda_parser(subparsers: Any) -> None:
     fn.set_defaults(func=lambda a: sandbox_lambda(a.name, a.status, a.reason, a.endpoint))
 
 
-def _add_commands(parser: argparse.ArgumentParser) -> None:
+def add_commands(parser: argparse.ArgumentParser) -> None:
+    """Add ``up | alarm | lambda`` to ``parser`` (the main CLI's ``sandbox``, or this module's own)."""
     commands = parser.add_subparsers(dest="sandbox_command", required=True, metavar="COMMAND")
     _add_up_parser(commands)
     _add_alarm_parser(commands)
@@ -260,13 +261,13 @@ def add_sandbox_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="a local ECS to rehearse rollouts on",
         description="A local ECS (moto plus ECS behaviour) on 127.0.0.1.",
     )
-    _add_commands(parser)
+    add_commands(parser)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ecs-gitops sandbox")
-    _add_commands(parser)
+    add_commands(parser)
     args = parser.parse_args(argv)
     return int(args.func(args))
 

@@ -11,7 +11,8 @@ from email.message import Message
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agent.server import Endpoints, Metrics, Readiness, github_signature
+from agent.http.metrics import Metrics
+from agent.http.server import Endpoints, Readiness, github_signature
 
 SECRET = "fuzz-secret"
 BRANCH = "main"

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from agent.testing import Harness
+from agent.sandbox.harness import Harness
 
 
 @pytest.fixture

@@ -26,8 +26,9 @@ from agent.aws.pacing import Pacer
 from agent.config import AgentConfig
 from agent.daemon import Agent
 from agent.reconcile import TickResult
+from agent.sandbox.harness import EXAMPLE, FakeClock
 from agent.sandbox.seed import load_seed
-from agent.testing import EXAMPLE, FakeClock, TrafficSnapshot, check_traffic, target_group_name
+from agent.sandbox.traffic_invariant import TrafficSnapshot, check_traffic, target_group_name
 
 
 class Story:
@@ -140,7 +141,7 @@ class EngineStory(Story):
     ``<name>-green``, listener rules ``<name>-prod`` / ``<name>-test``, alarms ``<name>-5xx`` /
     ``<name>-p99``), so tests sharing one sandbox never see each other's weights. ``strategy`` is the
     DeploymentStrategy spec (``engine: agent`` is added); ``windows`` maps Window names to their specs.
-    Every :meth:`tick` asserts the traffic invariant (:func:`agent.testing.check_traffic`).
+    Every :meth:`tick` asserts the traffic invariant (:func:`agent.sandbox.traffic_invariant.check_traffic`).
     """
 
     def __init__(

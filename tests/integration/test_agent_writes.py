@@ -10,7 +10,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from agent.testing import EXAMPLE, Harness
+from agent.sandbox.harness import EXAMPLE, Harness
 
 
 def _edit(root: Path, rel: str, old: str, new: str) -> None:

@@ -17,7 +17,7 @@ from agent.aws.clients import Aws
 from agent.aws.pacing import Pacer
 from agent.manifests.tree import DirTree
 from agent.reconcile import Reconciler
-from agent.testing import FakeClock, write
+from agent.sandbox.harness import FakeClock, write
 
 N = 30
 CLUSTER = "floor"

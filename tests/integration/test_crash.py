@@ -13,7 +13,7 @@ from pathlib import Path
 
 import git
 
-from agent.testing import write
+from agent.sandbox.harness import write
 
 SERVICE = """\
 apiVersion: ecs-gitops/v1

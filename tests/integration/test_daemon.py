@@ -16,8 +16,8 @@ from agent.aws.observing import current_task_definition
 from agent.config import AgentConfig
 from agent.daemon import Agent
 from agent.sandbox.faults import Fault
+from agent.sandbox.harness import EXAMPLE, copy_example
 from agent.status.gitnotes import GitNotesPublisher
-from agent.testing import EXAMPLE, copy_example
 
 
 @pytest.fixture

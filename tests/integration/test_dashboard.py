@@ -27,11 +27,12 @@ import yaml
 from gitops_story import Story
 
 from agent.config import AgentConfig
-from agent.dashboard import History, bake_ends_at, commit_url_template
+from agent.http.dashboard import History, bake_ends_at, commit_url_template
+from agent.http.metrics import Metrics
+from agent.http.server import AgentServer, Endpoints, Readiness
 from agent.rollout import windows
 from agent.rollout.progressive import AgentRecord, Strategy
 from agent.sandbox.hooks import HookReceiver
-from agent.server import AgentServer, Endpoints, Metrics, Readiness
 from agent.status.model import CommitStatus
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

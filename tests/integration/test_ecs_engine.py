@@ -16,7 +16,7 @@ import pytest
 from gitops_story import Story
 
 from agent.rollout.windows import Window
-from agent.testing import EXAMPLE
+from agent.sandbox.harness import EXAMPLE
 
 API = "services/api.yaml"
 API_TD = "taskdefs/api.json"

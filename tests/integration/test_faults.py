@@ -20,8 +20,10 @@ from agent.config import AgentConfig
 from agent.daemon import Agent
 from agent.errors import TransientError
 from agent.git.source import GitSource
+from agent.sandbox.client_faults import AwsFaults, GitRemoteFaults
+from agent.sandbox.git_hosts import FakeGitHost
+from agent.sandbox.harness import FakeClock
 from agent.status.github import GitHubPublisher
-from agent.testing import AwsFaults, FakeClock, FakeGitHost, GitRemoteFaults
 
 N = 50
 CLUSTER = "faults"

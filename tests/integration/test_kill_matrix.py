@@ -26,7 +26,8 @@ from typing import Any
 import git
 import pytest
 
-from agent.testing import GitRemoteFaults, write
+from agent.sandbox.client_faults import GitRemoteFaults
+from agent.sandbox.harness import write
 
 SEED = Path(__file__).resolve().parents[2] / "manifests-example" / "sandbox-seed.yaml"
 

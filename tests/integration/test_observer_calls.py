@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from agent.testing import write
+from agent.sandbox.harness import write
 
 N_SERVICES = 1000
 N_FAMILIES = 20

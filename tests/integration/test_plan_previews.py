@@ -14,8 +14,8 @@ import pytest
 from gitops_story import Story
 
 from agent.aws.observing import current_task_definition
+from agent.sandbox.git_hosts import FakeGitHub
 from agent.status.comments import MARKER
-from agent.testing import FakeGitHub
 
 TOKEN_ENV = "ECS_GITOPS_TEST_PLAN_TOKEN"
 WEB_TD = "taskdefs/web.json"

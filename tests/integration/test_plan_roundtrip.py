@@ -9,7 +9,7 @@ import pytest
 
 from agent.cli import main
 from agent.plan.model import NO_CHANGE
-from agent.testing import CORPUS, EXAMPLE, write
+from agent.sandbox.harness import CORPUS, EXAMPLE, write
 
 CORPUS_FILES = sorted(CORPUS.glob("*.json"))
 

@@ -17,9 +17,10 @@ import pytest
 from gitops_story import Story
 
 from agent.sandbox.faults import Fault
+from agent.sandbox.harness import EXAMPLE
 from agent.sandbox.server import Sandbox
 from agent.sandbox.simulator import SandboxClock
-from agent.testing import EXAMPLE, check_traffic
+from agent.sandbox.traffic_invariant import check_traffic
 
 REPORTS = "services/reports.yaml"
 API_TD = "taskdefs/api.json"

@@ -8,7 +8,7 @@ import pytest
 
 from agent.cli import main
 from agent.errors import InvalidInput
-from agent.testing import EXAMPLE, write
+from agent.sandbox.harness import EXAMPLE, write
 
 SUBNETS = "/spec/networkConfiguration/awsvpcConfiguration/subnets"
 

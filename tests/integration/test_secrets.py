@@ -22,9 +22,9 @@ from agent.aws.clients import Aws
 from agent.cli import main
 from agent.config import load_config
 from agent.daemon import Agent
+from agent.http.server import github_signature
 from agent.logs import configure_logging
-from agent.server import github_signature
-from agent.testing import copy_example
+from agent.sandbox.harness import copy_example
 
 ENV_SECRET = "hunter2-SECRET-VALUE"
 GITHUB_TOKEN = "ghp-GITHUB-TOKEN-MARKER-0451"

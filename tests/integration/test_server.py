@@ -23,7 +23,8 @@ import pytest
 from gitops_story import Story
 from prometheus_client.parser import text_string_to_metric_families
 
-from agent.server import MAX_BODY, AgentServer, Endpoints, Metrics, Readiness, github_signature
+from agent.http.metrics import Metrics
+from agent.http.server import MAX_BODY, AgentServer, Endpoints, Readiness, github_signature
 
 SECRET = "s3cret-for-tests"
 WORKER_TD = "taskdefs/worker.yaml"
@@ -165,8 +166,8 @@ def test_metrics_after_a_first_deploy_and_an_image_bump(story: Story) -> None:
 
 def test_commit_to_deployed_is_the_time_from_commit_to_success() -> None:
     """The histogram observes, for one rollout, exactly the seconds between its commit and its success."""
+    from agent.http.metrics import ServiceView
     from agent.rollout.decisions import RolloutRecord
-    from agent.server import ServiceView
 
     metrics = Metrics()
     t0 = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)

@@ -16,9 +16,9 @@ from agent.aws.clients import Aws
 from agent.aws.pacing import Pacer
 from agent.daemon import Agent
 from agent.errors import PermanentError
+from agent.sandbox.client_faults import GitRemoteFaults
 from agent.store import LeaseLost
 from agent.store.dynamodb import create_table
-from agent.testing import GitRemoteFaults
 
 WORKER_TD = "taskdefs/worker.yaml"
 TTL, INTERVAL = 30, 60

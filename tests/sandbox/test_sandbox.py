@@ -21,10 +21,10 @@ import yaml
 from botocore.exceptions import ClientError
 
 from agent.manifests.loading import task_definition_body
+from agent.sandbox.harness import CORPUS as CORPUS_DIR
 from agent.sandbox.overlay import task_cpu_units, task_memory_mib
 from agent.sandbox.seed import SeedError, load_seed
 from agent.sandbox.server import Sandbox, SandboxError
-from agent.testing import CORPUS as CORPUS_DIR
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SEED_FILE = REPO_ROOT / "manifests-example" / "sandbox-seed.yaml"

@@ -1,4 +1,5 @@
-"""The agent engine's traffic invariant (agent.testing.check_traffic), checked against the sandbox.
+"""The agent engine's traffic invariant (agent.sandbox.traffic_invariant.check_traffic), checked against the
+sandbox.
 
 It must pass for every safe traffic state and fail, naming the rule and target group, for each unsafe
 one: weights that do not sum to 100, production traffic to a group with no task set, or to a task set
@@ -13,7 +14,12 @@ import pytest
 from test_engine_support import _rules
 
 from agent.sandbox.server import Sandbox
-from agent.testing import TrafficInvariantError, check_traffic, rule_weights, target_group_name
+from agent.sandbox.traffic_invariant import (
+    TrafficInvariantError,
+    check_traffic,
+    rule_weights,
+    target_group_name,
+)
 
 T = 2.0  # sim_sandbox's task_start_seconds
 CLUSTER = "sim-invariant"

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from agent.errors import PermanentError
+from agent.sandbox.git_hosts import FakeGitHub
 from agent.status import http
 from agent.status.comments import (
     CREATED,
@@ -25,7 +26,6 @@ from agent.status.comments import (
 )
 from agent.status.github import GitHubApi
 from agent.status.gitlab import GitLabPublisher
-from agent.testing import FakeGitHub
 
 TOKEN = "glpat-test-not-a-real-token"
 

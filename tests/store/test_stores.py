@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 
 from agent.errors import PermanentError
+from agent.sandbox.harness import FakeClock
 from agent.store import LeaseLost, SoleLease, StoreConflict, open_store
 from agent.store.dynamodb import DynamoLease, DynamoStore, create_table
 from agent.store.sqlite import SqliteStore
-from agent.testing import FakeClock
 
 _tables = itertools.count(1)
 

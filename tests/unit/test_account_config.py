@@ -13,7 +13,7 @@ from agent.errors import InvalidInput
 from agent.manifests import load_desired
 from agent.manifests.model import Desired, Manifest, Source, TaskDefinitionFile
 from agent.manifests.tree import DirTree
-from agent.testing import write
+from agent.sandbox.harness import write
 
 HEADER = "apiVersion: ecs-gitops/v1\nkind: AgentConfig\n"
 PROD = Account("prod", "eu-west-1", ("prod", "ops"), "111111111111", "arn:aws:iam::111111111111:role/d")

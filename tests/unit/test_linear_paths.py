@@ -42,7 +42,8 @@ def _commit(n: int) -> tuple[Desired, Observed]:
     """``n`` services, each with its family; the even ones run what Git asks, the odd ones get a new image;
     the last tenth does not exist yet."""
     desired, observed = Desired(), Observed()
-    desired.strategies["steady"] = Manifest("DeploymentStrategy", "steady", {"type": "rolling"}, Source("s.yaml"))
+    steady = Manifest("DeploymentStrategy", "steady", {"type": "rolling"}, Source("strategies/steady.yaml"))
+    desired.strategies["steady"] = steady
     for i in range(n):
         name = f"svc-{i:05d}"
         body = _body(name, f"repo/{name}:{'v2' if i % 2 else 'v1'}")

@@ -16,7 +16,7 @@ from agent.errors import InvalidInput, Problem
 from agent.manifests import load_desired
 from agent.manifests.loading import MAX_ALIAS_EXPANSION, classify, load_file, parse_json, parse_yaml
 from agent.manifests.tree import DirTree, GitTree
-from agent.testing import CORPUS as CORPUS_DIR
+from agent.sandbox.harness import CORPUS as CORPUS_DIR
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO_ROOT / "manifests-example"

@@ -10,7 +10,7 @@ import pytest
 from agent.aws.pacing import ECS_LIMITS, Pacer, TokenBucket, limits_from
 from agent.config import AgentConfig, load_config
 from agent.errors import InvalidInput
-from agent.testing import FakeClock
+from agent.sandbox.harness import FakeClock
 
 
 def test_fifty_registrations_take_thirty_seconds_after_a_burst_of_twenty() -> None:

@@ -46,13 +46,13 @@ from agent.daemon import Agent
 from agent.manifests.tree import DirTree
 from agent.plan.render import render_text
 from agent.reconcile import Reconciler
+from agent.sandbox.harness import CALM_START, EXAMPLE
 from agent.sandbox.hooks import HookReceiver
 from agent.sandbox.server import Sandbox
 from agent.sandbox.simulator import SandboxClock
+from agent.sandbox.traffic_invariant import check_traffic
 from agent.status.gitnotes import GitNotesPublisher
-from agent.testing import CALM_START, check_traffic
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "manifests-example"
 WORKER_TD = "taskdefs/worker.yaml"
 WEB_TD = "taskdefs/web.json"
 WEB = "services/web.yaml"

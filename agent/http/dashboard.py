@@ -1,7 +1,7 @@
 """The dashboard: a read-only page served by the agent, and the JSON it polls.
 
 ``GET /dashboard/`` (``/dashboard`` redirects there) is one static HTML page with a script and a
-stylesheet of its own (agent/web/: no build step, no external URL). The script fetches
+stylesheet of its own (agent/http/web/: no build step, no external URL). The script fetches
 ``state.json`` every 2 s and patches the page in place. The JSON is built from what the agent already
 holds after each tick, so a page left open costs no AWS or git call:
 
@@ -48,7 +48,7 @@ from agent.status.model import AGGREGATE, service_context
 HISTORY = 50  # status changes kept for the page (this process's, newest first)
 REFRESH_SECONDS = 2  # how often the page polls state.json (the script's own constant says the same)
 
-# Route -> (file in agent/web, content type). Served only by an agent that has a dashboard.
+# Route -> (file in agent/http/web, content type). Served only by an agent that has a dashboard.
 ASSETS = {
     "/dashboard/": ("dashboard.html", "text/html; charset=utf-8"),
     "/dashboard/dashboard.js": ("dashboard.js", "text/javascript; charset=utf-8"),
@@ -74,7 +74,7 @@ def asset(path: str) -> tuple[bytes, str] | None:
     if found is None:
         return None
     name, content_type = found
-    return resources.files("agent").joinpath("web", name).read_bytes(), content_type
+    return resources.files("agent.http").joinpath("web", name).read_bytes(), content_type
 
 
 # -- commit links ------------------------------------------------------------------------------------

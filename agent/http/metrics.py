@@ -1,0 +1,136 @@
+"""The agent's Prometheus metrics (``GET /metrics``), in a registry of each agent's own."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily
+
+from agent.aws.clients import CallCounter
+from agent.rollout.decisions import SUCCESS, RolloutRecord
+
+
+@dataclass(frozen=True)
+class ServiceView:
+    """One service after a tick, as the metrics see it."""
+
+    cluster: str
+    service: str
+    state: str  # the service's commit-status state on this tick
+    strategy: str  # the DeploymentStrategy type: rolling, blueGreen, linear, canary
+    record: RolloutRecord | None
+
+
+class _AwsCalls:
+    """``ecs_gitops_aws_calls_total``, read from the agent's CallCounter at scrape time."""
+
+    def __init__(self, counter: CallCounter) -> None:
+        self.counter = counter
+
+    def describe(self) -> Iterable[Any]:
+        return [CounterMetricFamily("ecs_gitops_aws_calls", "", labels=["service", "operation"])]
+
+    def collect(self) -> Iterator[Any]:
+        family = CounterMetricFamily(
+            "ecs_gitops_aws_calls",
+            "AWS API calls the agent made, by service and operation (a retried call counts once).",
+            labels=["service", "operation"],
+        )
+        for key, n in sorted(self.counter.counts.copy().items()):
+            service, _, operation = key.partition(".")
+            family.add_metric([service, operation], n)
+        yield family
+
+
+class Metrics:
+    """The agent's Prometheus metrics, in a registry of its own (several agents may share a process)."""
+
+    def __init__(self, counter: CallCounter | None = None) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.tick_duration = Histogram(
+            "ecs_gitops_tick_duration_seconds",
+            "How long one tick took: fetch, load, observe, plan, execute, report.",
+            buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
+            registry=r,
+        )
+        self.ticks = Counter(
+            "ecs_gitops_ticks",
+            "Ticks by result: unchanged, applied, rolling, failed, drifted, invalid, or error (git/AWS "
+            "unreachable).",
+            ["result"],
+            registry=r,
+        )
+        self.rollouts = Counter(
+            "ecs_gitops_rollouts",
+            "Rollouts by result (started, succeeded, failed) and strategy type.",
+            ["result", "strategy"],
+            registry=r,
+        )
+        self.traffic_weight = Gauge(
+            "ecs_gitops_traffic_weight_percent",
+            "Percent of a service's traffic on the revision Git asks for (rolling engine: 0 until it "
+            "has rolled out, then 100).",
+            ["cluster", "service"],
+            registry=r,
+        )
+        self.commit_to_deployed = Histogram(
+            "ecs_gitops_commit_to_deployed_seconds",
+            "From a commit's time to the end of its successful rollout, per service.",
+            buckets=(10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400),
+            registry=r,
+        )
+        self.drifted_services = Gauge(
+            "ecs_gitops_drifted_services",
+            "Services found drifted on the last tick: changed in ECS since their content rolled out, while "
+            "Git did not change (corrected when selfHeal is on, else only reported).",
+            registry=r,
+        )
+        self.last_good_tick = Gauge(
+            "ecs_gitops_last_good_tick_timestamp_seconds",
+            "Unix time of the last tick that completed (what /readyz looks at).",
+            registry=r,
+        )
+        if counter is not None:
+            r.register(_AwsCalls(counter))
+        self._seen: dict[tuple[str, str], tuple[str, str]] = {}  # (cluster, service) -> (fingerprint, result)
+
+    def tick(self, result: str, seconds: float) -> None:
+        self.ticks.labels(result=result).inc()
+        self.tick_duration.observe(max(0.0, seconds))
+
+    def good_tick(self, at: datetime) -> None:
+        self.last_good_tick.set(at.timestamp())
+
+    def services(
+        self, views: Iterable[ServiceView], now: datetime, committed_at: Callable[[str], datetime | None]
+    ) -> None:
+        """Update the per-service gauges, and count rollouts that started or ended on this tick.
+
+        A rollout started when its record was made on this tick; it ended when a record this process
+        saw in progress turns succeeded or failed (a new agent taking over counts the ends it sees).
+        """
+        for v in views:
+            self.traffic_weight.labels(cluster=v.cluster, service=v.service).set(
+                100 if v.state == SUCCESS else 0
+            )
+            rec = v.record
+            if rec is None:
+                continue
+            key = (v.cluster, v.service)
+            before = self._seen.get(key)
+            self._seen[key] = (rec.fingerprint, rec.result)
+            if rec.result == "in_progress" and rec.started_at == now.isoformat():
+                self.rollouts.labels(result="started", strategy=v.strategy).inc()
+            if rec.result in ("succeeded", "failed") and before == (rec.fingerprint, "in_progress"):
+                self.rollouts.labels(result=rec.result, strategy=v.strategy).inc()
+                when = committed_at(rec.sha) if rec.result == "succeeded" else None
+                if when is not None:
+                    self.commit_to_deployed.observe(max(0.0, (now - when).total_seconds()))
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

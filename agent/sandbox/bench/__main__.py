@@ -1,0 +1,103 @@
+"""``python -m agent.sandbox.bench``: measure each N in a process of its own, then the faults scenario;
+print the table and write results.json and cost.png."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from agent.sandbox.bench import __doc__ as BENCH_DOC
+from agent.sandbox.bench.measuring import measure, measure_faults
+from agent.sandbox.bench.report import faults_line, plot, table
+
+SIZES = (10, 100, 1000)
+OUT = Path("docs/bench")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m agent.sandbox.bench", description=BENCH_DOC.splitlines()[0]
+    )
+    parser.add_argument("--sizes", default=",".join(map(str, SIZES)), help="comma-separated N values")
+    parser.add_argument("--interval", type=int, default=5, help="poll interval X, seconds (default 5)")
+    parser.add_argument("--trials", type=int, default=5, help="latency samples per trigger (default 5)")
+    parser.add_argument("--out", default=str(OUT), help="where results.json and cost.png go")
+    parser.add_argument("--faults-n", type=int, default=50, help="services in the faults scenario (0: skip)")
+    parser.add_argument("--faults-rate", type=float, default=0.2, help="share of AWS requests failing")
+    parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # internal: measure one N, print JSON
+    parser.add_argument("--faults-one", type=int, help=argparse.SUPPRESS)  # internal: the faults scenario
+    args = parser.parse_args(argv)
+
+    if args.one is not None:
+        print(json.dumps(measure(args.one, args.interval, args.trials)), flush=True)
+        return 0
+    if args.faults_one is not None:
+        print(json.dumps(measure_faults(args.faults_one, args.faults_rate, seed=6)), flush=True)
+        return 0
+
+    started = time.perf_counter()
+    results = []
+    for n in (int(s) for s in args.sizes.split(",")):
+        t0 = time.perf_counter()
+        print(f"N={n} ...", flush=True)
+        proc = subprocess.run(
+            [sys.executable, "-m", "agent.sandbox.bench", "--one", str(n), "--interval", str(args.interval),
+             "--trials", str(args.trials)],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        if proc.returncode != 0:
+            print(proc.stdout, proc.stderr, sep="\n", file=sys.stderr)
+            return 1
+        result = json.loads(proc.stdout.strip().splitlines()[-1])
+        result["measure_s"] = round(time.perf_counter() - t0, 1)
+        results.append(result)
+        print(f"N={n} done in {result['measure_s']} s", flush=True)
+
+    faults = None
+    if args.faults_n:
+        print(f"faults: N={args.faults_n}, {args.faults_rate:.0%} of AWS requests failing ...", flush=True)
+        proc = subprocess.run(
+            [sys.executable, "-m", "agent.sandbox.bench", "--faults-one", str(args.faults_n),
+             "--faults-rate", str(args.faults_rate)],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        if proc.returncode != 0:
+            print(proc.stdout, proc.stderr, sep="\n", file=sys.stderr)
+            return 1
+        faults = json.loads(proc.stdout.strip().splitlines()[-1])
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    doc = {
+        "command": " ".join(["python -m agent.sandbox.bench", *(argv if argv is not None else sys.argv[1:])]),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
+        "total_s": round(time.perf_counter() - started, 1),
+        "results": results,
+        "faults": faults,
+    }
+    (out / "results.json").write_text(json.dumps(doc, indent=2) + "\n")
+    print()
+    print(table(results))
+    if faults is not None:
+        print()
+        print(faults_line(faults))
+    plotted = plot(results, out / "cost.png")
+    print()
+    drawn = f" and {out / 'cost.png'}" if plotted else " (matplotlib missing: no plot)"
+    print(f"wrote {out / 'results.json'}{drawn}")
+    print(f"bench took {doc['total_s']} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

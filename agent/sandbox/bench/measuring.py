@@ -1,0 +1,320 @@
+"""The bench's measurements: for one N, AWS calls, CPU and RSS per no-op tick, a rollout to all N
+services and commit-to-first-call latency (``measure``); the same rollout with AWS faults
+(``measure_faults``). Each runs in a process of its own (see ``agent.sandbox.bench.__main__``)."""
+
+from __future__ import annotations
+
+import gc
+import math
+import random
+import resource
+import shutil
+import statistics
+import tempfile
+import threading
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from agent.sandbox.bench.world import REGION, Repo, SandboxProcess, free_port, quiet_logs
+
+NO_OP_TICKS = 3
+READS = ("Describe", "List", "Get")
+# ECS's limits the sandbox does not enforce: RegisterTaskDefinition 20 burst then 1/s, UpdateService 50/5.
+REGISTER_BURST, REGISTER_RATE, UPDATE_BURST, UPDATE_RATE = 20, 1.0, 50, 5.0
+
+
+# ------------------------------------------------------------------------------------- process usage
+
+
+def _status_kb(field: str) -> int | None:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def rss_mb() -> float:
+    kb = _status_kb("VmRSS")
+    return round((kb or 0) / 1024, 1)
+
+
+def reset_peak() -> bool:
+    """Reset the peak RSS (VmHWM) to the current RSS; False where the kernel does not allow it."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+def peak_mb() -> float:
+    kb = _status_kb("VmHWM")
+    if kb is None:
+        kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(kb / 1024, 1)
+
+
+def reads(counts: dict[str, int]) -> int:
+    return sum(n for k, n in counts.items() if k.split(".", 1)[1].startswith(READS))
+
+
+def mutating(counts: dict[str, int]) -> dict[str, int]:
+    return {k: n for k, n in counts.items() if not k.split(".", 1)[1].startswith(READS)}
+
+
+def paced_floor_seconds(n: int) -> float:
+    """How long ECS's limits make a rollout of n new revisions at least: registrations past the burst go
+    at 1 per second (updates, 5 per second, keep up with them)."""
+    return max(0.0, (n - REGISTER_BURST) / REGISTER_RATE, (n - UPDATE_BURST) / UPDATE_RATE)
+
+
+# ------------------------------------------------------------------------------------- one size
+
+
+def measure(n: int, interval: int, trials: int) -> dict[str, Any]:
+    """Every measurement for n services (run in a process of its own: see ``main``)."""
+    quiet_logs()
+    from agent.aws.clients import Aws
+    from agent.aws.pacing import Pacer
+    from agent.config import AgentConfig
+    from agent.daemon import Agent
+
+    work = Path(tempfile.mkdtemp(prefix=f"ecs-gitops-bench-{n}-"))
+    sandbox = SandboxProcess()
+    try:
+        repo = Repo(work / "repo", n)
+        config = AgentConfig.default()
+        config = replace(
+            config,
+            source=replace(config.source, repo=str(repo.root), interval=f"{interval}s"),
+            status=replace(config.status, publisher="log"),
+            server=replace(config.server, port=free_port(), host="127.0.0.1"),
+        )
+        aws = Aws(region=REGION, endpoint_url=sandbox.endpoint)
+        agent = Agent(config, work / "data", aws, pacer=Pacer(limits={}))  # the sandbox has no API limits
+        counter = aws.counter
+        out: dict[str, Any] = {"n": n, "floor_describe_services": math.ceil(n / 10)}
+
+        def settle(max_ticks: int = 30) -> tuple[int, Any]:
+            for i in range(1, max_ticks + 1):
+                result = agent.tick()
+                if result is not None and result.wake_at is None:
+                    return i, result
+            raise RuntimeError(f"N={n}: the rollout did not settle in {max_ticks} ticks")
+
+        # The first commit creates everything (not measured beyond its wall time and calls).
+        counter.reset()
+        t0 = time.perf_counter()
+        deploy_ticks, _ = settle()
+        out["deploy"] = {
+            "wall_s": round(time.perf_counter() - t0, 2),
+            "ticks": deploy_ticks,
+            "calls": dict(counter.counts),
+        }
+
+        # (a) + (b): no-op ticks.
+        ticks = []
+        can_reset = reset_peak()
+        for _ in range(NO_OP_TICKS):
+            gc.collect()
+            counter.reset()
+            reset_peak()
+            cpu0, wall0 = time.process_time(), time.perf_counter()
+            result = agent.tick()
+            assert result is not None and result.outcome == "unchanged", result
+            ticks.append(
+                {
+                    "calls": dict(counter.counts),
+                    "cpu_s": time.process_time() - cpu0,
+                    "wall_s": time.perf_counter() - wall0,
+                    "peak_rss_mb": peak_mb(),
+                }
+            )
+        calls = ticks[-1]["calls"]
+        gc.collect()
+        out["no_op_tick"] = {
+            "calls": calls,
+            "total": sum(calls.values()),
+            "reads": reads(calls),
+            "mutating": mutating(calls),
+            "describe_services_ratio": round(calls.get("ecs.DescribeServices", 0) / math.ceil(n / 10), 2),
+            "other_calls_max": max((c for k, c in calls.items() if k != "ecs.DescribeServices"), default=0),
+            "cpu_s": round(statistics.median(t["cpu_s"] for t in ticks), 3),
+            "wall_s": round(statistics.median(t["wall_s"] for t in ticks), 3),
+            "peak_rss_mb": max(t["peak_rss_mb"] for t in ticks),
+            "peak_rss_is_per_tick": can_reset,
+        }
+        out["idle_rss_mb"] = rss_mb()
+
+        # (c): one commit bumps the image of all N services; tick until every one is reported deployed.
+        for i in range(n):
+            repo.write_taskdef(i, "2")
+        repo.commit("bump all")
+        counter.reset()
+        cpu0, t0 = time.process_time(), time.perf_counter()
+        first = agent.tick()
+        apply_wall = time.perf_counter() - t0
+        assert first is not None and first.outcome == "applied", first
+        more, last = settle()
+        assert last.statuses["ecs-gitops"].state == "success", last.statuses["ecs-gitops"]
+        rollout_calls = dict(counter.counts)
+        all_ticks = 1 + more
+        beyond = reads(rollout_calls) - all_ticks * reads(calls)
+        out["rollout"] = {
+            "apply_tick_wall_s": round(apply_wall, 2),
+            "wall_s": round(time.perf_counter() - t0, 2),
+            "cpu_s": round(time.process_time() - cpu0, 2),
+            "ticks": all_ticks,
+            "calls": rollout_calls,
+            "total": sum(rollout_calls.values()),
+            "mutating": mutating(rollout_calls),
+            "mutating_per_service": round(sum(mutating(rollout_calls).values()) / n, 2),
+            "reads_beyond_no_op_ticks": beyond,
+            "reads_beyond_per_service": round(beyond / n, 3),
+            "paced_floor_s": paced_floor_seconds(n),
+        }
+
+        # (d): commit -> first mutating call, with Agent.run.
+        out["latency"] = _latency(agent, repo, interval, trials)
+        return out
+    finally:
+        sandbox.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _latency(agent: Any, repo: Repo, interval: int, trials: int) -> dict[str, Any]:
+    from agent.git.source import GitSource
+
+    armed: dict[str, float] = {}
+    hit = threading.Event()
+    lock = threading.Lock()
+
+    def before_call(_api: str, _change: Any) -> None:
+        with lock:
+            if "commit" in armed and "call" not in armed:
+                armed["call"] = time.perf_counter()
+                hit.set()
+
+    agent.reconciler.executor.before_call = before_call
+    tag = [2]
+    rng = random.Random(8)
+
+    def trial(max_wait: float) -> float:
+        tag[0] += 1
+        i = rng.randrange(repo.n)
+        repo.write_taskdef(i, str(tag[0]))
+        with lock:
+            armed.clear()
+            hit.clear()
+        repo.commit(f"bump svc{i:04d}")
+        with lock:
+            armed["commit"] = time.perf_counter()
+        if not hit.wait(max_wait):
+            raise RuntimeError(f"no mutating call {max_wait} s after the commit")
+        return armed["call"] - armed["commit"]
+
+    def idle(agent: Any, seconds: float) -> None:
+        """Wait until the agent is between ticks (the rollout of the last trial has been applied)."""
+        time.sleep(seconds)
+        with agent._lock:  # held while a tick runs
+            pass
+
+    results: dict[str, Any] = {}
+    for mode in ("watch", "poll"):
+        if mode == "poll":  # as with a remote repository: no file watcher, only the interval job
+
+            class Polled(type(agent.source)):  # type: ignore[misc]
+                local_path = property(lambda self: None)
+
+            agent.source.__class__ = Polled
+        stop = threading.Event()
+        runner = threading.Thread(target=agent.run, args=(stop,), name=f"bench-agent-{mode}")
+        runner.start()
+        idle(agent, 1.0)
+        samples = []
+        try:
+            for _ in range(trials):
+                if mode == "poll":
+                    time.sleep(rng.uniform(0, interval))  # commits land at any point of the poll cycle
+                samples.append(round(trial(interval * 3 + 60), 3))
+                idle(agent, 0.5)
+        finally:
+            stop.set()
+            runner.join(timeout=120)
+            agent.source.__class__ = GitSource
+        results[mode] = {
+            "samples_s": samples,
+            "min_s": min(samples),
+            "median_s": round(statistics.median(samples), 3),
+            "max_s": max(samples),
+        }
+    jitter = max(1, interval // 10)
+    results["poll"].update(
+        {
+            "interval_s": interval,
+            "jitter_s": jitter,
+            "median_over_interval": round(results["poll"]["median_s"] / interval, 2),
+            "max_over_interval": round(results["poll"]["max_s"] / interval, 2),
+        }
+    )
+    return results
+
+
+def measure_faults(n: int, rate: float, seed: int) -> dict[str, Any]:
+    """A rollout of n services without faults, then one with ``rate`` of AWS requests failing."""
+    quiet_logs()
+    from agent.aws.clients import Aws
+    from agent.aws.pacing import Pacer
+    from agent.config import AgentConfig
+    from agent.daemon import Agent
+    from agent.sandbox.client_faults import AwsFaults
+
+    work = Path(tempfile.mkdtemp(prefix=f"ecs-gitops-bench-faults-{n}-"))
+    sandbox = SandboxProcess()
+    try:
+        repo = Repo(work / "repo", n)
+        config = AgentConfig.default()
+        config = replace(
+            config,
+            source=replace(config.source, repo=str(repo.root)),
+            status=replace(config.status, publisher="log"),
+        )
+        aws = Aws(region=REGION, endpoint_url=sandbox.endpoint)
+        agent = Agent(config, work / "data", aws, pacer=Pacer(limits={}))
+
+        def rollout(tag: str) -> tuple[float, int]:
+            for i in range(n):
+                repo.write_taskdef(i, tag)
+            repo.commit(f"image {tag}")
+            t0 = time.perf_counter()
+            for ticks in range(1, 61):
+                result = agent.tick()  # None: a tick cut short by an error that outlasted the retries
+                if result is not None and result.wake_at is None:
+                    assert result.statuses["ecs-gitops"].state == "success", result.statuses["ecs-gitops"]
+                    return time.perf_counter() - t0, ticks
+            raise RuntimeError(f"the rollout of {n} services with faults did not settle")
+
+        rollout("1")  # create everything
+        clean_s, clean_ticks = rollout("2")
+        faults = AwsFaults(rate=rate, seed=seed, kinds=("throttle", "5xx")).install(aws)
+        faulty_s, faulty_ticks = rollout("3")
+        summary = faults.summary()
+        return {
+            "n": n,
+            "rate": rate,
+            "seed": seed,
+            "fault_free_s": round(clean_s, 2),
+            "fault_free_ticks": clean_ticks,
+            "faulty_s": round(faulty_s, 2),
+            "faulty_ticks": faulty_ticks,
+            "ratio": round(faulty_s / clean_s, 2),
+            **summary,
+        }
+    finally:
+        sandbox.stop()
+        shutil.rmtree(work, ignore_errors=True)

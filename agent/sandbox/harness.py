@@ -1,0 +1,91 @@
+"""The agent's plan/apply path on a sandbox, a fake clock and file helpers, for tests, the demo and the
+bench: ``Harness``, ``FakeClock``, ``write``, ``copy_example`` and the paths they use (``EXAMPLE``,
+``CORPUS``), and ``CALM_START``, a start time at which no example window is open."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from agent.aws.clients import Aws
+from agent.aws.executing import Applied, Executor
+from agent.aws.pacing import Pacer
+from agent.manifests.tree import DirTree
+from agent.reconcile import PlanResult, Reconciler
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = REPO_ROOT / "manifests-example"
+CORPUS = REPO_ROOT.parent / "shared" / "corpus" / "taskdefs"
+# A Tuesday, 12:00 in Berlin, in June: no window of manifests-example is open (weekday-nights opens at
+# 22:00, year-end-freeze on 20 December), so a test whose clock starts here gets the same story on any
+# date. (The demo starts its sandbox clock here too.)
+CALM_START = datetime(2026, 6, 2, 10, 0, tzinfo=UTC)
+
+
+def copy_example(dest: Path) -> None:
+    """manifests-example copied into ``dest``, its services no longer in ``year-end-freeze``: for tests
+    that deploy it on the real clock (a daemon's scheduler), which would otherwise stall from 20 December
+    to 3 January. The freeze itself is tested on pinned clocks."""
+    shutil.copytree(EXAMPLE, dest, dirs_exist_ok=True)
+    for service in (dest / "services").glob("*.yaml"):
+        lines = []
+        for line in service.read_text().splitlines(keepends=True):
+            found = re.fullmatch(r"(\s*windows: )\[(.*)\]\n", line)
+            if found:
+                kept = [w.strip() for w in found[2].split(",") if w.strip() != "year-end-freeze"]
+                line = f"{found[1]}[{', '.join(kept)}]\n" if kept else ""
+            lines.append(line)
+        service.write_text("".join(lines))
+
+
+class FakeClock:
+    """Time that moves only when told: ``now()`` for datetimes, ``monotonic()`` and ``sleep()`` for pacing."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self._now = start or datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
+        self._mono = 1000.0
+
+    def now(self) -> datetime:
+        return self._now
+
+    def monotonic(self) -> float:
+        return self._mono
+
+    def advance(self, seconds: float) -> None:
+        self._now += timedelta(seconds=seconds)
+        self._mono += seconds
+
+    sleep = advance
+
+
+class Harness:
+    """The agent's plan/apply path on one sandbox, sharing one AWS call counter."""
+
+    def __init__(self, sandbox: Any) -> None:
+        self.sandbox = sandbox
+        self.aws = Aws(region=sandbox.region, endpoint_url=sandbox.endpoint)
+        self.reconciler = Reconciler(self.aws)
+
+    def plan(self, root: Path) -> PlanResult:
+        return self.reconciler.plan(DirTree(root))
+
+    def apply(self, root: Path) -> PlanResult:
+        """Plan ``root`` and execute every change (pacing lifted: the sandbox has no API limits)."""
+        result = self.plan(root)
+        self.execute(result)
+        return result
+
+    def execute(self, result: PlanResult) -> Applied:
+        return Executor(self.aws, Pacer(limits={})).execute(result.plan)
+
+
+def write(root: Path, rel: str, content: Any) -> Path:
+    """Write ``content`` (text, or JSON for anything else) at ``root/rel``, creating folders."""
+    path = root / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(content if isinstance(content, str) else json.dumps(content, indent=2))
+    return path
