@@ -160,7 +160,7 @@ class StoreConfig:
 
 @dataclass(frozen=True)
 class ServerConfig:
-    """The HTTP server (agent/http/server.py); the webhook secret itself is read from ``webhook_secret_env``."""
+    """The HTTP server (agent/http/server.py); the webhook secret is read from ``webhook_secret_env``."""
 
     port: int = 8080
     host: str = "127.0.0.1"

@@ -36,7 +36,7 @@ from botocore.exceptions import ClientError
 
 from agent.aws.errors import translated
 from agent.errors import PermanentError, TransientError
-from agent.store import LeaseLost, StoreConflict
+from agent.store.base import LeaseLost, StoreConflict
 
 log = structlog.get_logger("ecs_gitops.store")
 
