@@ -114,7 +114,7 @@ class AccountConfig:
 
 @dataclass(frozen=True)
 class PruneLimit:
-    """One commit may delete ``services`` services, or ``percent`` % of those it manages if that is more."""
+    """One commit may delete ``services`` services and ``percent`` % (rounded up) of those it manages."""
 
     services: int = 5
     percent: float = 10

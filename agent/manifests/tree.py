@@ -168,6 +168,9 @@ class GitTree:
         self.ref = ref
         commit = self.repo.commit(ref)
         self.revision: str | None = commit.hexsha
+        message = commit.message
+        # The commit's message (trailers such as ecs-gitops-allow-prune are read from it).
+        self.message = message if isinstance(message, str) else message.decode("utf-8", "replace")
         self.subdir = subdir.strip("/")
         root = commit.tree
         if self.subdir:
