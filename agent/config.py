@@ -66,10 +66,12 @@ class SourceConfig:
 @dataclass(frozen=True)
 class VerifyConfig:
     """Signed commits (agent/git/verifying.py): ``mode`` ssh or gpg, ``allowed_signers`` the trusted keys'
-    file, made absolute against the config file's folder when it was given relative."""
+    file (absolute), ``scope`` head or range, ``allow_rewind`` (a head older than the last accepted)."""
 
     mode: str
     allowed_signers: str
+    scope: str = "head"
+    allow_rewind: bool = False
 
 
 @dataclass(frozen=True)
@@ -111,11 +113,30 @@ class AccountConfig:
 
 
 @dataclass(frozen=True)
+class PruneLimit:
+    """One commit may delete ``services`` services and ``percent`` % (rounded up) of those it manages."""
+
+    services: int = 5
+    percent: float = 10
+
+
+@dataclass(frozen=True)
 class SyncConfig:
-    """Beyond applying Git: correct drift (``self_heal``), delete services gone from Git (``prune``)."""
+    """Beyond applying Git: correct drift (``self_heal``), delete services gone from Git (``prune``), at
+    most ``prune_limit`` of them per commit."""
 
     self_heal: bool = False
     prune: bool = False
+    prune_limit: PruneLimit = field(default_factory=PruneLimit)
+
+
+@dataclass(frozen=True)
+class LimitsConfig:
+    """How much one commit may ask the loader to read (agent/manifests/limits.py)."""
+
+    max_files: int = 2000
+    max_bytes: int = 8 * 1024 * 1024
+    max_documents: int = 10_000
 
 
 @dataclass(frozen=True)
@@ -212,6 +233,7 @@ class AgentConfig:
     clusters: ClustersConfig = field(default_factory=ClustersConfig)
     accounts: tuple[AccountConfig, ...] = ()
     sync: SyncConfig = field(default_factory=SyncConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
     status: StatusConfig = field(default_factory=StatusConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
     server: ServerConfig = field(default_factory=ServerConfig)
@@ -415,7 +437,7 @@ def _account_problems(accounts: list[dict[str, Any]]) -> list[tuple[str, str]]:
 
 
 def _section(cls: type, values: dict[str, Any], **nested: Any) -> Any:
-    kwargs = {_snake(k): v for k, v in values.items() if k not in nested}
+    kwargs = {_snake(k): v for k, v in values.items() if _snake(k) not in nested}
     return cls(**kwargs, **nested)
 
 
@@ -439,7 +461,8 @@ def _build(data: dict[str, Any], source_file: str | None, warnings: tuple[str, .
             )
             for a in data["accounts"]
         ),
-        sync=_section(SyncConfig, data["sync"]),
+        sync=_section(SyncConfig, data["sync"], prune_limit=_section(PruneLimit, data["sync"]["pruneLimit"])),
+        limits=_section(LimitsConfig, data["limits"]),
         status=_section(
             StatusConfig,
             status,
@@ -463,7 +486,7 @@ def _verify(values: dict[str, Any] | None, source_file: str | None) -> VerifyCon
         return None
     base = Path(source_file).parent if source_file else Path.cwd()
     signers = (base / Path(values["allowedSigners"]).expanduser()).resolve()
-    return VerifyConfig(mode=values["mode"], allowed_signers=str(signers))
+    return VerifyConfig(values["mode"], str(signers), values["scope"], bool(values["allowRewind"]))
 
 
 def _pacing(values: dict[str, Any]) -> PacingConfig:

@@ -231,11 +231,14 @@ class GitSource:
             return self._ref_sha(self._open())
 
     def tree(self, sha: str, subdir: str = "") -> GitTree:
-        """The manifests at ``sha`` (optionally under ``subdir``), read from the clone's blobs."""
+        """The manifests at ``sha`` (optionally under ``subdir``), read from the clone's blobs. Problems
+        about the whole root name it by repository-relative folder and sha (``deploy@1a2b3c4d5e6f``,
+        ``.@...`` for the root), never by the clone's path: statuses may be public."""
         from agent.manifests.tree import GitTree
 
         self._require_clone()
-        return GitTree(self.clone_path, ref=sha, subdir=subdir)
+        label = f"{subdir.strip('/') or '.'}@{sha[:12]}"
+        return GitTree(self.clone_path, ref=sha, subdir=subdir, label=label)
 
     def commit_info(self, sha: str) -> CommitInfo:
         """Author name, summary line and commit time of ``sha``."""

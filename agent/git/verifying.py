@@ -15,6 +15,15 @@ checks the signature (``git show -s --format=%G?``), in one of two modes:
 The signature must also be of the configured kind (an SSH signature in ssh mode, OpenPGP in gpg mode),
 and git runs without the user's global or system config, so no ``allowedSignersFile`` or keyring of the
 machine's can widen what is trusted.
+
+The head last accepted is kept in the clone as the ref ``refs/ecs-gitops/accepted`` (so it survives a
+restart). Against it:
+
+* ``allowRewind`` false (the default) refuses a head that is an ancestor of it: a force-push back to
+  older, once-signed code is a rollback attack; a rollback is a new commit (``git revert``);
+* ``scope: range`` checks every commit reachable from the new head and not from it (``accepted..head``,
+  merged branches included), so a signed head on top of an unsigned commit is refused; ``scope: head``
+  (the default) checks the head only. The first head the agent sees is checked alone.
 """
 
 from __future__ import annotations
@@ -34,6 +43,8 @@ from agent.errors import PermanentError, TransientError
 log = structlog.get_logger(__name__)
 
 MODES = ("ssh", "gpg")
+SCOPES = ("head", "range")
+ACCEPTED_REF = "refs/ecs-gitops/accepted"
 UNTRUSTED = "commit not signed by a trusted key"
 _ARMOR = {"ssh": "-----BEGIN SSH SIGNATURE-----", "gpg": "-----BEGIN PGP SIGNATURE-----"}
 _PASSING = {"ssh": {"G"}, "gpg": {"G", "U"}}
@@ -70,10 +81,22 @@ class Signature:
 class CommitVerifier:
     """Checks that a commit is signed by a trusted key; see the module docstring for the two modes."""
 
-    def __init__(self, mode: str, allowed_signers: Path | str, timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        mode: str,
+        allowed_signers: Path | str,
+        timeout: float = 30.0,
+        *,
+        scope: str = "head",
+        allow_rewind: bool = False,
+    ) -> None:
         if mode not in MODES:
             raise PermanentError(f"verify.mode must be one of {', '.join(MODES)}, not {mode!r}")
+        if scope not in SCOPES:
+            raise PermanentError(f"verify.scope must be one of {', '.join(SCOPES)}, not {scope!r}")
         self.mode = mode
+        self.scope = scope
+        self.allow_rewind = allow_rewind
         self.allowed_signers = Path(allowed_signers)
         self.timeout = timeout
         self._lock = threading.Lock()
@@ -85,22 +108,57 @@ class CommitVerifier:
         return f"CommitVerifier({self.mode!r}, {str(self.allowed_signers)!r})"
 
     def __call__(self, clone_path: Path, sha: str) -> None:
-        """Return when ``sha`` is signed by a trusted key; raise ``UntrustedCommit`` otherwise."""
+        """Return when ``sha`` may be deployed: signed by a trusted key (with ``scope: range`` every commit
+        since the head last accepted too) and, unless ``allow_rewind``, not older than that head. Raise
+        ``UntrustedCommit`` otherwise; on success ``sha`` becomes the head last accepted."""
+        clone = Path(clone_path)
         with self._lock:
             stamp = self._stamp()
-            if self._verified.get(sha) == stamp:
-                return
-            signature = self.signature(Path(clone_path), sha)
-            if signature.kind is not None and signature.kind != self.mode:
-                other = {"ssh": "an SSH", "gpg": "an OpenPGP"}.get(signature.kind, "an X.509 or unknown")
-                raise UntrustedCommit(sha, f"{other} signature, and verify.mode is {self.mode}")
-            if signature.status not in _PASSING[self.mode]:
-                reason = _WHY.get(signature.status, f"git reports signature status {signature.status!r}")
-                if signature.key:
-                    reason += f" (key {signature.key})"
-                raise UntrustedCommit(sha, reason)
-            self._verified[sha] = stamp
-            log.info("commit.verified", sha=sha[:12], key=signature.key, signer=signature.signer)
+            last = self.accepted(clone)
+            if (
+                last is not None
+                and last != sha
+                and not self.allow_rewind
+                and self._is_ancestor(clone, sha, last)
+            ):
+                raise UntrustedCommit(
+                    sha,
+                    f"a rewind: it is older than {last[:12]}, the head last deployed (verify.allowRewind is "
+                    "false); roll back with a new commit (git revert)",
+                )
+            if self._verified.get(sha) != stamp:
+                commits = [sha]
+                if self.scope == "range" and last is not None and last != sha:
+                    commits = self._git(clone, "rev-list", "--reverse", f"{last}..{sha}").split() or [sha]
+                for commit in commits:
+                    signature = self._check(clone, commit, sha)
+                self._verified[sha] = stamp
+                log.info("commit.verified", sha=sha[:12], key=signature.key, signer=signature.signer,
+                         commits=len(commits))  # fmt: skip
+            if last != sha:
+                self._git(clone, "update-ref", ACCEPTED_REF, sha)
+
+    def accepted(self, clone_path: Path) -> str | None:
+        """The head last accepted in this clone, or None before the first."""
+        found = self._run(Path(clone_path), "rev-parse", "--verify", "--quiet", f"{ACCEPTED_REF}^{{commit}}")
+        return found.stdout.strip() or None if found.returncode == 0 else None
+
+    def _check(self, clone: Path, commit: str, head: str) -> Signature:
+        """The signature of ``commit`` when it is good and trusted; ``UntrustedCommit`` (of ``head``) not."""
+        signature = self.signature(clone, commit)
+        where = "" if commit == head else f" (commit {commit[:12]}, below the head; verify.scope is range)"
+        if signature.kind is not None and signature.kind != self.mode:
+            other = {"ssh": "an SSH", "gpg": "an OpenPGP"}.get(signature.kind, "an X.509 or unknown")
+            raise UntrustedCommit(head, f"{other} signature, and verify.mode is {self.mode}{where}")
+        if signature.status not in _PASSING[self.mode]:
+            reason = _WHY.get(signature.status, f"git reports signature status {signature.status!r}")
+            if signature.key:
+                reason += f" (key {signature.key})"
+            raise UntrustedCommit(head, reason + where)
+        return signature
+
+    def _is_ancestor(self, clone: Path, older: str, newer: str) -> bool:
+        return self._run(clone, "merge-base", "--is-ancestor", older, newer).returncode == 0
 
     def signature(self, clone_path: Path, sha: str) -> Signature:
         """Ask git what it thinks of the signature of ``sha`` under this verifier's trust settings."""
@@ -147,17 +205,20 @@ class CommitVerifier:
             ]  # fmt: skip
         return ["-c", "gpg.format=openpgp", "-c", "gpg.openpgp.program=gpg", "-c", "gpg.x509.program=false"]
 
-    def _git(self, clone_path: Path, *args: str) -> str:
+    def _run(self, clone_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
         command = ["git", "-C", str(clone_path), *self._config(), *args]
         env = self._env(clone_path)
         try:
-            done = subprocess.run(
+            return subprocess.run(
                 command, capture_output=True, text=True, timeout=self.timeout, env=env, check=False
             )
         except subprocess.TimeoutExpired:
             raise TransientError(f"git {args[0]} did not finish in {self.timeout:g}s") from None
         except FileNotFoundError:
             raise PermanentError("the git executable was not found") from None
+
+    def _git(self, clone_path: Path, *args: str) -> str:
+        done = self._run(clone_path, *args)
         if done.returncode != 0:
             detail = (done.stderr.strip().splitlines() or ["failed"])[-1]
             raise PermanentError(f"cannot read commit {args[-1]}: {detail}")
@@ -199,4 +260,9 @@ def verifier_from(config: Any) -> CommitVerifier | None:
     verify = getattr(config, "verify", None)
     if verify is None:
         return None
-    return CommitVerifier(verify.mode, verify.allowed_signers)
+    return CommitVerifier(
+        verify.mode,
+        verify.allowed_signers,
+        scope=getattr(verify, "scope", "head"),
+        allow_rewind=bool(getattr(verify, "allow_rewind", False)),
+    )

@@ -24,10 +24,13 @@ def sort_problems(problems: list[Problem]) -> list[Problem]:
 
 
 def load_desired(tree: Tree, config: Any = None) -> Desired:
-    """Read, validate and check every manifest under ``tree``; raise InvalidInput on any error."""
+    """Read, validate and check every manifest under ``tree`` within the commit's budget (``limits`` of
+    the agent ``config``, agent.manifests.limits); raise InvalidInput on any error."""
     from agent.manifests.checks import check
+    from agent.manifests.limits import Budget
     from agent.manifests.loading import classify, load_file
 
+    budget = Budget.from_config(config)
     problems: list[Problem] = []
     documents = []
     loaded: list[str] = []
@@ -38,7 +41,7 @@ def load_desired(tree: Tree, config: Any = None) -> Desired:
         raise InvalidInput([Problem(tree.describe(), "", f"cannot list the manifest root: {err}")]) from err
     for path in paths:
         try:
-            loaded_file = load_file(tree, path)
+            loaded_file = load_file(tree, path, budget)
         except Exception as err:  # load_file reports what it expects; this is a last line of defence
             detail = " ".join(str(err).split())  # one line: FILE: /pointer: message stays one line
             problems.append(Problem(path, "", f"cannot be read: {type(err).__name__}: {detail}"))
@@ -49,6 +52,8 @@ def load_desired(tree: Tree, config: Any = None) -> Desired:
             broken.append(path)
         problems.extend(loaded_file.problems)
         documents.extend(loaded_file.documents)
+        if budget.spent:  # the commit asks for more than the agent reads: say so, check nothing
+            raise InvalidInput(sort_problems([p for p in problems if p.severity == "error"]))
     classified = classify(documents)
     problems.extend(classified.problems)
     desired, found = check(classified, tree, config, loaded_files=loaded, broken_files=broken)

@@ -27,15 +27,23 @@ from agent.manifests.classification import (
 )
 from agent.manifests.documents import MAX_DEPTH, Document, child, escape
 from agent.manifests.json_parsing import parse_json
+from agent.manifests.limits import Budget
 from agent.manifests.tree import Tree, is_candidate, normalize
-from agent.manifests.yaml_parsing import MAX_ALIAS_EXPANSION, SafeManifestLoader, parse_yaml
+from agent.manifests.yaml_parsing import (
+    MAX_ALIAS_EXPANSION,
+    MAX_DOCUMENT_BYTES,
+    SafeManifestLoader,
+    parse_yaml,
+)
 
 __all__ = [
     "MAX_ALIAS_EXPANSION",
     "MAX_DEPTH",
+    "MAX_DOCUMENT_BYTES",
     "MAX_FILE_BYTES",
     "NOT_MANIFESTS",
     "READ_ONLY_TASK_DEFINITION_FIELDS",
+    "Budget",
     "Classified",
     "Document",
     "LoadedFile",
@@ -81,21 +89,25 @@ def _decode(raw: bytes, file: str) -> tuple[str | None, Problem | None]:
     return text.removeprefix("\ufeff"), None
 
 
-def parse_bytes(raw: bytes, path: str) -> tuple[list[Document], list[Problem]]:
+def parse_bytes(raw: bytes, path: str, budget: Budget | None = None) -> tuple[list[Document], list[Problem]]:
     """The documents of a file's bytes (JSON for ``*.json``, else a YAML stream), or why there are none:
-    over ``MAX_FILE_BYTES``, binary, not UTF-8, or not parseable. Also reads the agent config file."""
+    over ``MAX_FILE_BYTES``, binary, not UTF-8, not parseable, or over the commit's ``budget`` of
+    documents. Also reads the agent config file."""
     if len(raw) > MAX_FILE_BYTES:
         limit = f"the limit is {MAX_FILE_BYTES} bytes (1 MiB)"
         return [], [Problem(path, "", f"file is {len(raw)} bytes; {limit}")]
     text, problem = _decode(raw, path)
     if problem or text is None:
         return [], [problem or Problem(path, "", "cannot be read")]
-    parse = parse_json if path.lower().endswith(".json") else parse_yaml
-    return parse(text, path)
+    if path.lower().endswith(".json"):
+        over = budget.take_document(path, 1) if budget is not None else None
+        return ([], [over]) if over is not None else parse_json(text, path)
+    return parse_yaml(text, path, budget)
 
 
-def load_file(tree: Tree, path: str) -> LoadedFile:
-    """Read and parse one candidate path. Every failure becomes a Problem on the result."""
+def load_file(tree: Tree, path: str, budget: Budget | None = None) -> LoadedFile:
+    """Read and parse one candidate path, spending the commit's ``budget`` (files, bytes, documents).
+    Every failure becomes a Problem on the result."""
     result = LoadedFile(path)
     try:
         if tree.is_symlink(path):
@@ -120,7 +132,11 @@ def load_file(tree: Tree, path: str) -> LoadedFile:
                 Problem(path, "", f"file is {size} bytes; the limit is {MAX_FILE_BYTES} bytes (1 MiB)")
             )
             return result
-        result.documents, result.problems = parse_bytes(tree.read(path), path)
+        over = budget.take_file(path, size) if budget is not None else None
+        if over is not None:
+            result.problems.append(over)
+            return result
+        result.documents, result.problems = parse_bytes(tree.read(path), path, budget)
     except (OSError, ValueError) as err:
         result.problems.append(Problem(path, "", f"cannot be read: {err}"))
     return result

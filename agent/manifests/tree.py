@@ -146,11 +146,16 @@ class GitTree:
     """A manifest root at one commit of a git repository, read from blobs without a work tree.
 
     ``repo`` is a local repository (bare or not) or a URL; a URL is cloned bare into ``cache_dir``
-    (a new temporary folder by default).
+    (a new temporary folder by default). ``label`` is what problems about the whole root name it by.
     """
 
     def __init__(
-        self, repo: str | Path, ref: str = "HEAD", subdir: str = "", cache_dir: str | Path | None = None
+        self,
+        repo: str | Path,
+        ref: str = "HEAD",
+        subdir: str = "",
+        cache_dir: str | Path | None = None,
+        label: str | None = None,
     ) -> None:
         import git  # imported here so that DirTree users never need git installed
 
@@ -165,9 +170,13 @@ class GitTree:
         else:
             self.repo = git.Repo(repo_s)
         self.url = repo_s
+        self.label = label
         self.ref = ref
         commit = self.repo.commit(ref)
         self.revision: str | None = commit.hexsha
+        message = commit.message
+        # The commit's message (trailers such as ecs-gitops-allow-prune are read from it).
+        self.message = message if isinstance(message, str) else message.decode("utf-8", "replace")
         self.subdir = subdir.strip("/")
         root = commit.tree
         if self.subdir:
@@ -184,6 +193,9 @@ class GitTree:
                 self._blobs[rel] = item
 
     def describe(self) -> str:
+        """``label`` when given (the agent's clone gives one without its own path), else URL@sha:subdir."""
+        if self.label is not None:
+            return self.label
         where = f"{self.url}@{(self.revision or '')[:12]}"
         return f"{where}:{self.subdir}" if self.subdir else where
 

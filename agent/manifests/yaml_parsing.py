@@ -1,11 +1,12 @@
 """Safe YAML parsing: a ``SafeLoader`` subclass with limits, and the line of every node.
 
 YAML is read with a ``SafeLoader`` subclass that refuses duplicate keys, nesting deeper than
-``MAX_DEPTH``, recursive aliases and aliases that expand to more than ``MAX_ALIAS_EXPANSION`` extra
-nodes (the "billion laughs"), measured on the node graph before anything is built, so a bomb costs
-nothing. Anchors and aliases (and ``<<`` merge keys) within that budget are allowed: people use them
-to share an environment list between containers. Mapping keys are always strings (``on:`` stays
-``"on"``) and YAML-only types (timestamps, binary, sets) are refused, so a document is plain JSON data.
+``MAX_DEPTH``, recursive aliases, and aliases that expand to more than ``MAX_ALIAS_EXPANSION`` extra
+nodes (the "billion laughs") or to more than ``MAX_DOCUMENT_BYTES`` of text (one big anchor repeated
+by many aliases), measured on the node graph before anything is built, so a bomb costs nothing.
+Anchors and aliases (and ``<<`` merge keys) within that budget are allowed: people use them to share
+an environment list between containers. Mapping keys are always strings (``on:`` stays ``"on"``) and
+YAML-only types (timestamps, binary, sets) are refused, so a document is plain JSON data.
 """
 
 from __future__ import annotations
@@ -20,9 +21,14 @@ from yaml.reader import ReaderError
 
 from agent.errors import Problem
 from agent.manifests.documents import MAX_DEPTH, Document, child, whole_and_finite
+from agent.manifests.limits import Budget
 from agent.manifests.model import Source
 
 MAX_ALIAS_EXPANSION = 10_000
+# The text of one document once its aliases are expanded: keys and scalars, each counted in UTF-8 bytes
+# plus a byte of punctuation. A file may hold at most MAX_FILE_BYTES; expanded, a document may not be
+# bigger than that either.
+MAX_DOCUMENT_BYTES = 1024 * 1024
 
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 
@@ -118,11 +124,20 @@ def _children(node: Node) -> list[Node]:
     return []
 
 
+def _text_bytes(node: Node) -> int:
+    """The bytes a node itself adds to the expanded document: its scalar text (UTF-8) and one byte of
+    punctuation."""
+    if isinstance(node, ScalarNode):
+        value = str(node.value)
+        return 1 + (len(value) if value.isascii() else len(value.encode("utf-8", "surrogatepass")))
+    return 1
+
+
 def _measure(root: Node) -> tuple[str, int] | None:
     """Refuse recursive aliases and alias bombs by looking at the node graph (shared nodes counted
     once per use, but computed once). Returns (message, line) or None. Iterative: alias chains may be
     deeper than Python's recursion limit."""
-    memo: dict[int, tuple[int, int]] = {}  # id -> (expanded node count, depth)
+    memo: dict[int, tuple[int, int, int]] = {}  # id -> (expanded node count, depth, expanded bytes)
     grey: set[int] = set()
     unique = 0
     stack: list[tuple[Node, bool]] = [(root, False)]
@@ -133,7 +148,8 @@ def _measure(root: Node) -> tuple[str, int] | None:
             kids = _children(node)
             size = 1 + sum(memo[id(k)][0] for k in kids)
             depth = 1 + max((memo[id(k)][1] for k in kids), default=0)
-            memo[nid] = (size, depth)
+            text = _text_bytes(node) + sum(memo[id(k)][2] for k in kids)
+            memo[nid] = (size, depth, text)
             grey.discard(nid)
             continue
         if nid in memo:
@@ -144,11 +160,17 @@ def _measure(root: Node) -> tuple[str, int] | None:
         unique += 1
         stack.append((node, True))
         stack.extend((k, False) for k in _children(node))
-    size, depth = memo[id(root)]
+    size, depth, text = memo[id(root)]
     if size - unique > MAX_ALIAS_EXPANSION:
         return (
             f"aliases expand this document to {size} nodes from {unique}; at most "
             f"{MAX_ALIAS_EXPANSION} nodes may come from aliases (is this a 'billion laughs' bomb?)",
+            root.start_mark.line + 1,
+        )
+    if text > MAX_DOCUMENT_BYTES:
+        return (
+            f"this document is {text} bytes once its aliases are expanded; the limit is "
+            f"{MAX_DOCUMENT_BYTES} bytes (1 MiB)",
             root.start_mark.line + 1,
         )
     if depth > MAX_DEPTH:
@@ -223,9 +245,10 @@ def _yaml_problem(file: str, err: yaml.YAMLError, text: str = "") -> Problem:
     return Problem(file, "", f"not valid YAML: {err}")
 
 
-def parse_yaml(text: str, file: str) -> tuple[list[Document], list[Problem]]:
+def parse_yaml(text: str, file: str, budget: Budget | None = None) -> tuple[list[Document], list[Problem]]:
     """Every document of a YAML stream; a problem in one document does not hide the next ones, but a
-    syntax error ends the file (the parser cannot resynchronise)."""
+    syntax error ends the file (the parser cannot resynchronise). Each document, empty or not, is taken
+    from ``budget`` (the commit's) before it is parsed; the one that overspends it ends the file."""
     documents: list[Document] = []
     problems: list[Problem] = []
     try:
@@ -235,6 +258,11 @@ def parse_yaml(text: str, file: str) -> tuple[list[Document], list[Problem]]:
     index = 0
     try:
         while loader.check_node():
+            if budget is not None:
+                over = budget.take_document(file, loader.peek_event().start_mark.line + 1)
+                if over is not None:
+                    problems.append(over)
+                    break
             node = loader.get_node()
             doc_index = index
             index += 1

@@ -3,10 +3,16 @@
 Prune goes last, once everything else of the commit rolled out in every account, so that a renamed
 service keeps serving until its successor runs. Orphans are looked for only in the clusters the manifests
 name or the agent has rolled out to (its rollout records say so), within ``clusters.allow``.
+
+One commit may delete at most ``sync.pruneLimit`` services: ``services`` and ``percent`` (rounded up) of
+the services it manages, whichever is fewer. A commit over it deletes nothing and fails, saying how to
+allow it: the trailer ``ecs-gitops-allow-prune: N`` in its message, N at least the number to delete.
 """
 
 from __future__ import annotations
 
+import math
+import re
 from typing import Any
 
 import structlog
@@ -23,6 +29,26 @@ from agent.rollout.decisions import ERROR, FAILURE, PENDING, SUCCESS, Decision
 from agent.status.model import AGGREGATE, CommitStatus, service_context, truncate
 
 log = structlog.get_logger()
+
+TRAILER = "ecs-gitops-allow-prune"
+_TRAILER = re.compile(rf"^{TRAILER}:[ \t]*([0-9]{{1,9}})[ \t]*$", re.IGNORECASE | re.MULTILINE)
+
+
+def allowed_by_trailer(message: str | None) -> int | None:
+    """N of the ``ecs-gitops-allow-prune: N`` trailer (the message's last paragraph), or None."""
+    if not message:
+        return None
+    last = message.strip().replace("\r\n", "\n").split("\n\n")[-1]
+    found = _TRAILER.findall(last)
+    return int(found[-1]) if found else None
+
+
+def prune_limit(config: Any, managed: int) -> int:
+    """How many services one commit that manages ``managed`` may delete without a trailer."""
+    limit = getattr(getattr(config, "sync", None), "prune_limit", None)
+    services = int(getattr(limit, "services", 5))
+    percent = float(getattr(limit, "percent", 10))
+    return min(services, math.ceil(managed * percent / 100))
 
 
 class Pruner:
@@ -66,6 +92,23 @@ class Pruner:
         }
         return observer.orphans(clusters, known)
 
+    def refusal(self, parts: list[PlanResult], message: str | None) -> str | None:
+        """Why this commit may not prune (over ``sync.pruneLimit`` without a trailer allowing as many),
+        or None. ``parts`` are the commit's plans (one per account), ``message`` its commit message."""
+        deletes = sum(1 for part in parts for c in part.plan.changes if c.action == DELETE)
+        if not deletes:
+            return None
+        managed = deletes + sum(len(part.desired.services) for part in parts)
+        limit = prune_limit(self.config, managed)
+        granted = allowed_by_trailer(message)
+        if deletes <= limit or (granted is not None and deletes <= granted):
+            return None
+        log.warning("prune.refused", deletes=deletes, managed=managed, limit=limit, trailer=granted)
+        return (
+            f"{deletes} services to delete, over sync.pruneLimit ({limit} of {managed}); "
+            f"allow with the commit trailer '{TRAILER}: {deletes}'"
+        )
+
     def prune(
         self,
         result: PlanResult,
@@ -74,10 +117,12 @@ class Pruner:
         errors: dict[str, str],
         running: set[str],
         sha: str,
+        refused: str | None = None,
     ) -> dict[str, CommitStatus]:
         """Delete the services ``result`` (one account's plan, or the commit's) prunes once everything
         else of this commit rolled out, in every account. Returns a status per pruned service: pending
-        while the rollout goes on, failure when it failed."""
+        while the rollout goes on, failure when it failed or when ``refused`` (the commit is over
+        ``sync.pruneLimit``: nothing is deleted)."""
         deletes = [c for c in result.plan.changes if c.action == DELETE]
         if not deletes:
             return {}
@@ -95,6 +140,9 @@ class Pruner:
         for change in deletes:
             cluster, service = change.name.split("/", 1)
             context = service_context(cluster, service)
+            if refused:
+                out[context] = status(context, FAILURE, f"not deleted: {refused}")
+                continue
             if errors or failed:
                 why = errors.get(AGGREGATE) or f"{', '.join(failed)} failed"
                 out[context] = status(context, FAILURE, f"not deleted: this commit did not roll out ({why})")

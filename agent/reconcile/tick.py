@@ -143,17 +143,20 @@ class Reconciler:
         if unfinished:  # a transient error: what was applied is remembered, the rest is retried next tick
             raise next(iter(unfinished.values()))
 
-        # Prune last, then report once.
+        # Prune last (within sync.pruneLimit, or what the commit's trailer allows), then report once.
+        refused = self.pruner.refusal(parts, getattr(tree, "message", None))
         pruned: dict[str, CommitStatus] = {}
         for part in parts:
             executor = self.lanes.of(part).executor
-            pruned.update(self.pruner.prune(part, executor, decisions, errors, reported, sha))
+            pruned.update(self.pruner.prune(part, executor, decisions, errors, reported, sha, refused))
         statuses = self.reporter.statuses(result.desired, decisions, errors, sha, reported)
         statuses.update(pruned)
+        if refused:
+            statuses[AGGREGATE] = CommitStatus(sha, AGGREGATE, FAILURE, f"prune refused: {refused}")
         others = self.reporter.other_statuses(result.desired, decisions)
         self.reporter.report([*statuses.values(), *others.values()])
         wakes = [d.wake_at for d in decisions.values() if d.wake_at]
-        result_word = outcome(decisions, errors, reported)
+        result_word = "failed" if refused else outcome(decisions, errors, reported)
         bound.info("tick.done", outcome=result_word, changes=result.plan.has_changes)
         deleted = tuple(s.context.split("/", 1)[1] for s in pruned.values() if s.state == SUCCESS)
         return TickResult(

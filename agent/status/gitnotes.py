@@ -177,6 +177,10 @@ class GitNotesPublisher:
     def _write(self, sha: str, note: dict[str, Any]) -> None:
         text = json.dumps(note, indent=2, sort_keys=True, ensure_ascii=False)
         try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate (bytes that were not UTF-8): the note stays UTF-8
+            text = json.dumps(note, indent=2, sort_keys=True, ensure_ascii=True)
+        try:
             self._git.notes("--ref", NOTES_REF, "add", "-f", "-m", text, sha)
         except git.GitCommandError as e:
             raise PermanentError(f"cannot write a note on {sha}: {_stderr(e).strip()}") from None

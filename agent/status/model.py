@@ -13,6 +13,8 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Protocol, runtime_checkable
 
+from agent.errors import printable
+
 STATES = ("pending", "success", "failure", "error")
 AGGREGATE = "ecs-gitops"
 MAX_DESCRIPTION = 140  # GitHub's limit; GitLab and git notes follow it so every host shows the same text.
@@ -53,7 +55,8 @@ class CommitStatus:
             raise ValueError(f"state must be one of {', '.join(STATES)}, not {self.state!r}")
         if not self.sha or not self.context:
             raise ValueError("a commit status needs a sha and a context")
-        object.__setattr__(self, "description", truncate(self.description or ""))
+        # One line of valid UTF-8 (a file name that is not UTF-8 shows its bytes escaped), at most 140.
+        object.__setattr__(self, "description", truncate(printable(self.description or "")))
 
     def stamped(self, when: datetime | float | None = None) -> CommitStatus:
         """This status with ``updated_at`` set (to ``when``, default now) unless it already is."""

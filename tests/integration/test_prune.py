@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from gitops_story import Story
 
-from agent.config import SyncConfig
+from agent.config import PruneLimit, SyncConfig
 from agent.plan.model import DELETE
 from agent.plan.render import render_text
 
@@ -115,3 +115,56 @@ def test_prune_waits_when_the_rollout_fails(story: Story) -> None:
         "failure",
         "not deleted: this commit did not roll out (worker failed)",
     )
+
+
+SERVICES = ("services/api.yaml", "services/web.yaml", "services/worker.yaml", REPORTS, "agent/service.yaml")
+
+
+def test_a_commit_that_drops_every_service_is_refused_until_its_trailer_allows_it(story: Story) -> None:
+    """The blast radius of prune: a commit that deletes every Service manifest (keeping the rest) is over
+    sync.pruneLimit (5 services and 10 % of 5, rounded up: 1), so nothing is deleted and the commit fails
+    saying how to allow it; a commit carrying the trailer ecs-gitops-allow-prune: 5 deletes them."""
+    _prune(story)
+    for rel in SERVICES:
+        (story.root / rel).unlink()
+    sha = story.commit("drop every service")
+    story.aws.counter.reset()
+    result = story.settle()
+    assert result.outcome == "failed"
+    assert "ecs.DeleteService" not in story.aws.counter.mutating()
+    assert all(_status(story, s) == "ACTIVE" for s in ("api", "web", "worker", "reports"))
+    why = (
+        "5 services to delete, over sync.pruneLimit (1 of 5); "
+        "allow with the commit trailer 'ecs-gitops-allow-prune: 5'"
+    )
+    notes = story.notes(sha)
+    assert (notes["ecs-gitops"]["state"], notes["ecs-gitops"]["description"]) == (
+        "failure",
+        f"prune refused: {why}",
+    )
+    assert (notes["ecs-gitops/prod/reports"]["state"], notes["ecs-gitops/prod/reports"]["description"]) == (
+        "failure",
+        f"not deleted: {why}",
+    )
+
+    story.commit("retire every service\n\nReviewed-by: Ops <ops@example.com>\necs-gitops-allow-prune: 5\n")
+    story.settle()
+    assert all(_status(story, s) != "ACTIVE" for s in ("api", "web", "worker", "reports"))
+
+
+def test_retiring_one_service_stays_within_the_default_limit_and_a_zero_limit_needs_the_trailer(
+    story: Story,
+) -> None:
+    """One service of five is within the default limit; with pruneLimit {services: 0} even one needs the
+    trailer, and a trailer allowing fewer than the commit deletes does not count."""
+    story.config = replace(
+        story.config, sync=SyncConfig(prune=True, prune_limit=PruneLimit(services=0, percent=10))
+    )
+    story.agent = story.new_agent()
+    (story.root / REPORTS).unlink()
+    story.commit("retire reports\n\necs-gitops-allow-prune: 0")
+    assert story.settle().outcome == "failed"
+    assert _status(story, "reports") == "ACTIVE"
+    story.commit("retire reports, allowed\n\necs-gitops-allow-prune: 1")
+    story.settle()
+    assert _status(story, "reports") != "ACTIVE"

@@ -16,7 +16,7 @@ from gitops_story import Story
 
 from agent.config import VerifyConfig, load_config
 from agent.errors import InvalidInput, PermanentError
-from agent.git.verifying import UNTRUSTED, CommitVerifier, UntrustedCommit
+from agent.git.verifying import UNTRUSTED, CommitVerifier, UntrustedCommit, verifier_from
 
 WHO = {
     "GIT_AUTHOR_NAME": "Dev",
@@ -236,6 +236,71 @@ def test_gpg_mode_with_a_file_that_holds_no_key(repo: Path, tmp_path: Path) -> N
     verifier.close()
 
 
+# -- rewinds and ranges -------------------------------------------------------------------------------------
+
+
+def test_a_rewind_to_an_older_signed_commit_is_refused_unless_allowed(
+    repo: Path, keys: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """The head last accepted is kept in the clone: a head that is its ancestor (a force-push back to
+    older signed code) is refused, by this verifier and by a new one (a restart); allowRewind accepts it.
+    Moving forward again, or staying on the same head, is not a rewind."""
+    trusted, _ = keys
+    signers = allowed_signers(tmp_path / "allowed", trusted)
+    verifier = CommitVerifier("ssh", signers)
+    old = commit(repo, "v1", ("ssh", str(trusted)))
+    verifier(repo, old)
+    new = commit(repo, "v2", ("ssh", str(trusted)))
+    verifier(repo, new)
+    verifier(repo, new)
+    assert verifier.accepted(repo) == new
+    reason = _refusal(verifier, repo, old)
+    assert reason == (
+        f"a rewind: it is older than {new[:12]}, the head last deployed (verify.allowRewind is false); "
+        "roll back with a new commit (git revert)"
+    )
+    _refusal(CommitVerifier("ssh", signers), repo, old)
+    rewinding = CommitVerifier("ssh", signers, allow_rewind=True)
+    rewinding(repo, old)
+    assert rewinding.accepted(repo) == old
+    verifier(repo, new)  # forward again
+
+
+def test_range_scope_refuses_a_signed_head_on_an_unsigned_commit(
+    repo: Path, keys: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """With scope range every commit since the head last accepted must be signed by a trusted key: a
+    signed head on top of an unsigned commit, or of a commit another key signed, is refused naming that
+    commit; scope head checks the head alone. A commit merged in from a branch counts too."""
+    trusted, other = keys
+    signers = allowed_signers(tmp_path / "allowed", trusted)
+    ranged = CommitVerifier("ssh", signers, scope="range")
+    base = commit(repo, "base", ("ssh", str(trusted)))
+    ranged(repo, base)
+    unsigned = commit(repo, "sneaky, unsigned")
+    head = commit(repo, "signed on top", ("ssh", str(trusted)))
+    assert _refusal(ranged, repo, head) == (
+        f"not signed (commit {unsigned[:12]}, below the head; verify.scope is range)"
+    )
+    assert ranged.accepted(repo) == base
+    CommitVerifier("ssh", signers, scope="head")(repo, head)
+    assert ranged.accepted(repo) == head
+
+    good = commit(repo, "good", ("ssh", str(trusted)))
+    ranged(repo, good)
+    _run("git", "checkout", "-q", "-b", "feature", cwd=repo)
+    foreign = commit(repo, "by other", ("ssh", str(other)))
+    _run("git", "checkout", "-q", "main", cwd=repo)
+    _run("git", "-c", "gpg.format=ssh", "-c", f"user.signingKey={trusted}", "merge", "-q", "--no-ff", "-S",
+         "-m", "merge feature", "feature", cwd=repo, env=WHO)  # fmt: skip
+    merge = _run("git", "rev-parse", "HEAD", cwd=repo).strip()
+    reason = _refusal(ranged, repo, merge)
+    assert reason.startswith("signed by a key allowedSigners does not list")
+    assert f"(commit {foreign[:12]}, below the head; verify.scope is range)" in reason
+    all_signed = commit(repo, "all signed", ("ssh", str(trusted)))
+    _refusal(ranged, repo, all_signed)  # the foreign commit is still between the last accepted and it
+
+
 # -- the agent config -------------------------------------------------------------------------------------
 
 
@@ -249,7 +314,18 @@ def test_verify_config_is_relative_to_the_config_file(tmp_path: Path) -> None:
         "apiVersion: ecs-gitops/v1\nkind: AgentConfig\nverify: {mode: ssh, allowedSigners: signers}\n"
     )
     config = load_config(str(path), {})
-    assert config.verify == VerifyConfig("ssh", str(tmp_path / "conf" / "signers"))
+    assert config.verify == VerifyConfig("ssh", str(tmp_path / "conf" / "signers"), "head", False)
+    ranged = load_config(
+        str(path), {"ECS_GITOPS_VERIFY_SCOPE": "range", "ECS_GITOPS_VERIFY_ALLOW_REWIND": "true"}
+    )
+    assert ranged.verify == VerifyConfig("ssh", str(tmp_path / "conf" / "signers"), "range", True)
+    verifier = verifier_from(ranged)
+    assert verifier is not None and (verifier.scope, verifier.allow_rewind) == ("range", True)
+    with pytest.raises(InvalidInput) as caught:
+        load_config(str(path), {"ECS_GITOPS_VERIFY_SCOPE": "everything"})
+    assert [(p.file, p.pointer) for p in caught.value.problems] == [
+        ("ECS_GITOPS_VERIFY_SCOPE", "/verify/scope")
+    ]
     with pytest.raises(InvalidInput) as caught:
         load_config(str(path), {"ECS_GITOPS_VERIFY_ALLOWED_SIGNERS": "missing"})
     [problem] = caught.value.problems
@@ -313,4 +389,16 @@ def test_the_agent_deploys_trusted_commits_and_refuses_unsigned_ones(
     signed = push("worker 1.9.1, signed", ("ssh", str(trusted)))
     story.settle()
     assert story.notes(signed)["ecs-gitops/prod/worker"]["state"] == "success"
+    assert story.running("prod", "worker") == "worker:2"
+
+    # A force-push back to the first (signed) commit is a rewind: refused, even after a restart.
+    _run("git", "reset", "-q", "--hard", first, cwd=work)
+    _run("git", "push", "-q", "-f", "origin", "main", cwd=work)
+    story.agent = story.new_agent()
+    story.aws.counter.reset()
+    assert story.agent.tick().outcome == "untrusted"
+    assert story.notes(first)["ecs-gitops"]["description"].startswith(
+        f"commit not signed by a trusted key: a rewind: it is older than {signed[:12]}"
+    )
+    assert story.aws.counter.mutating() == {}
     assert story.running("prod", "worker") == "worker:2"

@@ -10,8 +10,8 @@ Service, missing Fargate ``cpu`` at the task definition (the file, or ``/spec/ta
 
 ``check`` here runs the steps in order, each guarded so a bug in one becomes a problem, not a
 traceback: schemas and names (``entries``), task definitions, one module per kind (``services``,
-``strategies``, ``windows``, ``clusters``), then dependsOn cycles, the cluster allow-lists and
-credentials in environment values.
+``strategies``, ``windows``, ``clusters``), then dependsOn cycles, the cluster allow-lists,
+credentials in environment values and what ECS would refuse of a task definition (size, values).
 """
 
 from __future__ import annotations
@@ -107,6 +107,7 @@ def check(
         *(td for td in ctx.service_td.values() if td.pointer.startswith("/spec")),
     ]
     _guard(ctx, None, "secrets", lambda: task_definitions.check_secrets(ctx, all_tds))
+    _guard(ctx, None, "task-definition limits", lambda: task_definitions.check_limits(ctx, all_tds))
 
     desired = Desired(revision=tree.revision)
     for kind in KINDS:

@@ -68,8 +68,34 @@ def _cluster_name(ctx: Context, ref: str) -> str:
     return ref
 
 
+_CLUSTER_ARN = re.compile(r"^arn:aws[a-z-]*:ecs:[^:]*:([^:]*):cluster/")
+
+
+def listed_accounts(config: Any) -> set[str]:
+    """The account ids the agent config's ``accounts`` give (``accountId``, or the one in ``roleArn``)."""
+    return {str(a.account) for a in getattr(config, "accounts", None) or () if getattr(a, "account", None)}
+
+
+def _foreign_account(ctx: Context, cluster: str) -> str | None:
+    """Why a cluster given as an ARN may not be used: it names an account ``accounts`` does not list."""
+    match = _CLUSTER_ARN.match(cluster)
+    if match is None or match.group(1) in listed_accounts(ctx.config):
+        return None
+    return (
+        f"names account {match.group(1)}, which no entry of the agent config's accounts lists "
+        "(accountId or roleArn); name the cluster instead, or list its account"
+    )
+
+
 def check_allow_list(ctx: Context) -> None:
-    """Clusters must be in ``clusters.allow`` (when set) and in one of the ``accounts`` (when listed)."""
+    """Clusters must be in ``clusters.allow`` (when set) and in one of the ``accounts`` (when listed); a
+    cluster given as an ARN must name an account ``accounts`` lists."""
+    for e in ctx.entries:
+        cluster = e.manifest.spec.get("cluster") if e.valid else None
+        if e.manifest.kind in ("Service", "CapacityProvider") and isinstance(cluster, str):
+            why = _foreign_account(ctx, cluster)
+            if why:
+                ctx.add(e.manifest.source, "/spec/cluster", f'cluster "{cluster}" {why}')
     rules: list[tuple[set[str], str]] = []
     allow = allowed_clusters(ctx.config)
     if allow is not None:

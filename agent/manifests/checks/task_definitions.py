@@ -1,20 +1,30 @@
-"""Task definitions: which one each service runs, one owner per family, and credentials in plain sight.
+"""Task definitions: which one each service runs, one owner per family, their size, and credentials in
+plain sight.
 
 A service names a task-definition file (relative to its own file, inside the root) or holds one
 inline under ``/spec/taskDefinition``. Environment values that look like credentials are warnings
-that point at Secrets Manager or SSM.
+that point at Secrets Manager or SSM. ECS refuses a task definition over 64 KiB ("Actual length: N.
+Max allowed length is 65536 bytes"): that length is the task definition as compact JSON in UTF-8,
+without its tags (a separate parameter), and it is checked here, before any call. Images and
+environment names that no container runtime can take (control characters) are refused too.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable
+from typing import Any
 
 from agent.manifests.checks.context import Context, valid_entries
 from agent.manifests.classification import READ_ONLY_TASK_DEFINITION_FIELDS
 from agent.manifests.loading import resolve_reference
 from agent.manifests.model import TaskDefinitionFile
 from agent.manifests.tree import is_candidate
+
+MAX_TASK_DEFINITION_BYTES = 64 * 1024
+MAX_ENVIRONMENT = 1000  # entries per container; far past what 64 KiB leaves room for in practice
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
 
 _CREDENTIAL_NAME = re.compile(
     r"PASSWORD|PASSWD|PASSPHRASE|SECRET|TOKEN|API_?KEY|PRIVATE_?KEY|ACCESS_?KEY|CREDENTIAL|AUTH_?KEY",
@@ -128,3 +138,52 @@ def check_secrets(ctx: Context, tds: Iterable[TaskDefinitionFile]) -> None:
                         "of environment",
                         severity="warning",
                     )
+
+
+def task_definition_size(body: dict[str, Any]) -> int:
+    """The length ECS measures against its 64 KiB limit: compact JSON, UTF-8, without ``tags``."""
+    sent = {k: v for k, v in body.items() if k != "tags"}
+    return len(json.dumps(sent, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "surrogatepass"))
+
+
+def check_limits(ctx: Context, tds: Iterable[TaskDefinitionFile]) -> None:
+    """What ECS (or the container runtime) would refuse of each task definition, found before any call:
+    more than MAX_ENVIRONMENT environment entries in a container, an image or environment name holding a
+    control character, and a task definition over 64 KiB."""
+    for td in tds:
+        containers = td.body.get("containerDefinitions")
+        for ci, c in enumerate(containers if isinstance(containers, list) else []):
+            if not isinstance(c, dict):
+                continue
+            base = f"{td.pointer}/containerDefinitions/{ci}"
+            image = c.get("image")
+            if isinstance(image, str) and _CONTROL.search(image):
+                message = f"{json.dumps(image)} holds a control character; no image name does"
+                ctx.add(td.source, f"{base}/image", message)
+            env = c.get("environment")
+            if not isinstance(env, list):
+                continue
+            if len(env) > MAX_ENVIRONMENT:
+                ctx.add(
+                    td.source,
+                    f"{base}/environment",
+                    f"{len(env)} environment variables; at most {MAX_ENVIRONMENT} per container "
+                    "(use environmentFiles or secrets for large configurations)",
+                )
+                continue
+            for ei, item in enumerate(env):
+                name = item.get("name") if isinstance(item, dict) else None
+                if isinstance(name, str) and _CONTROL.search(name):
+                    ctx.add(
+                        td.source,
+                        f"{base}/environment/{ei}/name",
+                        f"{json.dumps(name)} holds a control character; an environment name cannot",
+                    )
+        size = task_definition_size(td.body)
+        if size > MAX_TASK_DEFINITION_BYTES:
+            ctx.add(
+                td.source,
+                td.pointer,
+                f"the task definition is {size} bytes as JSON; ECS refuses more than "
+                f"{MAX_TASK_DEFINITION_BYTES} bytes (64 KiB)",
+            )
