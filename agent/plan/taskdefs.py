@@ -24,7 +24,14 @@ Decisions worth knowing (each one is applied to both sides, so it only has to be
   (later files win in ECS, so the order is meaning);
 * ``healthCheck`` gets ECS's defaults (interval 30, timeout 5, retries 3; ``startPeriod: 0`` dropped);
 * option maps (``logConfiguration.options``, ``firelensConfiguration.options``, ``dockerLabels``)
-  have string values; EFS volumes get ``rootDirectory: "/"``.
+  have string values; EFS volumes get ``rootDirectory: "/"``;
+* every other documented default in ``agent/plan/defaults.py`` (EFS ``transitEncryption`` and
+  ``authorizationConfig.iam`` DISABLED, docker volume driver ``local`` / scope ``task`` /
+  ``autoprovision: false``, ``initProcessEnabled: false``, ``configuredAtLaunch: false``, Fargate's
+  20 GiB of ephemeral storage, ...) is dropped when written; a ``restartPolicy`` that is not enabled is
+  dropped whole.
+
+``minimal_task_definition`` goes the other way: what a user would write for a described task definition.
 """
 
 from __future__ import annotations
@@ -35,6 +42,8 @@ import json
 import re
 from collections.abc import Mapping
 from typing import Any
+
+from agent.plan.defaults import DEFAULTS, drop_rows, holders, same, split
 
 HASH_TAG = "ecs-gitops:content-hash"
 
@@ -218,6 +227,15 @@ def _container(cd: Any, network_mode: str | None) -> Any:
         log["options"] = _string_values(log.get("options"))
         log["secretOptions"] = _sorted_by(log.get("secretOptions"), "name")
         cd["logConfiguration"] = log
+    restart = cd.get("restartPolicy")
+    if isinstance(restart, Mapping):
+        if restart.get("enabled") is False:
+            del cd["restartPolicy"]
+        elif isinstance(restart.get("ignoredExitCodes"), list):
+            cd["restartPolicy"] = {
+                **restart,
+                "ignoredExitCodes": _sorted_canonically(restart["ignoredExitCodes"]),
+            }
     firelens = cd.get("firelensConfiguration")
     if isinstance(firelens, Mapping):
         cd["firelensConfiguration"] = {**firelens, "options": _string_values(firelens.get("options"))}
@@ -271,6 +289,48 @@ def normalise_task_definition(body: Mapping[str, Any]) -> dict[str, Any]:
     proxy = td.get("proxyConfiguration")
     if isinstance(proxy, Mapping):
         td["proxyConfiguration"] = {**proxy, "properties": _sorted_by(proxy.get("properties"), "name")}
+    _drop_defaults(td, drop_rows())
+    return prune(td)
+
+
+def _drop_defaults(td: dict[str, Any], rows: Any) -> None:
+    for row in rows:
+        parts = split(row.path)
+        for holder in holders(td, parts):
+            if parts[-1] in holder and same(holder[parts[-1]], row.value):
+                del holder[parts[-1]]
+
+
+def minimal_task_definition(body: Mapping[str, Any]) -> dict[str, Any]:
+    """What a user would write for a described task definition: no read-only fields, tags, nulls or
+    empty values, and no field that only repeats a documented default (``agent/plan/defaults.py``).
+
+    ``normalise_task_definition`` of the result equals that of ``body``: planning one against the
+    other is "no change".
+    """
+    td = copy.deepcopy(unwrap(body))
+    for field in (*READ_ONLY_FIELDS, "tags"):
+        td.pop(field, None)
+    td = prune(td)
+    mode = _network_mode(td)
+    if td.get("networkMode") and _network_mode({k: v for k, v in td.items() if k != "networkMode"}) == mode:
+        del td["networkMode"]
+    for cd in td.get("containerDefinitions") or []:
+        if not isinstance(cd, dict):
+            continue
+        if cd.get("cpu") == 0:
+            del cd["cpu"]
+        for pm in cd.get("portMappings") or []:
+            if not isinstance(pm, dict) or "hostPort" not in pm:
+                continue
+            if (mode in ("awsvpc", "host") and pm["hostPort"] == pm.get("containerPort")) or (
+                mode not in ("awsvpc", "host") and pm["hostPort"] == 0
+            ):
+                del pm["hostPort"]
+        restart = cd.get("restartPolicy")
+        if isinstance(restart, dict) and restart.get("enabled") is False:
+            del cd["restartPolicy"]
+    _drop_defaults(td, DEFAULTS)
     return prune(td)
 
 
