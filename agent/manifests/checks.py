@@ -20,6 +20,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from agent.errors import Problem
+from agent.manifests import ecs_rules
 from agent.manifests.loading import (
     READ_ONLY_TASK_DEFINITION_FIELDS,
     Classified,
@@ -793,6 +794,7 @@ def check(
         *(td for td in ctx.service_td.values() if td.pointer.startswith("/spec")),
     ]
     _guard(ctx, None, "secrets", lambda: _check_secrets(ctx, all_tds))
+    _guard(ctx, None, "ECS rules", lambda: ctx.problems.extend(ecs_rules.located(all_tds)))
 
     desired = Desired(revision=tree.revision)
     for kind in KINDS:
