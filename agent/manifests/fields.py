@@ -6,6 +6,7 @@ builds the requests. Keeping these here lets the planner depend on the manifests
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -62,3 +63,45 @@ def explicit_wave(manifest: Any) -> int:
     """A service's ``wave`` (0 when unset)."""
     wave = _spec(manifest).get("wave", 0)
     return wave if isinstance(wave, int) and not isinstance(wave, bool) else 0
+
+
+# Task-level cpu and memory in the spellings ECS accepts ("0.25 vCPU", "1 GB").
+_CPU_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*vcpus?\s*$", re.IGNORECASE)
+_MEMORY_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(gb|gib|mb|mib)\s*$", re.IGNORECASE)
+
+
+def cpu_units(value: Any) -> Any:
+    """Task-level CPU as ECS stores it: ``"0.25 vCPU"`` -> ``"256"``, ``1024`` -> ``"1024"``.
+
+    A value in no known spelling is returned unchanged (validation reports it, not the planner).
+    """
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float):
+        return str(int(value))
+    if isinstance(value, str):
+        text = value.strip()
+        if text.isdigit():
+            return str(int(text))
+        match = _CPU_RE.match(text)
+        if match:
+            return str(round(float(match.group(1)) * 1024))
+    return value
+
+
+def memory_mib(value: Any) -> Any:
+    """Task-level memory in MiB as ECS stores it: ``"1 GB"`` -> ``"1024"``, ``"0.5GB"`` -> ``"512"``."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float):
+        return str(int(value))
+    if isinstance(value, str):
+        text = value.strip()
+        if text.isdigit():
+            return str(int(text))
+        match = _MEMORY_RE.match(text)
+        if match:
+            number = float(match.group(1))
+            factor = 1024 if match.group(2).lower() in ("gb", "gib") else 1
+            return str(round(number * factor))
+    return value

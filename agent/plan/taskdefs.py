@@ -24,7 +24,14 @@ Decisions worth knowing (each one is applied to both sides, so it only has to be
   (later files win in ECS, so the order is meaning);
 * ``healthCheck`` gets ECS's defaults (interval 30, timeout 5, retries 3; ``startPeriod: 0`` dropped);
 * option maps (``logConfiguration.options``, ``firelensConfiguration.options``, ``dockerLabels``)
-  have string values; EFS volumes get ``rootDirectory: "/"``.
+  have string values; EFS volumes get ``rootDirectory: "/"``;
+* every other documented default in ``agent/plan/defaults.py`` (EFS ``transitEncryption`` and
+  ``authorizationConfig.iam`` DISABLED, docker volume driver ``local`` / scope ``task`` /
+  ``autoprovision: false``, ``initProcessEnabled: false``, ``configuredAtLaunch: false``, Fargate's
+  20 GiB of ephemeral storage, ...) is dropped when written; a ``restartPolicy`` that is not enabled is
+  dropped whole.
+
+``minimal_task_definition`` goes the other way: what a user would write for a described task definition.
 """
 
 from __future__ import annotations
@@ -32,11 +39,11 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import re
 from collections.abc import Mapping
 from typing import Any
 
-from agent.manifests.fields import READ_ONLY_FIELDS
+from agent.manifests.fields import READ_ONLY_FIELDS, cpu_units, memory_mib
+from agent.plan.defaults import DEFAULTS, drop_rows, holders, same, split
 
 HASH_TAG = "ecs-gitops:content-hash"
 
@@ -51,8 +58,6 @@ _FALSE_BY_DEFAULT = (
 _DEFAULT_PLATFORM = {"cpuArchitecture": "X86_64", "operatingSystemFamily": "LINUX"}
 _HEALTH_CHECK_DEFAULTS = {"interval": 30, "timeout": 5, "retries": 3}
 
-_CPU_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*vcpus?\s*$", re.IGNORECASE)
-_MEMORY_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(gb|gib|mb|mib)\s*$", re.IGNORECASE)
 
 
 def unwrap(body: Mapping[str, Any]) -> dict[str, Any]:
@@ -61,43 +66,6 @@ def unwrap(body: Mapping[str, Any]) -> dict[str, Any]:
     if isinstance(inner, Mapping) and "containerDefinitions" not in body:
         return dict(inner)
     return dict(body)
-
-
-def cpu_units(value: Any) -> Any:
-    """Task-level CPU as ECS stores it: ``"0.25 vCPU"`` -> ``"256"``, ``1024`` -> ``"1024"``.
-
-    A value in no known spelling is returned unchanged (validation reports it, not the planner).
-    """
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int | float):
-        return str(int(value))
-    if isinstance(value, str):
-        text = value.strip()
-        if text.isdigit():
-            return str(int(text))
-        match = _CPU_RE.match(text)
-        if match:
-            return str(round(float(match.group(1)) * 1024))
-    return value
-
-
-def memory_mib(value: Any) -> Any:
-    """Task-level memory in MiB as ECS stores it: ``"1 GB"`` -> ``"1024"``, ``"0.5GB"`` -> ``"512"``."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int | float):
-        return str(int(value))
-    if isinstance(value, str):
-        text = value.strip()
-        if text.isdigit():
-            return str(int(text))
-        match = _MEMORY_RE.match(text)
-        if match:
-            number = float(match.group(1))
-            factor = 1024 if match.group(2).lower() in ("gb", "gib") else 1
-            return str(round(number * factor))
-    return value
 
 
 def prune(value: Any) -> Any:
@@ -209,6 +177,15 @@ def _container(cd: Any, network_mode: str | None) -> Any:
         log["options"] = _string_values(log.get("options"))
         log["secretOptions"] = _sorted_by(log.get("secretOptions"), "name")
         cd["logConfiguration"] = log
+    restart = cd.get("restartPolicy")
+    if isinstance(restart, Mapping):
+        if restart.get("enabled") is False:
+            del cd["restartPolicy"]
+        elif isinstance(restart.get("ignoredExitCodes"), list):
+            cd["restartPolicy"] = {
+                **restart,
+                "ignoredExitCodes": _sorted_canonically(restart["ignoredExitCodes"]),
+            }
     firelens = cd.get("firelensConfiguration")
     if isinstance(firelens, Mapping):
         cd["firelensConfiguration"] = {**firelens, "options": _string_values(firelens.get("options"))}
@@ -262,6 +239,48 @@ def normalise_task_definition(body: Mapping[str, Any]) -> dict[str, Any]:
     proxy = td.get("proxyConfiguration")
     if isinstance(proxy, Mapping):
         td["proxyConfiguration"] = {**proxy, "properties": _sorted_by(proxy.get("properties"), "name")}
+    _drop_defaults(td, drop_rows())
+    return prune(td)
+
+
+def _drop_defaults(td: dict[str, Any], rows: Any) -> None:
+    for row in rows:
+        parts = split(row.path)
+        for holder in holders(td, parts):
+            if parts[-1] in holder and same(holder[parts[-1]], row.value):
+                del holder[parts[-1]]
+
+
+def minimal_task_definition(body: Mapping[str, Any]) -> dict[str, Any]:
+    """What a user would write for a described task definition: no read-only fields, tags, nulls or
+    empty values, and no field that only repeats a documented default (``agent/plan/defaults.py``).
+
+    ``normalise_task_definition`` of the result equals that of ``body``: planning one against the
+    other is "no change".
+    """
+    td = copy.deepcopy(unwrap(body))
+    for field in (*READ_ONLY_FIELDS, "tags"):
+        td.pop(field, None)
+    td = prune(td)
+    mode = _network_mode(td)
+    if td.get("networkMode") and _network_mode({k: v for k, v in td.items() if k != "networkMode"}) == mode:
+        del td["networkMode"]
+    for cd in td.get("containerDefinitions") or []:
+        if not isinstance(cd, dict):
+            continue
+        if cd.get("cpu") == 0:
+            del cd["cpu"]
+        for pm in cd.get("portMappings") or []:
+            if not isinstance(pm, dict) or "hostPort" not in pm:
+                continue
+            if (mode in ("awsvpc", "host") and pm["hostPort"] == pm.get("containerPort")) or (
+                mode not in ("awsvpc", "host") and pm["hostPort"] == 0
+            ):
+                del pm["hostPort"]
+        restart = cd.get("restartPolicy")
+        if isinstance(restart, dict) and restart.get("enabled") is False:
+            del cd["restartPolicy"]
+    _drop_defaults(td, DEFAULTS)
     return prune(td)
 
 

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from agent.errors import Problem
+from agent.manifests import ecs_rules
 from agent.manifests.checks import clusters, entries, services, strategies, task_definitions, windows
 from agent.manifests.checks.clusters import FARGATE_PROVIDERS, account_clusters, allowed_clusters
 from agent.manifests.checks.context import Context, valid_entries
@@ -107,6 +108,7 @@ def check(
         *(td for td in ctx.service_td.values() if td.pointer.startswith("/spec")),
     ]
     _guard(ctx, None, "secrets", lambda: task_definitions.check_secrets(ctx, all_tds))
+    _guard(ctx, None, "ECS rules", lambda: ctx.problems.extend(ecs_rules.located(all_tds)))
     _guard(ctx, None, "task-definition limits", lambda: task_definitions.check_limits(ctx, all_tds))
 
     desired = Desired(revision=tree.revision)
