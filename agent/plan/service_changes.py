@@ -104,14 +104,7 @@ def service_change(
         return Change("Service", name, CREATE, source, creation_fields(request), request, reason)
 
     request = _on_live_target_group(request, spec, current)
-    want = normalise_service(request)
-    have = normalise_service(current)
-    for key in _SERVICE_OWNED_WHEN_SET:
-        if key not in want:
-            have.pop(key, None)
-    if "launchType" not in want and "capacityProviderStrategy" not in want:
-        have.pop("launchType", None)  # the cluster's default capacity-provider strategy applies
-        have.pop("capacityProviderStrategy", None)
+    want, have = compared(request, current)
     fields = ignore_drift(diff(have, want), spec.get("ignoreDrift") or [])
     if not fields:
         return Change("Service", name, NO_CHANGE, source, (), {}, "matches")
@@ -181,3 +174,18 @@ def _on_live_target_group(
     out = copy.deepcopy(request)
     out["taskSet"]["loadBalancers"][0]["targetGroupArn"] = alternate
     return out
+
+
+def compared(request: Mapping[str, Any], current: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(wanted, live) as the planner diffs them: a CreateService ``request`` and the ``current``
+    DescribeServices entry, both normalised; what ECS owns unless the request sets it (and the launch type
+    when the cluster's default capacity-provider strategy applies) left out of the live side."""
+    want = normalise_service(request)
+    have = normalise_service(current)
+    for key in _SERVICE_OWNED_WHEN_SET:
+        if key not in want:
+            have.pop(key, None)
+    if "launchType" not in want and "capacityProviderStrategy" not in want:
+        have.pop("launchType", None)  # the cluster's default capacity-provider strategy applies
+        have.pop("capacityProviderStrategy", None)
+    return want, have

@@ -15,9 +15,10 @@ from typing import Any
 
 import pytest
 
+from agent.manifests.fields import SERVICE_REQUEST_FIELDS as REQUEST_FIELDS
 from agent.plan.diff import diff
-from agent.plan.planning import _SERVICE_OWNED_WHEN_SET
-from agent.plan.services import REQUEST_FIELDS, TASK_SET_FIELDS, normalise_service
+from agent.plan.service_changes import compared
+from agent.plan.services import TASK_SET_FIELDS
 from agent.plan.taskdefs import (
     READ_ONLY_FIELDS,
     content_hash,
@@ -122,15 +123,8 @@ def test_minimal_task_definition_is_a_fixed_point(path: Path) -> None:
 
 
 def planned_changes(desired: dict[str, Any], current: dict[str, Any]) -> list[Any]:
-    """The service comparison of agent/plan/planning.py: both sides normalised, and fields something
-    else owns (ECS's service-linked role, autoscaling's desiredCount, ...) compared only when desired."""
-    want, have = normalise_service(desired), normalise_service(current)
-    for key in _SERVICE_OWNED_WHEN_SET:
-        if key not in want:
-            have.pop(key, None)
-    if "launchType" not in want and "capacityProviderStrategy" not in want:
-        have.pop("launchType", None)
-        have.pop("capacityProviderStrategy", None)
+    """The planner's own service comparison (agent.plan.service_changes.compared, then diff)."""
+    want, have = compared(desired, current)
     return diff(have, want)
 
 
