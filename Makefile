@@ -23,7 +23,9 @@ lint: .venv
 
 # npm tools (GitHub's OpenAPI description + prism) for the commit-status contract test; skipped without npm.
 # The suite runs in parallel, a test file per worker (pytest-xdist, one worker per core); the IAM coverage
-# test then runs on its own, reading the operations each worker recorded (see tests/conftest.py).
+# test then runs on its own, reading the operations each worker recorded (see tests/conftest.py), and
+# checks tests/iam-operations.txt, its record for running alone, is current
+# (ECS_GITOPS_WRITE_OPERATIONS=1 make test rewrites it).
 OPERATIONS := .pytest-operations
 test: lint
 	bash .ci/npm-tools.sh

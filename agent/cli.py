@@ -1,4 +1,4 @@
-"""Command line: ``ecs-gitops validate | plan | apply | run | status | sandbox up``.
+"""Command line: ``ecs-gitops validate | plan | apply | run | status | iam-policy | sandbox up``.
 
 Exit codes follow ``terraform plan -detailed-exitcode``: 0 no changes (or valid), 2 changes, 1 error.
 Errors print as ``FILE[:LINE]: /json/pointer: message`` — never as a traceback.
@@ -248,6 +248,36 @@ def _aws_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", help="AWS profile")
 
 
+def cmd_iam_policy(args: argparse.Namespace) -> int:
+    """Print the least-privilege IAM policy for the manifests and the agent config (agent/aws/policy.py)."""
+    import json
+
+    from agent.aws.policy import account_policies, agent_policy
+    from agent.manifests import load_desired
+
+    config = _config(args)
+    desired = load_desired(_tree(args.repo, args.ref, args.path, config), config)
+    policy: Any = agent_policy(desired, config, args.account_id)
+    if args.accounts:
+        policy = {"agent": policy, "accounts": account_policies(desired, config, args.account_id)}
+    print(json.dumps(policy, indent=2))
+    return EXIT_OK
+
+
+def add_iam_policy_parser(sub: Any) -> None:
+    i = sub.add_parser("iam-policy", help="print the least-privilege IAM policy the manifests need (JSON)")
+    i.add_argument("--repo", help="git repository path or URL (default: the config's source)")
+    i.add_argument("--ref", help="commit, branch or tag to read (default: the config's branch)")
+    i.add_argument("--path", help="manifest folder inside the repository")
+    i.add_argument("--account-id", help="the agent's own account (default: the one the manifests' ARNs name)")
+    i.add_argument(
+        "--accounts",
+        action="store_true",
+        help='also the policy of the role assumed in each other account: {"agent": ..., "accounts": {...}}',
+    )
+    i.set_defaults(func=cmd_iam_policy)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ecs-gitops", description="GitOps for Amazon ECS: validate and plan manifests kept in Git."
@@ -307,6 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_sandbox_parser(sub)
     add_status_parser(sub)
+    add_iam_policy_parser(sub)
     return parser
 
 
