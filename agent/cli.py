@@ -1,4 +1,4 @@
-"""Command line: ``ecs-gitops validate | plan | apply | run | status | sandbox up``.
+"""Command line: ``ecs-gitops validate | plan | apply | run | status | iam-policy | sandbox up``.
 
 Exit codes follow ``terraform plan -detailed-exitcode``: 0 no changes (or valid), 2 changes, 1 error.
 Errors print as ``FILE[:LINE]: /json/pointer: message`` — never as a traceback.
@@ -275,10 +275,42 @@ def _sandbox_commands(parser: argparse.ArgumentParser) -> None:
     try:
         sandbox_cli = importlib.import_module("agent.sandbox.cli")
     except ModuleNotFoundError as e:
-        if (e.name or "").partition(".")[0] == "agent":
-            raise
+        name = e.name or ""
+        if name.partition(".")[0] == "agent" and not name.startswith("agent.sandbox"):
+            raise  # a bug of ours, not a missing extra
+        # moto is not installed, or (in the image) the sandbox package itself is left out
         raise SandboxMissing(SANDBOX_EXTRA) from e
     sandbox_cli.add_commands(parser)
+
+
+def cmd_iam_policy(args: argparse.Namespace) -> int:
+    """Print the least-privilege IAM policy for the manifests and the agent config (agent/aws/policy.py)."""
+    import json
+
+    from agent.aws.policy import account_policies, agent_policy
+    from agent.manifests import load_desired
+
+    config = _config(args)
+    desired = load_desired(_tree(args.repo, args.ref, args.path, config), config)
+    policy: Any = agent_policy(desired, config, args.account_id)
+    if args.accounts:
+        policy = {"agent": policy, "accounts": account_policies(desired, config, args.account_id)}
+    print(json.dumps(policy, indent=2))
+    return EXIT_OK
+
+
+def add_iam_policy_parser(sub: Any) -> None:
+    i = sub.add_parser("iam-policy", help="print the least-privilege IAM policy the manifests need (JSON)")
+    i.add_argument("--repo", help="git repository path or URL (default: the config's source)")
+    i.add_argument("--ref", help="commit, branch or tag to read (default: the config's branch)")
+    i.add_argument("--path", help="manifest folder inside the repository")
+    i.add_argument("--account-id", help="the agent's own account (default: the one the manifests' ARNs name)")
+    i.add_argument(
+        "--accounts",
+        action="store_true",
+        help='also the policy of the role assumed in each other account: {"agent": ..., "accounts": {...}}',
+    )
+    i.set_defaults(func=cmd_iam_policy)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -345,6 +377,7 @@ def build_parser() -> argparse.ArgumentParser:
     from agent.status.cli import add_status_parser
 
     add_status_parser(sub)
+    add_iam_policy_parser(sub)
     return parser
 
 

@@ -185,6 +185,7 @@ class ServerConfig:
 
     port: int = 8080
     host: str = "127.0.0.1"
+    webhook_port: int | None = None  # a listener of its own for the webhooks; None: on ``port``
     webhook_secret_env: str = "ECS_GITOPS_WEBHOOK_SECRET"
 
 

@@ -370,7 +370,7 @@ class Agent:
             dashboard=self.dashboard.state,
         )
         self.server = AgentServer(
-            endpoints, server_cfg.host, server_cfg.port if port is None else port
+            endpoints, server_cfg.host, server_cfg.port if port is None else port, server_cfg.webhook_port
         ).start()
         return self.server
 

@@ -48,8 +48,9 @@ def sim_sandbox() -> Iterator[Sandbox]:
 
 # -- IAM policy coverage (tests/test_iam_policy.py) -------------------------------------------------------
 # agent.aws.clients records every AWS operation the agent's own clients call, process-wide. The coverage
-# test compares that record with manifests-example/agent/iam-policy.json, so it runs after every other
-# test; the "no unused action" half needs the whole suite to have run, which these hooks find out.
+# test compares that record with the policy agent/aws/policy.py generates, so it runs after every other
+# test; after the whole suite (which these hooks find out) it also checks tests/iam-operations.txt, the
+# record it uses when it runs on its own.
 #
 # `make test` runs the suite in parallel (pytest-xdist: one process per worker), then this module on its own:
 # with ECS_GITOPS_OPERATIONS_DIR set, every session writes what its process recorded there when it ends

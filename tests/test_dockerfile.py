@@ -5,14 +5,19 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
 import sys
+import tomllib
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+from packaging.version import Version
 
 from agent.http.metrics import Metrics
 from agent.http.server import AgentServer, Endpoints, Readiness
@@ -67,6 +72,49 @@ def test_multi_stage_on_slim_python_311() -> None:
     assert "--from=build /opt/ecs-gitops /opt/ecs-gitops" in _final("COPY")
 
 
+def test_the_base_is_pinned_by_digest_and_the_image_has_oci_labels() -> None:
+    """The base image is a tag pinned by digest (the tag says what it is, the digest what it stays), and the
+    runtime stage carries the OCI labels a registry and a scanner read."""
+    args = dict(a.split("=", 1) for i, a in _instructions() if i == "ARG" and "=" in a)
+    tag, _, digest = args["PYTHON_IMAGE"].partition("@")
+    assert tag == "python:3.11-slim-bookworm" and re.fullmatch(r"sha256:[0-9a-f]{64}", digest)
+    labels = " ".join(_final("LABEL"))
+    for key in (
+        "title",
+        "description",
+        "version",
+        "revision",
+        "source",
+        "licenses",
+        "base.name",
+        "base.digest",
+    ):
+        assert f"org.opencontainers.image.{key}=" in labels
+    assert digest in labels
+
+
+def test_dependencies_install_from_the_lock_in_a_layer_of_their_own() -> None:
+    """requirements.lock is copied and installed before the agent's code, so a code change keeps the
+    dependency layer; the lock pins every runtime dependency of pyproject.toml within its range, and
+    holds no sandbox (moto)."""
+    build = _stages()[0]
+    copies = [a for i, a in build if i == "COPY"]
+    assert copies[0] == "requirements.lock ./" and "agent ./agent" in copies
+    runs = [a for i, a in build if i == "RUN"]
+    assert any("-r requirements.lock" in r for r in runs)
+    pinned = {}
+    for line in (ROOT / "requirements.lock").read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, _, version = line.partition("==")
+            pinned[canonicalize_name(name)] = Version(version)
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    for text in project["dependencies"]:
+        requirement = Requirement(text)
+        name = canonicalize_name(requirement.name)
+        assert name in pinned and pinned[name] in requirement.specifier, f"{text}: run `make lock`"
+    assert "moto" not in pinned and "moto[server]" not in str(project["dependencies"])
+
+
 def test_runs_as_a_non_root_user() -> None:
     """The runtime stage ends as a numeric non-root user (Kubernetes runAsNonRoot can verify it)."""
     users = _final("USER")
@@ -78,9 +126,10 @@ def test_git_and_openssh_are_installed_from_a_release_with_git_2_31_or_later() -
     runs = " ".join(_final("RUN"))
     assert "apt-get install -y --no-install-recommends git openssh-client" in runs
     assert "rm -rf /var/lib/apt/lists/*" in runs
-    assert "bookworm" in dict(
-        a.split("=", 1) for i, a in _instructions() if i == "ARG" and "=" in a
-    )["PYTHON_IMAGE"]
+    assert (
+        "bookworm"
+        in dict(a.split("=", 1) for i, a in _instructions() if i == "ARG" and "=" in a)["PYTHON_IMAGE"]
+    )
 
 
 def test_entrypoint_cmd_port_and_environment() -> None:
@@ -98,11 +147,13 @@ def test_entrypoint_cmd_port_and_environment() -> None:
 
 
 def test_dockerignore_lets_in_only_what_the_build_copies() -> None:
-    """The build context is pyproject.toml, README.md, schemas/ and agent/: no .venv, .git or tests."""
+    """The build context is requirements.lock, pyproject.toml, README.md, schemas/ and agent/ without its
+    sandbox: no .venv, .git, tests or moto-based code."""
     text = (ROOT / ".dockerignore").read_text()
     lines = [line for line in text.splitlines() if line and not line.startswith("#")]
     assert lines[0] == "*"
-    assert {"!pyproject.toml", "!README.md", "!schemas/", "!agent/"} <= set(lines)
+    assert {"!requirements.lock", "!pyproject.toml", "!README.md", "!schemas/", "!agent/"} <= set(lines)
+    assert "agent/sandbox/" in lines
 
 
 def test_healthcheck_succeeds_against_the_agent_server_and_fails_without_it() -> None:

@@ -9,7 +9,8 @@
 * ``POST /webhook/github`` (``X-Hub-Signature-256``, HMAC-SHA256 of the body) and ``POST
   /webhook/gitlab`` (``X-Gitlab-Token``) ask for a tick at once when the tracked branch got a push.
   Both compare in constant time, answer 401 to a missing or wrong signature, 403 while no secret is
-  configured, and 413 to a body over 1 MiB (before reading it).
+  configured, and 413 to a body over 1 MiB (before reading it). With ``server.webhookPort`` set they are
+  served on that port alone (every other path 404 there), so they can be exposed without the rest.
 * ``GET /dashboard/`` (with its ``dashboard.js`` and ``dashboard.css``) and ``GET /dashboard/state.json``:
   the read-only dashboard (agent/http/dashboard.py), on an agent that has one.
 
@@ -209,13 +210,18 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "ecs-gitops"
     timeout = 10  # seconds a client may take to send its request (no slow-loris holding a thread)
     endpoints: Endpoints  # set on the subclass AgentServer makes
+    pages = True  # GET routes served here (a webhook-only listener serves none)
+    webhooks = True  # POST /webhook/* served here (not on the main port when webhooks have their own)
 
     def do_GET(self) -> None:
-        self._send(self.endpoints.get(urlsplit(self.path).path))
+        path = urlsplit(self.path).path
+        missing = Response.json(404, {"error": f"no such page: {path}"})
+        self._send(self.endpoints.get(path) if self.pages else missing)
 
     def do_POST(self) -> None:
         path = urlsplit(self.path).path
-        provider = {"/webhook/github": "github", "/webhook/gitlab": "gitlab"}.get(path)
+        routes = {"/webhook/github": "github", "/webhook/gitlab": "gitlab"} if self.webhooks else {}
+        provider = routes.get(path)
         length = self.headers.get("Content-Length") or ""
         size = int(length) if length.isdigit() else None
         if provider is None:
@@ -254,13 +260,28 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class AgentServer:
-    """The HTTP server on a daemon thread; ``port=0`` picks a free port (see ``.port``)."""
+    """The HTTP server on a daemon thread; ``port=0`` picks a free port (see ``.port``). With
+    ``webhook_port``, the webhooks are served on a second listener (``.webhook_port``), and only there."""
 
-    def __init__(self, endpoints: Endpoints, host: str = "0.0.0.0", port: int = 8080) -> None:
-        handler = type("Handler", (_Handler,), {"endpoints": endpoints})
+    def __init__(
+        self,
+        endpoints: Endpoints,
+        host: str = "0.0.0.0",
+        port: int = 8080,
+        webhook_port: int | None = None,
+        pages: bool = True,
+    ) -> None:
+        own = webhook_port is not None
+        handler = type("Handler", (_Handler,), {"endpoints": endpoints, "pages": pages, "webhooks": not own})
         self._httpd = ThreadingHTTPServer((host, port), handler)
         self._httpd.daemon_threads = True
         self._thread: threading.Thread | None = None
+        self._hooks = AgentServer(endpoints, host, webhook_port, pages=False) if own else None
+
+    @property
+    def webhook_port(self) -> int:
+        """Where the webhooks are served: their own listener's port, else ``port``."""
+        return self._hooks.port if self._hooks is not None else self.port
 
     @property
     def port(self) -> int:
@@ -275,9 +296,13 @@ class AgentServer:
         self._thread = threading.Thread(target=self._httpd.serve_forever, name="http", daemon=True)
         self._thread.start()
         log.info("server.started", url=self.url)
+        if self._hooks is not None:
+            self._hooks.start()
         return self
 
     def stop(self) -> None:
+        if self._hooks is not None:
+            self._hooks.stop()
         if self._thread is not None:
             self._httpd.shutdown()
             self._thread.join(timeout=10)
