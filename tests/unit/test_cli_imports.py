@@ -45,10 +45,12 @@ def _run(argv: list[str], prelude: str = "") -> tuple[str, str]:
     [(["--help"], "0"), (["validate", "manifests-example"], "0"), (["status", "--help"], "0")],
 )
 def test_commands_other_than_sandbox_import_no_sandbox_and_no_moto(argv: list[str], code: str) -> None:
+    """--help, validate and status load neither moto nor agent.sandbox."""
     assert _run(argv)[0] == code
 
 
 def test_the_sandbox_command_imports_the_sandbox() -> None:
+    """ecs-gitops sandbox loads its module (and moto) by name."""
     result, _ = _run(["sandbox", "--help"])
     assert result.startswith("0 ")
     assert "agent.sandbox.cli" in result.split() and "moto" in result.split()
@@ -60,3 +62,22 @@ def test_without_moto_the_sandbox_command_names_the_extra() -> None:
         result, stderr = _run(argv, prelude="import sys\nsys.modules['moto'] = None\n")
         assert result.split()[0] == "1"
         assert stderr == "ecs-gitops sandbox needs the sandbox extra: pip install 'ecs-gitops[sandbox]'\n"
+
+
+def test_without_the_sandbox_package_the_sandbox_command_names_the_extra() -> None:
+    """The image leaves agent/sandbox out: the command says which extra to install, with no traceback."""
+    prelude = "import sys\nsys.modules['agent.sandbox'] = None\n"
+    result, stderr = _run(["sandbox", "up"], prelude=prelude)
+    assert result.split()[0] == "1"
+    assert stderr == "ecs-gitops sandbox needs the sandbox extra: pip install 'ecs-gitops[sandbox]'\n"
+
+
+def test_a_plain_install_pulls_in_no_sandbox() -> None:
+    """``pip install ecs-gitops`` (no extras) brings no moto: it is only in the ``sandbox`` extra."""
+    import tomllib
+
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
+    assert not [d for d in project["dependencies"] if d.lower().startswith("moto")]
+    assert any(d.startswith("moto") for d in project["optional-dependencies"]["sandbox"])
+    lock = (REPO_ROOT / "requirements.lock").read_text().lower()
+    assert "moto" not in lock
