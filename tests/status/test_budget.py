@@ -55,6 +55,7 @@ def test_a_day_long_bake_writes_under_200_statuses_and_the_final_one_lands(
     reporter.report([CommitStatus(SHA, WEB, "success", "web:2 serving 100 %")])
 
     written = [h for h in github.history if h["context"] == WEB]
+    print(f"day-long bake: {len(written)} statuses for {WEB}")
     assert len(written) < 200, len(written)
     assert (
         written[-1]["state"] == "success"
