@@ -1,6 +1,8 @@
 """Command line: ``ecs-gitops validate | plan | apply | run | status | iam-policy | sandbox up``.
 
-Exit codes follow ``terraform plan -detailed-exitcode``: 0 no changes (or valid), 2 changes, 1 error.
+Exit codes follow ``terraform plan -detailed-exitcode``: 0 no changes (or valid), 2 changes, 1 error;
+``apply`` and ``plan --publish`` exit 3 when all went well but some commit statuses could not be written
+(they stay in the state store and the next apply or run sends them).
 Errors print as ``FILE[:LINE]: /json/pointer: message`` — never as a traceback.
 """
 
@@ -16,7 +18,7 @@ from typing import Any
 
 from agent.errors import AgentError, InvalidInput, PermanentError, TransientError
 
-EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
+EXIT_OK, EXIT_ERROR, EXIT_CHANGES, EXIT_UNDELIVERED = 0, 1, 2, 3
 DEFAULT_CONFIG_FILES = ("ecs-gitops.yaml", "ecs-gitops.yml")
 SANDBOX_EXTRA = "ecs-gitops sandbox needs the sandbox extra: pip install 'ecs-gitops[sandbox]'"
 
@@ -139,11 +141,24 @@ def _publish(agent: Any, args: argparse.Namespace) -> int:
             break
         time.sleep(2)
         agent.outbox.flush()
-    if agent.outbox.pending():
-        print("warning: the ecs-gitops/plan status is not written yet", file=sys.stderr)
+    undelivered = _undelivered(agent)
     if preview.plan is None or preview.status.state == "error":  # not planned, or some accounts not
         return EXIT_ERROR
+    if undelivered:
+        return EXIT_UNDELIVERED
     return EXIT_CHANGES if preview.plan.has_changes else EXIT_OK
+
+
+def _undelivered(agent: Any) -> int:
+    """Say on stdout how many statuses could not be written, and why; return how many."""
+    waiting = agent.outbox.pending()
+    if waiting:
+        reasons = ", ".join(sorted({reason for _, reason in agent.outbox.failures})) or "not tried yet"
+        print(
+            f"not delivered: {len(waiting)} commit status(es) ({reasons}); kept in the state store, the next "
+            "apply or run sends them"
+        )
+    return len(waiting)
 
 
 def _aws(args: argparse.Namespace, config: Any) -> Any:
@@ -223,13 +238,10 @@ def _apply(agent: Any, args: argparse.Namespace) -> int:
             break
         time.sleep(2)
         agent.outbox.flush()
-    if agent.outbox.pending():
-        print(
-            f"warning: {len(agent.outbox.pending())} commit status(es) not written yet; they are kept in the "
-            "state store and sent by the next apply or run",
-            file=sys.stderr,
-        )
-    return EXIT_ERROR if result.outcome in ("invalid", "untrusted", "failed") else EXIT_OK
+    undelivered = _undelivered(agent)
+    if result.outcome in ("invalid", "untrusted", "failed"):
+        return EXIT_ERROR
+    return EXIT_UNDELIVERED if undelivered else EXIT_OK
 
 
 def cmd_run(args: argparse.Namespace) -> int:

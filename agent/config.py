@@ -151,6 +151,8 @@ class GithubConfig:
 class GitlabConfig:
     api_url: str = "https://gitlab.com/api/v4"
     token_env: str = "GITLAB_TOKEN"
+    token_file: str | None = None
+    auth_type: str = "private"  # private (PRIVATE-TOKEN), bearer (OAuth), job (JOB-TOKEN)
     project: str | None = None
 
 
@@ -160,6 +162,7 @@ class StatusConfig:
 
     publisher: str = "gitnotes"
     plan_comments: bool = False  # plans of planRefs heads as a PR/MR comment (github, gitlab)
+    target_url: str | None = None  # every status's link: a template with {sha}, {context}, {service}
     github: GithubConfig = field(default_factory=GithubConfig)
     gitlab: GitlabConfig = field(default_factory=GitlabConfig)
 

@@ -43,6 +43,7 @@ from agent.http.server import AgentServer, Endpoints, Readiness
 from agent.manifests.tree import Tree
 from agent.reconcile import PlanResult, Reconciler, TickResult, rollout_record
 from agent.reconcile.previews import Preview, Previewer
+from agent.status import factory as status_factory
 from agent.status.comments import make_comments
 from agent.status.model import Publisher
 from agent.status.outbox import Outbox
@@ -53,23 +54,7 @@ log = structlog.get_logger()
 
 def make_publisher(config: Any, source: GitSource) -> Publisher:
     """The commit-status publisher the config asks for (gitnotes by default, on the source's clone)."""
-    from agent.status.github import GitHubPublisher
-    from agent.status.gitlab import GitLabPublisher
-    from agent.status.gitnotes import GitNotesPublisher
-    from agent.status.log import LogPublisher
-
-    status = config.status
-    if status.publisher == "github":
-        gh = status.github
-        return GitHubPublisher(
-            gh.repository, token_env=gh.token_env, token_file=gh.token_file, base_url=gh.api_url
-        )
-    if status.publisher == "gitlab":
-        gl = status.gitlab
-        return GitLabPublisher(gl.project, token_env=gl.token_env, base_url=gl.api_url)
-    if status.publisher == "log":
-        return LogPublisher()
-    return GitNotesPublisher(str(source.clone_path), remote="origin")
+    return status_factory.make_publisher(config, source.clone_path)
 
 
 class _Reconciler(Reconciler):
@@ -126,7 +111,12 @@ class Agent:
         self.source.prepare()
         self.aws = aws or Aws(config.aws.region, config.aws.endpoint_url, config.aws.profile)
         self.store, self.lease = open_store(config.store, self.data_dir, self.aws, clock)
-        self.outbox = Outbox(make_publisher(config, self.source), clock=monotonic, store=self.store)
+        self.outbox = Outbox(
+            make_publisher(config, self.source),
+            clock=monotonic,
+            store=self.store,
+            target_url=config.status.target_url,
+        )
         self.reconciler = _Reconciler(self.aws, config, self.store, self.outbox, clock, pacer)
         self.previewer = Previewer(
             # the base class's plan: a proposal's desired state must not become the metrics' view
@@ -139,8 +129,8 @@ class Agent:
             clock,
         )
         self.monotonic = monotonic
-        self.metrics = Metrics(self.aws.counter)
-        self.readiness = Readiness(src.interval_seconds, clock)
+        self.metrics = Metrics(self.aws.counter, self.outbox)
+        self.readiness = Readiness(src.interval_seconds, clock, self.outbox.undelivered_for)
         self.server: AgentServer | None = None
         self.last_result: TickResult | None = None  # the last tick that completed (the dashboard shows it)
         self.last_tick_at: datetime | None = None
@@ -324,7 +314,9 @@ class Agent:
             self.last_result, self.last_tick_at = result, now
             self.dashboard.ticked(result, now)
             self.metrics.drifted_services.set(len(result.drifted))
-            self.metrics.services(self._service_views(result), now, self._committed_at)
+            self.metrics.services(
+                self._service_views(result), now, self._committed_at, self.reconciler.engine.last_views
+            )
         except Exception as e:  # pragma: no cover - a bug here must not stop deployments
             log.error("metrics.failed", error=repr(e))
 
@@ -429,6 +421,7 @@ class Agent:
             except OSError as e:
                 # Deployments go on; the failing health check makes the orchestrator notice and replace us.
                 log.error("server.failed", port=self.config.server.port, error=str(e))
+        status_factory.check_publisher(self.outbox.publisher)
         scheduler.start()
         self._schedule_now = now
         now()

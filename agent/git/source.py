@@ -16,6 +16,7 @@ import configparser
 import os
 import re
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -364,6 +365,7 @@ class GitSource:
     def _run_remote(self, repo: git.Repo, command: str, *args: str) -> str:
         """Run a git command that talks to ``origin``; translate failures into typed, redacted errors."""
         env = self._env()
+        started = time.monotonic()
         try:
             return str(getattr(repo.git, command)(*args, kill_after_timeout=self.timeout, env=env))
         except git.GitCommandNotFound as e:
@@ -371,7 +373,10 @@ class GitSource:
         except git.GitCommandError as e:
             stderr = self._redact(_text(e.stderr))
             where = f"{self.display_url} ({self.branch})"
-            if "did not complete in" in stderr or "timed out" in stderr.lower():
+            # GitPython's kill on timeout may leave stderr empty (its message races the kill): the clock
+            # and the kill signal in the exit status say it just as well.
+            killed = time.monotonic() - started >= self.timeout or e.status in (-9, 137)
+            if killed or "did not complete in" in stderr or "timed out" in stderr.lower():
                 raise TransientError(
                     f"git {command} from {where} timed out after {self.timeout:g}s"
                 ) from None

@@ -2,8 +2,11 @@
 
 * ``GET /healthz``: 200 while the process serves requests (the container HEALTHCHECK and the ECS
   health check use it; restarting cannot fix anything else).
-* ``GET /readyz``: 200 while ticks keep completing, 503 once the last good tick is older than three
-  poll intervals (git or AWS unreachable, the loop stuck); the JSON body says which and since when.
+* ``GET /readyz``: 503 until the first tick has completed, then 200 while ticks keep completing, 503
+  once the last good tick is older than three poll intervals (git or AWS unreachable, the loop stuck);
+  the JSON body says which and since when, and ``degraded`` says how long commit statuses have been
+  waiting to be written (a Git host down or refusing the token: the rollouts go on, so still 200).
+* ``GET|HEAD /healthz``: 200 while the process serves requests.
 * ``GET /metrics``: Prometheus text format (prometheus-client), from a registry of this agent's own
   (agent/http/metrics.py).
 * ``POST /webhook/github`` (``X-Hub-Signature-256``, HMAC-SHA256 of the body) and ``POST
@@ -52,15 +55,22 @@ STALE_INTERVALS = 3  # /readyz turns 503 when the last good tick is older than t
 class Readiness:
     """Whether ticks keep completing: the last good tick against the agent's clock and poll interval.
 
-    Before the first good tick the agent counts as ready for three intervals from its start (the first
-    clone of a large repository takes a while), then not. A replica standing by (another one holds the
-    leader lease, docs/ha.md) is ready as long as it keeps checking the lease: it is healthy and takes
-    over when needed, so an orchestrator must not replace it.
+    Not ready until the first tick has completed (a load balancer or a rollout of the agent itself must
+    not count it in before it has reconciled once). A replica standing by (another one holds the leader
+    lease, docs/ha.md) is ready as long as it keeps checking the lease: it is healthy and takes over when
+    needed, so an orchestrator must not replace it. ``undelivered`` (the outbox's ``undelivered_for``)
+    adds "degraded: statuses undelivered for N s" to the body while statuses wait.
     """
 
-    def __init__(self, interval_seconds: float, clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self,
+        interval_seconds: float,
+        clock: Callable[[], datetime],
+        undelivered: Callable[[], float | None] | None = None,
+    ) -> None:
         self.interval = float(interval_seconds)
         self.clock = clock
+        self.undelivered = undelivered
         self.started_at = clock()
         self.last_good: datetime | None = None
         self.role = "leader"
@@ -81,7 +91,7 @@ class Readiness:
         limit = STALE_INTERVALS * self.interval
         since = self.last_good or self.started_at
         age = max(0.0, (now - since).total_seconds())
-        ready = age <= limit
+        ready = self.last_good is not None and age <= limit
         if self.last_good is None:
             reason = f"no tick has completed since the start {age:.0f}s ago"
         elif self.role == "standby":
@@ -89,7 +99,12 @@ class Readiness:
             reason = f"standing by: {owner} holds the leader lease; checked {age:.0f}s ago"
         else:
             reason = f"the last good tick was {age:.0f}s ago"
-        reason += f" ({'within' if ready else 'over'} {limit:.0f}s, {STALE_INTERVALS} poll intervals)"
+        if self.last_good is not None:
+            reason += f" ({'within' if ready else 'over'} {limit:.0f}s, {STALE_INTERVALS} poll intervals)"
+        waiting = self.undelivered() if self.undelivered is not None and self.role == "leader" else None
+        degraded = None if waiting is None else f"degraded: statuses undelivered for {waiting:.0f} s"
+        if degraded:
+            reason += f"; {degraded}"
         body = {
             "ready": ready,
             "reason": reason,
@@ -97,6 +112,8 @@ class Readiness:
             "secondsSinceLastGoodTick": round(age, 3),
             "limitSeconds": limit,
             "role": self.role,
+            "degraded": degraded,
+            "statusesUndeliveredSeconds": None if waiting is None else round(waiting, 3),
         }
         if self.role == "standby":
             body["leader"] = self.leader
@@ -218,6 +235,10 @@ class _Handler(BaseHTTPRequestHandler):
         missing = Response.json(404, {"error": f"no such page: {path}"})
         self._send(self.endpoints.get(path) if self.pages else missing)
 
+    def do_HEAD(self) -> None:
+        """GET's status and headers without the body (health checks that use HEAD)."""
+        self._send(self.endpoints.get(urlsplit(self.path).path), body=False)
+
     def do_POST(self) -> None:
         path = urlsplit(self.path).path
         routes = {"/webhook/github": "github", "/webhook/gitlab": "gitlab"} if self.webhooks else {}
@@ -246,14 +267,15 @@ class _Handler(BaseHTTPRequestHandler):
                 break
             left -= len(chunk)
 
-    def _send(self, response: Response) -> None:
+    def _send(self, response: Response, body: bool = True) -> None:
         self.send_response(response.status)
         self.send_header("Content-Type", response.content_type)
         self.send_header("Content-Length", str(len(response.body)))
         for name, value in response.headers:
             self.send_header(name, value)
         self.end_headers()
-        self.wfile.write(response.body)
+        if body:
+            self.wfile.write(response.body)
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("http.request", client=self.client_address[0], request=format % args)

@@ -17,7 +17,7 @@ tick. ``ecs-gitops plan --publish --ref REV`` runs the same code for one ref.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -105,7 +105,7 @@ class Previewer:
             state=preview.status.state,
             description=preview.status.description,
         )
-        preview.status = preview.status.stamped(self.clock())
+        preview.status = replace(preview.status.stamped(self.clock()), ref=ref)  # GitLab files it by ref
         self.outbox.put(preview.status)
         self.outbox.flush()
         number = number if number is not None else request_number(ref)

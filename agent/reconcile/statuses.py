@@ -4,18 +4,63 @@ Statuses describe the decisions, made before their actions ran; the next tick ob
 Statuses on other commits (the one a newer commit superseded) come from ``Decision.other_commits``.
 A status is queued in the outbox (kept in the store) only when it differs from what was last written for
 that commit and context, so a steady service costs no write.
+
+Writes are budgeted per (commit, context), because GitHub keeps at most 1,000 statuses per sha and context
+and refuses the 1,001st (the final one) with 422. A change of state, or of phase (the description with its
+numbers taken out: "canary 10%: baking" to "canary 50%: baking", "waiting for window" to "baking"), is
+written at once. A change of progress only (a countdown, a running count) is written at most every
+``PROGRESS_EVERY`` seconds, a spacing that grows by that much after every ``SPACING_STEP`` writes: a
+day-long bake costs about 150 writes. Past ``MAX_WRITES - RESERVE`` writes only a state change is written,
+so the final status always lands.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Collection, Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from agent.aws.accounts import account_of_service
 from agent.manifests.model import Desired, Manifest
 from agent.rollout.decisions import ERROR, FAILURE, PENDING, SUCCESS, Decision
 from agent.status.model import AGGREGATE, MAX_DESCRIPTION, CommitStatus, service_context, truncate
+
+MAX_WRITES = 1000  # GitHub's limit per sha and context
+RESERVE = 20  # writes kept for state changes (the final status) once the budget is nearly spent
+PROGRESS_EVERY = 300.0  # seconds between progress-only writes, at first
+SPACING_STEP = 50  # after each this many writes the spacing grows by PROGRESS_EVERY
+_NUMBERS = re.compile(r"\d+(?:[.,]\d+)?")
+_COUNTDOWN = re.compile(r"(?:\d+\s*[dhms]\s*)+(?:left|remaining|ago)?")
+
+
+def phase_of(description: str) -> str:
+    """The description without what a countdown or a count changes: "baking, 4m 23s left" and
+    "baking, 3m 10s left" are one phase; "canary 10%" and "canary 50%" are two (a percent is a phase)."""
+    text = _COUNTDOWN.sub("", description)
+    return _NUMBERS.sub(lambda m: m.group(0) if text[m.end() : m.end() + 1] == "%" else "#", text)
+
+
+def due(last: dict[str, Any] | None, state: str, description: str, now: datetime) -> bool:
+    """Whether a status (``state``, ``description``) is written now, given what was last written for its
+    commit and context (``last``: state, description, writes, at)."""
+    if last is None:
+        return True
+    if last.get("state") == state and last.get("description") == description:
+        return False
+    writes = int(last.get("writes") or 0)
+    if last.get("state") != state:
+        return writes < MAX_WRITES
+    if writes >= MAX_WRITES - RESERVE:
+        return False
+    if phase_of(str(last.get("description") or "")) != phase_of(description):
+        return True
+    try:
+        at = datetime.fromisoformat(str(last.get("at")))
+    except ValueError:
+        return True
+    spacing = PROGRESS_EVERY * (1 + writes // SPACING_STEP)
+    return now - at >= timedelta(seconds=spacing)
 
 
 class Reporter:
@@ -70,15 +115,21 @@ class Reporter:
         return in_account(account, description)
 
     def report(self, statuses: Iterable[CommitStatus]) -> None:
-        """Queue statuses that differ from what was last written for that commit and context; flush."""
+        """Queue the statuses that are ``due`` (changed, within the budget of their commit and context);
+        flush."""
         now = self.clock()
         for status in statuses:
             status = status.stamped(now)
             key = f"status/{status.sha}/{status.context}"
             last = self.store.get(key) if self.store is not None else None
-            current = {"state": status.state, "description": status.description}
-            if last == current:
+            if not due(last, status.state, status.description, now):
                 continue
+            current = {
+                "state": status.state,
+                "description": status.description,
+                "writes": int((last or {}).get("writes") or 0) + 1,
+                "at": now.isoformat(),
+            }
             # The outbox keeps the status (in the store) before it counts as written: a crash in between
             # sends it twice, never zero times.
             if self.outbox is not None:

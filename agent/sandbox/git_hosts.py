@@ -103,13 +103,18 @@ class FakeGitHost:
 class FakeGitHub:
     """GitHub's commit-status and issue-comment endpoints on 127.0.0.1, keeping what they are sent.
 
-    Enough of the REST API for the agent's publishers: ``POST /repos/{o}/{r}/statuses/{sha}``,
-    ``GET /repos/{o}/{r}/commits/{sha}/statuses``, ``GET|POST /repos/{o}/{r}/issues/{n}/comments``
-    (paginated by ``per_page``/``page``) and ``PATCH /repos/{o}/{r}/issues/comments/{id}``. Requests
-    without ``Authorization: Bearer <token>`` get 401, unknown paths 404. ``statuses[sha][context]`` is
-    the latest status, ``comments[number]`` the comments of an issue, ``requests`` every (method, path).
-    Use as a context manager; ``url`` is the API base to configure.
+    Enough of the REST API for the agent's publishers: ``GET /repos/{o}/{r}``, ``POST
+    /repos/{o}/{r}/statuses/{sha}`` (at most ``MAX_STATUSES`` per sha and context, then 422 as GitHub
+    does), ``GET /repos/{o}/{r}/commits/{sha}/statuses``, the combined status ``GET
+    /repos/{o}/{r}/commits/{sha}/status`` and ``GET|POST /repos/{o}/{r}/issues/{n}/comments`` (paginated
+    by ``per_page``/``page``) and ``PATCH /repos/{o}/{r}/issues/comments/{id}``. Requests without
+    ``Authorization: Bearer <token>`` get 401, unknown paths 404. ``statuses[sha][context]`` is the latest
+    status, ``history`` every status accepted (with its sha), ``comments[number]`` the comments of an
+    issue, ``requests`` every (method, path). ``kill()`` closes the port (connections are refused) and
+    ``revive()`` listens on it again. Use as a context manager; ``url`` is the API base to configure.
     """
+
+    MAX_STATUSES = 1000
 
     def __init__(self, token: str = "ghp_fake-token", repository: str = "acme/deployments") -> None:
         import threading
@@ -118,24 +123,42 @@ class FakeGitHub:
         self.token = token
         self.repository = repository
         self.statuses: dict[str, dict[str, dict[str, Any]]] = {}
+        self.history: list[dict[str, Any]] = []
+        self.counts: dict[tuple[str, str], int] = {}
         self.comments: dict[int, list[dict[str, Any]]] = {}
         self.requests: list[tuple[str, str]] = []
         self._lock = threading.Lock()
         self._next_id = 1000
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-github", daemon=True)
+        self._server: ThreadingHTTPServer | None = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._port = int(self._server.server_address[1])
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return f"http://127.0.0.1:{self._port}"
 
     def __enter__(self) -> FakeGitHub:
-        self._thread.start()
-        return self
+        return self.revive()
 
     def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self.kill()
+
+    def revive(self) -> FakeGitHub:
+        """Serve (again, on the same port)."""
+        import threading
+        from http.server import ThreadingHTTPServer
+
+        if self._server is None:
+            self._server = ThreadingHTTPServer(("127.0.0.1", self._port), self._handler())
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, name="fake-github", daemon=True).start()
+        return self
+
+    def kill(self) -> None:
+        """Stop serving and close the port: requests are refused until ``revive``."""
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
 
     def answer(self, method: str, path: str, body: Any) -> tuple[int, Any]:
         """(HTTP status, JSON body) for one request; the state changes as GitHub's would."""
@@ -145,17 +168,38 @@ class FakeGitHub:
         parts = urlsplit(path)
         query = {k: v[0] for k, v in parse_qs(parts.query).items()}
         prefix = f"/repos/{self.repository}"
-        route = parts.path.removeprefix(prefix) if parts.path.startswith(prefix + "/") else None
+        on_repo = parts.path == prefix or parts.path.startswith(prefix + "/")
+        route = parts.path.removeprefix(prefix) if on_repo else None
         with self._lock:
             self.requests.append((method, parts.path))
             if route is None:
                 return 404, {"message": "Not Found"}
             if method == "POST" and (m := re.fullmatch(r"/statuses/([0-9a-f]{40})", route)):
                 entry = {k: body.get(k) for k in ("state", "description", "context", "target_url")}
-                self.statuses.setdefault(m.group(1), {})[body.get("context") or "default"] = entry
-                return 201, {"id": 1, **entry}
+                key = (m.group(1), body.get("context") or "default")
+                if self.counts.get(key, 0) >= self.MAX_STATUSES:
+                    message = "This SHA and context has reached the maximum number of statuses."
+                    return 422, {"message": "Validation Failed", "errors": [{"message": message}]}
+                self.counts[key] = self.counts.get(key, 0) + 1
+                self.statuses.setdefault(key[0], {})[key[1]] = entry
+                self.history.append({"sha": key[0], **entry})
+                return 201, {"id": len(self.history), **entry}
+            if method == "GET" and route == "":
+                return 200, {"full_name": self.repository, "private": True}
             if method == "GET" and (m := re.fullmatch(r"/commits/([0-9a-f]{40})/statuses", route)):
                 return 200, list(self.statuses.get(m.group(1), {}).values())[::-1]
+            if method == "GET" and (m := re.fullmatch(r"/commits/([0-9a-f]{40})/status", route)):
+                latest = list(self.statuses.get(m.group(1), {}).values())
+                size, page = int(query.get("per_page", 30)), int(query.get("page", 1))
+                states = {e["state"] for e in latest}
+                combined = next((s for s in ("failure", "error", "pending") if s in states), "success")
+                chunk = latest[(page - 1) * size : page * size]
+                return 200, {
+                    "state": combined,
+                    "statuses": chunk,
+                    "total_count": len(latest),
+                    "sha": m.group(1),
+                }
             if m := re.fullmatch(r"/issues/(\d+)/comments", route):
                 comments = self.comments.setdefault(int(m.group(1)), [])
                 if method == "GET":

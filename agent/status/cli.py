@@ -1,13 +1,15 @@
 """``ecs-gitops status [--repo R] [--ref REV] [--json]``: the statuses the agent wrote on one commit.
 
-By default they are read from git notes in the repository itself (after fetching the notes from its
-``origin``, when it has one), so a user sees in their own clone what the agent published.
+They are read from where the agent config (``--config``, ``ECS_GITOPS_CONFIG`` or ./ecs-gitops.yaml)
+publishes them: GitHub's combined status, GitLab's commit statuses, or, by default, git notes in the
+repository itself (after fetching the notes from its ``origin``, when it has one).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -31,7 +33,24 @@ def add_status_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace) -> int:
-    return status_command(args.repo, args.ref, args.json, None)
+    return status_command(args.repo, args.ref, args.json, configured_publisher(getattr(args, "config", None)))
+
+
+def configured_publisher(path: str | None) -> Publisher | None:
+    """The publisher of the agent config at ``path`` (else ``ECS_GITOPS_CONFIG``, else ./ecs-gitops.yaml
+    when present) when it writes to a Git host's API; None for git notes (read from the clone)."""
+    from agent.config import load_config
+    from agent.status.factory import make_publisher
+
+    path = path or os.environ.get("ECS_GITOPS_CONFIG")
+    if path is None:
+        path = next((f for f in ("ecs-gitops.yaml", "ecs-gitops.yml") if os.path.isfile(f)), None)
+    if path is None:
+        return None
+    config = load_config(path)
+    if config.status.publisher in ("github", "gitlab"):
+        return make_publisher(config)
+    return None
 
 
 def status_command(

@@ -112,8 +112,11 @@ def make_comments(config: Any) -> PlanComments | None:
         token = http.Token(env=gh.token_env, file=gh.token_file)
         return GitHubPlanComments(GitHubApi(token, gh.api_url), gh.repository)
     if status.publisher == "gitlab":
-        gl = status.gitlab
-        return GitLabPlanComments(GitLabPublisher(gl.project, token_env=gl.token_env, base_url=gl.api_url))
+        from agent.status.factory import make_publisher
+
+        project = make_publisher(config)
+        assert isinstance(project, GitLabPublisher)
+        return GitLabPlanComments(project)
     return None
 
 

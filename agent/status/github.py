@@ -1,7 +1,9 @@
 """Commit statuses on GitHub or GitHub Enterprise through the REST API.
 
-``POST {api}/repos/{owner}/{repo}/statuses/{sha}`` writes one; ``GET .../commits/{ref}/statuses``
-reads them back (newest first, so the first per context is the current one). ``GitHubApi`` is the
+``POST {api}/repos/{owner}/{repo}/statuses/{sha}`` writes one; ``GET .../commits/{ref}/status`` (the
+combined status: the latest per context, paginated) reads them back. GitHub keeps at most 1,000 statuses
+per sha and context and refuses more with 422: the reporter budgets its writes (agent/reconcile/statuses.py).
+``check`` reads the repository, a cheap authenticated GET the daemon makes at start. ``GitHubApi`` is the
 thin authenticated client; PR comments (plan previews) reuse it. The request shapes are checked
 against GitHub's own OpenAPI description in ``tests/status/test_github_contract.py``.
 """
@@ -16,6 +18,7 @@ from agent.status.model import CommitStatus
 
 DEFAULT_API = "https://api.github.com"
 API_VERSION = "2022-11-28"
+PER_PAGE = 100
 
 
 class GitHubApi:
@@ -78,20 +81,36 @@ class GitHubPublisher:
             body["target_url"] = status.target_url
         self.api.call("POST", f"{self._prefix}/statuses/{_q(status.sha)}", body)
 
+    def check(self) -> str:
+        """Read the repository (the token works and may see it); its full name, or raise."""
+        resp = self.api.call("GET", self._prefix)
+        body = resp.body if isinstance(resp.body, dict) else {}
+        return str(body.get("full_name") or self.repository)
+
     def read(self, sha: str) -> dict[str, dict]:
-        resp = self.api.call("GET", f"{self._prefix}/commits/{_q(sha)}/statuses?per_page=100")
+        """The current status per context, from the combined status, over all its pages."""
         out: dict[str, dict] = {}
-        for item in resp.body if isinstance(resp.body, list) else []:
-            context = item.get("context") or "default"
-            if context in out:  # newest first: the first one seen is the current status
-                continue
-            out[context] = {
-                "state": item.get("state"),
-                "description": item.get("description") or "",
-                "updatedAt": item.get("updated_at") or item.get("created_at"),
-                "targetUrl": item.get("target_url"),
-            }
-        return out
+        page = 1
+        while True:
+            path = f"{self._prefix}/commits/{_q(sha)}/status?per_page={PER_PAGE}&page={page}"
+            resp = self.api.call("GET", path)
+            body = resp.body if isinstance(resp.body, dict) else {}
+            items = body.get("statuses") or []
+            for item in items:
+                context = item.get("context") or "default"
+                out.setdefault(
+                    context,
+                    {
+                        "state": item.get("state"),
+                        "description": item.get("description") or "",
+                        "updatedAt": item.get("updated_at") or item.get("created_at"),
+                        "targetUrl": item.get("target_url"),
+                    },
+                )
+            total = body.get("total_count")
+            if not items or len(items) < PER_PAGE or (isinstance(total, int) and len(out) >= total):
+                return out
+            page += 1
 
 
 def _q(segment: str) -> str:

@@ -24,9 +24,10 @@ DEFAULT_TIMEOUT = 10.0
 
 @dataclass(frozen=True)
 class Token:
-    """Where a secret token comes from: an environment variable, a file, or (tests) a literal value.
+    """Where a secret token comes from: a file, an environment variable, or (tests) a literal value.
 
-    Read at each request, so a rotated file or variable is picked up without a restart.
+    Read at each request, so a rotated (or corrected) file or variable is picked up without a restart. A
+    file, when set, wins over the variable (a mounted secret is what the operator configured).
     """
 
     env: str | None = None
@@ -36,29 +37,49 @@ class Token:
     def get(self) -> str:
         if self.value:
             return self.value
-        if self.env:
-            token = os.environ.get(self.env, "").strip()
-            if token:
-                return token
-            raise PermanentError(f"token environment variable {self.env} is not set")
         if self.file:
             try:
                 token = Path(self.file).read_text(encoding="utf-8").strip()
             except OSError as e:
-                raise PermanentError(f"cannot read token file {self.file}: {e.strerror}") from None
+                raise TokenError(f"cannot read token file {self.file}: {e.strerror}") from None
             if token:
                 return token
-            raise PermanentError(f"token file {self.file} is empty")
-        raise PermanentError("no token configured (set an environment variable name or a file)")
+            raise TokenError(f"token file {self.file} is empty")
+        if self.env:
+            token = os.environ.get(self.env, "").strip()
+            if token:
+                return token
+            raise TokenError(f"token environment variable {self.env} is not set")
+        raise TokenError("no token configured (set an environment variable name or a file)")
+
+
+class TokenError(PermanentError):
+    """No token to send: the variable is unset, the file missing or empty."""
+
+    reason = "token"
 
 
 class HttpPermanentError(PermanentError):
-    """A 4xx that retrying won't fix; ``status`` and the host's ``detail`` message are kept."""
+    """A 4xx that retrying at once won't fix; ``status`` and the host's ``detail`` message are kept, and
+    ``reason`` names the kind for the failure metric (auth, forbidden, not_found, invalid, http_4xx)."""
 
     def __init__(self, message: str, status: int, detail: str) -> None:
         super().__init__(message)
         self.status = status
         self.detail = detail
+        self.reason = REASONS.get(status, "http_4xx")
+
+
+class HttpTransientError(TransientError):
+    """What may pass: a 5xx, a rate limit, a timeout or a host that did not answer (``reason`` says which:
+    http_5xx, rate_limited, unreachable)."""
+
+    def __init__(self, message: str, reason: str, delay: float | None = None) -> None:
+        super().__init__(message, delay=5.0 if delay is None else delay)
+        self.reason = reason
+
+
+REASONS = {401: "auth", 403: "forbidden", 404: "not_found", 422: "invalid"}
 
 
 @dataclass(frozen=True)
@@ -93,13 +114,16 @@ def request(
             return Response(resp.status, resp.headers, _parse(resp.read()))
     except urllib.error.HTTPError as e:
         detail = _scrub(_detail(e), secret)
-        delay = _retry_after(e.code, e.headers)
-        if e.code >= 500 or delay is not None:
-            raise TransientError(f"{what}: HTTP {e.code} {detail}".rstrip(), delay=delay or 5.0) from None
-        raise HttpPermanentError(f"{what}: HTTP {e.code} {detail}".rstrip(), e.code, detail) from None
-    except (urllib.error.URLError, TimeoutError, ConnectionError) as e:
+        delay = _retry_after(e.code, e.headers, detail)
+        message = f"{what}: HTTP {e.code} {detail}".rstrip()
+        if delay is not None:
+            raise HttpTransientError(message, "rate_limited", delay=delay) from None
+        if e.code >= 500:
+            raise HttpTransientError(message, "http_5xx", delay=5.0) from None
+        raise HttpPermanentError(message, e.code, detail) from None
+    except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as e:
         reason = getattr(e, "reason", e)
-        raise TransientError(f"{what}: {_scrub(str(reason), secret)}") from None
+        raise HttpTransientError(f"{what}: {_scrub(str(reason), secret)}", "unreachable") from None
 
 
 def _parse(raw: bytes) -> Any:
@@ -123,15 +147,23 @@ def _detail(e: urllib.error.HTTPError) -> str:
     return str(body or "")[:300]
 
 
-def _retry_after(code: int, headers: Message | None) -> float | None:
-    """A delay when the host asks us to come back later (429, or GitHub's 403 rate limits)."""
-    if headers is None or code not in (403, 429):
-        return 60.0 if code == 429 else None
+def _retry_after(code: int, headers: Message | None, detail: str = "") -> float | None:
+    """A delay when the host asks us to come back later, else None.
+
+    GitHub's documented answers: 429, or 403 with ``Retry-After`` (secondary rate limit), or 403 with
+    ``X-RateLimit-Remaining: 0`` (primary limit: wait until ``X-RateLimit-Reset``), or 403 whose message
+    says "rate limit" with neither header (wait at least a minute).
+    """
+    if code not in (403, 429):
+        return None
+    headers = headers if headers is not None else Message()
     if headers.get("Retry-After", "").strip().isdigit():
         return float(headers["Retry-After"])
     if headers.get("X-RateLimit-Remaining") == "0" and headers.get("X-RateLimit-Reset", "").isdigit():
         return max(1.0, float(headers["X-RateLimit-Reset"]) - time.time())
-    return 60.0 if code == 429 else None
+    if code == 429 or "rate limit" in detail.lower():
+        return 60.0
+    return None
 
 
 def _without_query(url: str) -> str:

@@ -9,6 +9,7 @@ at their edge (see ``gitlab.py``).
 
 from __future__ import annotations
 
+import urllib.parse
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Protocol, runtime_checkable
@@ -23,6 +24,15 @@ MAX_DESCRIPTION = 140  # GitHub's limit; GitLab and git notes follow it so every
 def service_context(cluster: str, service: str) -> str:
     """The context of one service's status: ``ecs-gitops/<cluster>/<service>``."""
     return f"{AGGREGATE}/{cluster}/{service}"
+
+
+def render_target_url(template: str, sha: str, context: str) -> str:
+    """``status.targetUrl`` filled in: ``{sha}``, ``{context}`` (``ecs-gitops/prod/web``), ``{cluster}``
+    and ``{service}`` (empty for the aggregate and the plan status), each URL-quoted (``/`` kept)."""
+    parts = context.split("/")
+    cluster, service = (parts[1], parts[2]) if len(parts) == 3 and parts[0] == AGGREGATE else ("", "")
+    values = {"sha": sha, "context": context, "cluster": cluster, "service": service}
+    return template.format(**{k: urllib.parse.quote(v, safe="/") for k, v in values.items()})
 
 
 def truncate(text: str, limit: int = MAX_DESCRIPTION) -> str:
@@ -49,6 +59,9 @@ class CommitStatus:
     description: str
     target_url: str | None = None
     updated_at: str | None = None  # ISO-8601 UTC; a publisher sets it when None
+    # The git ref the commit was planned or deployed from (``main``, ``refs/merge-requests/7/head``); None:
+    # the publisher's own default (the tracked branch). GitLab needs it; the other hosts ignore it.
+    ref: str | None = None
 
     def __post_init__(self) -> None:
         if self.state not in STATES:

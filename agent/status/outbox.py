@@ -7,8 +7,15 @@ After the first transient failure in a flush the other due statuses wait for the
 is probably down, and a slow host must not hold the tick for one timeout per status.
 
 A newer status for the same (sha, context) replaces an unsent older one, keeping its retry schedule
-so a stream of updates cannot hammer a failing host. A ``PermanentError`` (bad token, unknown commit)
-drops the status with an error log: retrying would give the same answer.
+so a stream of updates cannot hammer a failing host; it then goes behind the others, so statuses are
+sent in the order they were last queued and nothing older ever overwrites a newer one. A status is never
+dropped: a ``PermanentError`` (a bad or missing token, a commit the host does not know) is logged at
+error level and retried with the same backoff, because a human fixing the token must not lose what
+happened meanwhile. Only one flush runs at a time (the tick's and the scheduler's), so two sends of one
+context can never cross.
+
+What waits is visible: ``pending()``, ``undelivered_for()`` (seconds since the oldest waiting status first
+failed: /readyz reports it) and ``failures`` (attempts that failed, by (publisher, reason): the metrics).
 
 With a ``store`` (the agent's state store) every unsent status is also kept there, under
 ``outbox/<sha>/<context>``, from ``put`` until it is sent or dropped: a status that could not be
@@ -22,13 +29,13 @@ from __future__ import annotations
 import random
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import structlog
 
 from agent.errors import PermanentError, TransientError
-from agent.status.model import CommitStatus, Publisher
+from agent.status.model import CommitStatus, Publisher, render_target_url
 
 log = structlog.get_logger("ecs_gitops.status")
 
@@ -37,7 +44,9 @@ log = structlog.get_logger("ecs_gitops.status")
 class _Entry:
     status: CommitStatus
     due: float
+    seq: int
     attempts: int = 0
+    failing_since: float | None = None  # clock time of the first failed attempt of this (sha, context)
 
 
 class Outbox:
@@ -52,15 +61,21 @@ class Outbox:
         base_backoff: float = 2.0,
         rng: random.Random | None = None,
         store: Any = None,
+        target_url: str | None = None,
     ) -> None:
         self.publisher = publisher
+        self.target_url = target_url  # status.targetUrl: a template with {sha}, {context}, {service}
         self.store = store
         self.clock = clock
         self.max_backoff = max_backoff
         self.base_backoff = base_backoff
         self._rng = rng or random.Random()
         self._entries: dict[tuple[str, str], _Entry] = {}
+        self._seq = 0
+        self.failures: dict[tuple[str, str], int] = {}  # (publisher, reason) -> failed attempts
+        self.sent = 0  # statuses delivered since the start
         self._lock = threading.Lock()
+        self._flushing = threading.Lock()
         # Held around each (memory, store) change together, so the store never lags behind memory.
         self._persist = threading.Lock()
 
@@ -69,16 +84,21 @@ class Outbox:
         keep it there first (raises, queueing nothing, when the store refuses)."""
         now = self.clock()
         status = status.stamped(now)
+        if self.target_url and not status.target_url:
+            url = render_target_url(self.target_url, status.sha, status.context)
+            status = replace(status, target_url=url)
         key = (status.sha, status.context)
         with self._persist:
             if self.store is not None:
                 self.store.put(_store_key(key), _to_json(status))
             with self._lock:
-                old = self._entries.get(key)
+                self._seq += 1
+                old = self._entries.pop(key, None)
                 if old is None:
-                    self._entries[key] = _Entry(status, due=now)
-                else:
-                    old.status = status  # supersede; keep the retry schedule
+                    self._entries[key] = _Entry(status, due=now, seq=self._seq)
+                else:  # supersede; keep the retry schedule, go behind the others
+                    old.status, old.seq = status, self._seq
+                    self._entries[key] = old
 
     def restore(self) -> int:
         """Queue the statuses kept in the store that this outbox does not hold (after a restart or a
@@ -88,15 +108,18 @@ class Outbox:
         now = self.clock()
         added = 0
         with self._persist:
+            kept = []
             for store_key, value in self.store.items(f"{PREFIX}/"):
                 try:
-                    status = _from_json(value)
+                    kept.append(_from_json(value))
                 except (KeyError, TypeError, ValueError) as e:
                     log.error("status.unreadable", key=store_key, error=str(e))
-                    continue
+            kept.sort(key=lambda s: s.updated_at or "")  # queued order, to the second
+            for status in kept:
                 with self._lock:
                     if (status.sha, status.context) not in self._entries:
-                        self._entries[(status.sha, status.context)] = _Entry(status, due=now)
+                        self._seq += 1
+                        self._entries[(status.sha, status.context)] = _Entry(status, due=now, seq=self._seq)
                         added += 1
         if added:
             log.info("status.restored", count=added, publisher=self.publisher.name)
@@ -109,9 +132,17 @@ class Outbox:
             self._entries.clear()
 
     def pending(self) -> list[CommitStatus]:
-        """Unsent statuses, oldest first."""
+        """Unsent statuses, in the order they will be sent (oldest queued first)."""
         with self._lock:
-            return [e.status for e in self._entries.values()]
+            return [e.status for e in sorted(self._entries.values(), key=lambda e: e.seq)]
+
+    def undelivered_for(self) -> float | None:
+        """Seconds since the oldest unsent status first failed to be written; None when none has failed."""
+        with self._lock:
+            since = min(
+                (e.failing_since for e in self._entries.values() if e.failing_since is not None), default=None
+            )
+        return None if since is None else max(0.0, self.clock() - since)
 
     def next_due(self) -> float | None:
         """When the earliest unsent status is due (clock time), or None when nothing waits."""
@@ -119,46 +150,52 @@ class Outbox:
             return min((e.due for e in self._entries.values()), default=None)
 
     def flush(self) -> int:
-        """Try each due status once; return how many were sent. Never raises."""
+        """Try each due status once, in queued order; return how many were sent. Never raises; returns 0
+        at once while another flush runs."""
+        if not self._flushing.acquire(blocking=False):
+            return 0
+        try:
+            return self._flush()
+        finally:
+            self._flushing.release()
+
+    def _flush(self) -> int:
         now = self.clock()
         with self._lock:
-            due = [(key, e) for key, e in self._entries.items() if e.due <= now]
+            due = sorted(((k, e) for k, e in self._entries.items() if e.due <= now), key=lambda ke: ke[1].seq)
         sent = 0
         for key, entry in due:
             status = entry.status
             try:
                 self.publisher.publish(status)
-            except PermanentError as e:
-                self._forget(key, status)
-                log.error(
-                    "status.dropped",
-                    publisher=self.publisher.name,
-                    sha=status.sha,
-                    context=status.context,
-                    state=status.state,
-                    error=str(e),
-                )
-                continue
-            except Exception as e:  # transient, or a bug in a publisher: retry either way
+            except Exception as e:  # permanent, transient, or a bug in a publisher: retry each way
                 delay = self._schedule(entry, now, e)
-                log.warning(
-                    "status.retry",
+                permanent = isinstance(e, PermanentError)
+                (log.error if permanent else log.warning)(
+                    "status.undelivered" if permanent else "status.retry",
                     publisher=self.publisher.name,
                     sha=status.sha,
                     context=status.context,
                     state=status.state,
                     attempt=entry.attempts,
                     retry_in=round(delay, 1),
+                    reason=failure_reason(e),
                     error=str(e) or type(e).__name__,
                 )
-                break
+                break  # the host is probably down or refusing us: the others wait for the next flush
             self._forget(key, status)
             sent += 1
+        with self._lock:
+            self.sent += sent
         return sent
 
     def _schedule(self, entry: _Entry, now: float, error: Exception) -> float:
         with self._lock:
             entry.attempts += 1
+            if entry.failing_since is None:
+                entry.failing_since = now
+            name = (self.publisher.name, failure_reason(error))
+            self.failures[name] = self.failures.get(name, 0) + 1
             backoff = self.base_backoff * 2 ** (entry.attempts - 1)
             asked = error.delay if isinstance(error, TransientError) else 0.0
             # Jitter only upwards, so a host's Retry-After is honoured; never beyond max_backoff.
@@ -185,12 +222,23 @@ class Outbox:
 PREFIX = "outbox"
 
 
+def failure_reason(error: Exception) -> str:
+    """A short label for why a write failed: the publisher's own (auth, rate_limited, unreachable, ...),
+    else transient, permanent or bug."""
+    reason = getattr(error, "reason", None)
+    if isinstance(reason, str) and reason:
+        return reason
+    if isinstance(error, TransientError):
+        return "transient"
+    return "permanent" if isinstance(error, PermanentError) else "bug"
+
+
 def _store_key(key: tuple[str, str]) -> str:
     return f"{PREFIX}/{key[0]}/{key[1]}"
 
 
 def _to_json(status: CommitStatus) -> dict[str, Any]:
-    return {"sha": status.sha, "context": status.context, **status.as_entry()}
+    return {"sha": status.sha, "context": status.context, "ref": status.ref, **status.as_entry()}
 
 
 def _from_json(value: dict[str, Any]) -> CommitStatus:
@@ -201,4 +249,5 @@ def _from_json(value: dict[str, Any]) -> CommitStatus:
         description=value.get("description") or "",
         target_url=value.get("targetUrl"),
         updated_at=value.get("updatedAt"),
+        ref=value.get("ref"),
     )

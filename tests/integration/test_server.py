@@ -85,11 +85,11 @@ def test_healthz_answers_200_while_the_process_is_up(story: Story) -> None:
 
 
 def test_readyz_turns_503_when_ticks_stall_and_200_when_they_resume(story: Story) -> None:
-    """/readyz is 200 up to three poll intervals after the last good tick, 503 after, and a failing tick
-    does not count as good; the body says why."""
+    """/readyz is 503 until the first good tick, 200 up to three poll intervals after the last good tick,
+    503 after, and a failing tick does not count as good; the body says why."""
     url = story.agent.server.url + "/readyz"
     status, body = _json(url)
-    assert status == 200 and body["lastGoodTick"] is None and "no tick has completed" in body["reason"]
+    assert status == 503 and body["lastGoodTick"] is None and "no tick has completed" in body["reason"]
     story.commit("deploy")
     assert story.agent.tick() is not None
     assert _json(url)[0] == 200

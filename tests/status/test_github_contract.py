@@ -31,7 +31,7 @@ TOKEN = "ghp_test-not-a-real-token"
 # What the agent calls on GitHub: commit statuses, and the plan comments of pull requests.
 OPERATIONS = [
     ("post", "/repos/{owner}/{repo}/statuses/{sha}"),
-    ("get", "/repos/{owner}/{repo}/commits/{ref}/statuses"),
+    ("get", "/repos/{owner}/{repo}/commits/{ref}/status"),
     ("get", "/repos/{owner}/{repo}/issues/{issue_number}/comments"),
     ("post", "/repos/{owner}/{repo}/issues/{issue_number}/comments"),
     ("get", "/repos/{owner}/{repo}/issues/comments/{comment_id}"),
@@ -180,11 +180,11 @@ def test_published_status_passes_githubs_openapi(
 
 
 def test_reading_statuses_passes_githubs_openapi(prism: str, exchanges: list[Exchange]) -> None:
-    """The list-statuses request is valid, and the documented response parses to one entry per context."""
+    """The combined-status request is valid, and the documented response parses to one entry per context."""
     statuses = _publisher(prism).read(SHA)
 
-    (exchange,) = exchanges
-    assert exchange.method == "GET" and exchange.url.endswith(f"/commits/{SHA}/statuses?per_page=100")
+    exchange = exchanges[0]
+    assert exchange.method == "GET" and exchange.url.endswith(f"/commits/{SHA}/status?per_page=100&page=1")
     assert exchange.response.status == 200 and exchange.response.headers.get("sl-violations") is None
     assert statuses["continuous-integration/jenkins"]["state"] == "success"
     assert set(statuses["continuous-integration/jenkins"]) == {

@@ -114,29 +114,59 @@ def test_newest_status_supersedes_an_unsent_older_one() -> None:
     ]
 
 
-def test_permanent_failure_drops_the_status_with_an_error_log() -> None:
-    """A PermanentError is not retried: the status is dropped and logged at error level."""
+def test_permanent_failure_is_kept_retried_and_counted() -> None:
+    """A PermanentError (a bad token) never drops the status: it is logged at error level, counted by
+    reason, retried with backoff, and sent once the token works; the others wait behind it meanwhile."""
     clock = Clock()
-    publisher = FlakyPublisher(PermanentError("HTTP 401 Bad credentials"))
-    outbox = Outbox(publisher, clock)
+    error = PermanentError("HTTP 401 Bad credentials")
+    error.reason = "auth"  # type: ignore[attr-defined]
+    publisher = FlakyPublisher(error)
+    outbox = Outbox(publisher, clock, rng=random.Random(5))
     outbox.put(_status("failure", text="web.yaml: /spec/cluster: required"))
     outbox.put(_status("pending", context="ecs-gitops/prod/web"))
 
     with capture_logs() as logs:
-        assert outbox.flush() == 1
+        assert outbox.flush() == 0
 
-    assert outbox.pending() == []
-    assert [s.context for s in publisher.sent] == ["ecs-gitops/prod/web"]
-    assert logs == [
-        {
-            "event": "status.dropped",
-            "log_level": "error",
-            "publisher": "flaky",
-            "sha": SHA,
-            "context": AGGREGATE,
-            "state": "failure",
-            "error": "HTTP 401 Bad credentials",
-        }
+    assert [s.context for s in outbox.pending()] == [AGGREGATE, "ecs-gitops/prod/web"]
+    assert outbox.failures == {("flaky", "auth"): 1}
+    assert outbox.undelivered_for() == 0.0
+    (entry,) = logs
+    assert entry["event"] == "status.undelivered" and entry["log_level"] == "error"
+    assert entry["reason"] == "auth" and entry["error"] == "HTTP 401 Bad credentials"
+    clock.now += 30
+    assert outbox.undelivered_for() == 30.0
+    assert outbox.flush() == 2 and outbox.pending() == [] and outbox.undelivered_for() is None
+    assert [s.context for s in publisher.sent] == [AGGREGATE, "ecs-gitops/prod/web"]
+
+
+def test_statuses_go_out_in_the_order_they_were_last_queued() -> None:
+    """A superseded status goes behind the others, so a newer status is never followed by an older one."""
+    clock = Clock()
+    publisher = FlakyPublisher(TransientError("down", delay=0))
+    outbox = Outbox(publisher, clock, rng=random.Random(6))
+    outbox.put(_status("pending", context="ecs-gitops/prod/web"))
+    outbox.flush()
+    outbox.put(_status("pending", context=AGGREGATE))
+    outbox.put(_status("success", context="ecs-gitops/prod/web", text="deployed"))
+    outbox.put(_status("success", context=AGGREGATE, text="1 services deployed"))
+    clock.now += 600
+    assert outbox.flush() == 2
+    assert [(s.context, s.state) for s in publisher.sent] == [
+        ("ecs-gitops/prod/web", "success"),
+        (AGGREGATE, "success"),
+    ]
+
+
+def test_target_url_template_is_filled_for_each_status() -> None:
+    publisher = FlakyPublisher()
+    outbox = Outbox(publisher, Clock(), target_url="https://agent.example/dashboard/?sha={sha}#{service}")
+    outbox.put(_status(context="ecs-gitops/prod/web"))
+    outbox.put(_status(context=AGGREGATE))
+    outbox.flush()
+    assert [s.target_url for s in publisher.sent] == [
+        f"https://agent.example/dashboard/?sha={SHA}#web",
+        f"https://agent.example/dashboard/?sha={SHA}#",
     ]
 
 
