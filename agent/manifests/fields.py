@@ -105,3 +105,33 @@ def memory_mib(value: Any) -> Any:
             factor = 1024 if match.group(2).lower() in ("gb", "gib") else 1
             return str(round(number * factor))
     return value
+
+
+# Environment entries that look like credentials: by the variable's name, or by the value's shape.
+_CREDENTIAL_NAME = re.compile(
+    r"PASSWORD|PASSWD|PASSPHRASE|SECRET|TOKEN|CREDENTIAL"
+    r"|(?:^|_)(?:API_?|PRIVATE_?|ACCESS_?|AUTH_?|SIGNING_?)?KEY(?:$|_)",
+    re.IGNORECASE,
+)
+_CREDENTIAL_VALUES = (
+    (re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"), "an AWS access key id"),
+    (re.compile(r"-----BEGIN [A-Z ]*(?:PRIVATE KEY|CERTIFICATE)"), "a PEM key"),
+    (re.compile(r"://[^/\s:@]+:[^/\s@]+@"), "a URL with a password"),
+    (
+        re.compile(r"^(?:gh[pousr]_[A-Za-z0-9]{30,}|xox[abpr]-[A-Za-z0-9-]{10,}|sk_live_[A-Za-z0-9]{16,})$"),
+        "a token",
+    ),
+    (re.compile(r"^[0-9a-fA-F]{32,}$"), "a long hex string"),
+    (re.compile(r"^(?=.*[0-9])(?=.*[a-z])(?=.*[A-Z])[A-Za-z0-9+/_-]{40,}={0,2}$"), "a long base64 string"),
+)
+
+
+def credential_reason(name: str, value: str) -> str | None:
+    """Why a plain environment entry looks like a credential (its name, or the shape of its value), or
+    None: the checks warn about it, and plans show its value as ``(sensitive)``."""
+    for rx, what in _CREDENTIAL_VALUES:
+        if rx.search(value):
+            return f'the value of "{name}" looks like {what}'
+    if value and not value.startswith("arn:") and _CREDENTIAL_NAME.search(name):
+        return f'"{name}" looks like a credential'
+    return None

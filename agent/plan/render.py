@@ -11,10 +11,12 @@ JSON (``docs/plan-json.md`` describes it field by field): keys sorted, two-space
 ``null`` with an ``"absent": ["old"]`` / ``["new"]`` marker on the field so a real ``null`` stays
 distinguishable, ``TaskDefinitionRef`` as ``{"family", "contentHash", "arn"}``.
 
-Environment values are secrets until proven otherwise (people do put passwords there, whatever the
-warning says): both renderings show every ``containerDefinitions[].environment[].value`` as
-``(sensitive)``, and a value that differs as ``(sensitive) -> (sensitive, changed)``, so a reviewer sees
-which variable changes without seeing it. The Plan itself keeps the values: the executor sends them.
+Environment values that look like credentials (people do put passwords there, whatever the warning
+says), by the variable's name (``DB_PASSWORD``, ``API_KEY``) or by the value's shape (an AWS key id, a PEM
+key, a URL with a password, a long token): both renderings show them as ``(sensitive)``, and a value that
+differs as ``(sensitive) -> (sensitive, changed)``, so a reviewer sees which variable changes without
+seeing it. ``PORT`` or ``LOG_LEVEL`` are shown as they are. The Plan itself keeps the values: the
+executor sends them.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Any
 
+from agent.manifests.fields import credential_reason
 from agent.plan import drift
 from agent.plan.model import (
     ABSENT,
@@ -83,32 +86,42 @@ def _segments(pointer: str) -> tuple[str, ...]:
     return tuple(s.replace("~1", "/").replace("~0", "~") for s in pointer.lstrip("/").split("/"))
 
 
-def _is_sensitive(segments: tuple[str, ...]) -> bool:
+def _is_sensitive(segments: tuple[str, ...], value: Any, other: Any = None) -> bool:
+    """Whether the string ``value`` at ``segments`` is an environment value that looks like a credential
+    (its variable's name is the segment before ``value``); ``other``, the value on the plan's other side,
+    counts too, so a secret being replaced is not shown either."""
     for pattern in _SENSITIVE_PATHS:
         tail = segments[-len(pattern) :]
         if len(tail) == len(pattern) and all(p in ("*", s) for p, s in zip(pattern, tail, strict=True)):
-            return True
+            name = tail[-2]
+            return any(isinstance(v, str) and credential_reason(name, v) for v in (value, other))
     return False
 
 
-def mask(value: Any, segments: tuple[str, ...] = ()) -> Any:
-    """``value`` (found at ``segments``) with every sensitive string inside it replaced by ``(sensitive)``."""
+def mask(value: Any, segments: tuple[str, ...] = (), other: Any = None) -> Any:
+    """``value`` (found at ``segments``) with every sensitive string inside it replaced by ``(sensitive)``.
+    List items that carry a ``name`` are addressed by it, as the diff addresses them."""
     if value is ABSENT or value is None:
         return value
     if isinstance(value, Mapping):
         return {k: mask(v, (*segments, str(k))) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [mask(v, (*segments, str(i))) for i, v in enumerate(value)]
-    if _is_sensitive(segments):
+        return [mask(v, (*segments, _name(v, i))) for i, v in enumerate(value)]
+    if _is_sensitive(segments, value, other):
         return SENSITIVE
     return value
+
+
+def _name(item: Any, index: int) -> str:
+    name = item.get("name") if isinstance(item, Mapping) else None
+    return name if isinstance(name, str) else str(index)
 
 
 def shown(change: FieldChange) -> tuple[Any, Any, bool]:
     """(old, new, sensitive): the two sides as a plan may show them. A sensitive value that differs
     reads ``(sensitive)`` -> ``(sensitive, changed)``."""
     segments = _segments(change.path)
-    old, new = mask(change.old, segments), mask(change.new, segments)
+    old, new = mask(change.old, segments, change.new), mask(change.new, segments, change.old)
     sensitive = to_jsonable(old) != to_jsonable(change.old) or to_jsonable(new) != to_jsonable(change.new)
     if sensitive and old == new == SENSITIVE:
         new = SENSITIVE_CHANGED

@@ -18,6 +18,7 @@ from typing import Any
 
 from agent.manifests.checks.context import Context, valid_entries
 from agent.manifests.classification import READ_ONLY_TASK_DEFINITION_FIELDS
+from agent.manifests.fields import credential_reason
 from agent.manifests.loading import resolve_reference
 from agent.manifests.model import TaskDefinitionFile
 from agent.manifests.tree import is_candidate
@@ -25,23 +26,6 @@ from agent.manifests.tree import is_candidate
 MAX_TASK_DEFINITION_BYTES = 64 * 1024
 MAX_ENVIRONMENT = 1000  # entries per container; far past what 64 KiB leaves room for in practice
 _CONTROL = re.compile("[\x00-\x1f\x7f]")
-
-_CREDENTIAL_NAME = re.compile(
-    r"PASSWORD|PASSWD|PASSPHRASE|SECRET|TOKEN|API_?KEY|PRIVATE_?KEY|ACCESS_?KEY|CREDENTIAL|AUTH_?KEY",
-    re.IGNORECASE,
-)
-_CREDENTIAL_VALUES = (
-    (re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"), "an AWS access key id"),
-    (re.compile(r"-----BEGIN [A-Z ]*(?:PRIVATE KEY|CERTIFICATE)"), "a PEM key"),
-    (re.compile(r"://[^/\s:@]+:[^/\s@]+@"), "a URL with a password"),
-    (
-        re.compile(r"^(?:gh[pousr]_[A-Za-z0-9]{30,}|xox[abpr]-[A-Za-z0-9-]{10,}|sk_live_[A-Za-z0-9]{16,})$"),
-        "a token",
-    ),
-    (re.compile(r"^[0-9a-fA-F]{32,}$"), "a long hex string"),
-    (re.compile(r"^(?=.*[0-9])(?=.*[a-z])(?=.*[A-Z])[A-Za-z0-9+/_-]{40,}={0,2}$"), "a long base64 string"),
-)
-
 
 def _register_family(ctx: Context, td: TaskDefinitionFile) -> None:
     family = td.body.get("family")
@@ -122,14 +106,7 @@ def check_secrets(ctx: Context, tds: Iterable[TaskDefinitionFile]) -> None:
                 name, value = str(item.get("name", "")), item.get("value")
                 value = value if isinstance(value, str) else ""
                 pointer = f"{td.pointer}/containerDefinitions/{ci}/environment/{ei}"
-                reason = None
-                if value and not value.startswith("arn:") and _CREDENTIAL_NAME.search(name):
-                    reason = f'"{name}" looks like a credential'
-                else:
-                    for rx, what in _CREDENTIAL_VALUES:
-                        if rx.search(value):
-                            reason = f'the value of "{name}" looks like {what}'
-                            break
+                reason = credential_reason(name, value)
                 if reason:
                     ctx.add(
                         td.source,

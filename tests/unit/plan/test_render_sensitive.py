@@ -1,5 +1,6 @@
-"""Plans show which environment variable changes, never its value: every rendering masks
-``containerDefinitions[].environment[].value`` at whatever depth the diff reports it."""
+"""Plans show which environment variable changes, never the value of one that looks like a credential
+(by its name or the shape of its value): every rendering masks such a
+``containerDefinitions[].environment[].value`` at whatever depth the diff reports it, and shows the rest."""
 
 from __future__ import annotations
 
@@ -40,17 +41,22 @@ def test_whole_lists_entries_and_requests_are_masked_but_names_stay() -> None:
     all show (sensitive) for values and keep variable names, images and everything else."""
     plan = _plan(
         FieldChange("/containerDefinitions", ABSENT, CONTAINERS),
-        FieldChange("/containerDefinitions/web/environment/NEW", ABSENT, {"name": "NEW", "value": SECRET}),
+        FieldChange(
+            "/containerDefinitions/web/environment/API_TOKEN", ABSENT, {"name": "API_TOKEN", "value": SECRET}
+        ),
         FieldChange("/containerDefinitions/web/image", "repo/app:v1", "repo/app:v2"),
     )
     text, as_json = render_text(plan), render_json(plan)
     assert SECRET not in text and SECRET not in as_json
-    assert '+ /containerDefinitions/web/environment/NEW: {"name": "NEW", "value": "(sensitive)"}' in text
+    assert (
+        '+ /containerDefinitions/web/environment/API_TOKEN: {"name": "API_TOKEN", "value": "(sensitive)"}'
+        in text
+    )
     assert '~ /containerDefinitions/web/image: "repo/app:v1" -> "repo/app:v2"' in text
     request = json.loads(as_json)["changes"][0]["request"]
     assert request["containerDefinitions"][0]["environment"] == [
         {"name": "DB_PASSWORD", "value": "(sensitive)"},
-        {"name": "LOG_LEVEL", "value": "(sensitive)"},
+        {"name": "LOG_LEVEL", "value": "info"},
     ]
     fields = json.loads(as_json)["changes"][0]["fields"]
     assert [f.get("sensitive", False) for f in fields] == [True, True, False]
@@ -85,3 +91,21 @@ def test_other_values_named_value_are_shown() -> None:
     )
     text = render_text(plan)
     assert '~ /tags/team/value: "a" -> "b"' in text and '"arn:1" -> "arn:2"' in text
+
+
+def test_ordinary_values_show_and_credential_shapes_are_masked_whatever_their_name() -> None:
+    """PORT and LOG_LEVEL changes are shown; an AWS access key id under an innocent name, or a URL with a
+    password, is masked."""
+    plan = _plan(
+        FieldChange("/containerDefinitions/web/environment/PORT/value", "8080", "9090"),
+        FieldChange("/containerDefinitions/web/environment/LOG_LEVEL/value", "info", "debug"),
+        FieldChange("/containerDefinitions/web/environment/UPSTREAM/value", "AKIAABCDEFGHIJKLMNOP", "x"),
+        FieldChange("/containerDefinitions/web/environment/DB_URL/value", ABSENT, "pg://app:pw@db:5432/app"),
+    )
+    text = render_text(plan)
+    assert '~ /containerDefinitions/web/environment/PORT/value: "8080" -> "9090"' in text
+    assert '~ /containerDefinitions/web/environment/LOG_LEVEL/value: "info" -> "debug"' in text
+    assert (
+        "~ /containerDefinitions/web/environment/UPSTREAM/value: (sensitive) -> (sensitive, changed)" in text
+    )
+    assert "AKIA" not in text and "pw@" not in text
