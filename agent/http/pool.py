@@ -46,7 +46,6 @@ class PooledHTTPServer(HTTPServer):
         max_waiting: int = 512,
         idle: float = 10.0,
     ) -> None:
-        super().__init__(address, handler)
         self.workers = workers
         self.backlog = backlog
         self.max_waiting = max_waiting
@@ -64,6 +63,7 @@ class PooledHTTPServer(HTTPServer):
         self._selector.register(self._wake_r, selectors.EVENT_READ)
         self._closing = False
         self._room = threading.Thread(target=self._wait_room, name="http-waiting", daemon=True)
+        super().__init__(address, handler)  # binds: may raise OSError (then server_close runs)
         self._room.start()
 
     def stats(self) -> dict[str, int]:
@@ -175,7 +175,8 @@ class PooledHTTPServer(HTTPServer):
     def server_close(self) -> None:
         self._closing = True
         self._wake()
-        self._room.join(timeout=5)
+        if self._room.ident is not None:
+            self._room.join(timeout=5)
         self._pool.shutdown(wait=False)
         super().server_close()
         self._selector.close()

@@ -151,8 +151,10 @@ def test_ticks_longer_than_the_interval_let_a_webhook_the_lock_and_a_stop_in(
         agent._lock.release()
         assert got <= spans.longest + 2
 
-        # A push while a tick runs: the next tick to start reconciles it.
-        _wait_for(lambda: spans.running, "a tick in progress")
+        # A push while a tick runs (past its fetch, in the slow call): the next tick reconciles it.
+        _wait_for(
+            lambda: spans.running and time.monotonic() - spans.starts[-1] > 0.5, "a tick past its fetch"
+        )
         (Path(repo.working_dir) / "README.md").write_text("a new commit\n")
         repo.git.add(A=True)
         sha = repo.index.commit("docs").hexsha
