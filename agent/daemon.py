@@ -1,19 +1,23 @@
-"""The agent as a process: a git source, a state store, a status outbox, and a scheduler calling ticks.
+"""The agent as a process: a git source, a state store, a status outbox, and a loop calling ticks.
 
 ``Agent.tick()`` fetches the branch and reconciles its head (``apply`` reconciles a given ref).
 ``Agent.plan_proposals()`` plans the heads of ``source.planRefs`` (pull requests), never applying them
-(agent/reconcile/previews.py); ``run()`` does it after each scheduled tick.
-``Agent.run()`` is the daemon: APScheduler 3 calls ``tick`` every ``interval`` (with jitter), at each
-``wake_at`` a rollout asks for, at once when a local repository gets a commit (watchfiles), and at once
-when a push webhook arrives (``trigger_now``). A lock makes sure two ticks never run at the same time;
-one that is asked for meanwhile runs right after. ``run()`` also serves /healthz, /readyz, /metrics, the
-webhooks and the dashboard (agent/http/); every tick's outcome feeds readiness,
+(agent/reconcile/previews.py). ``Agent.run()`` is the daemon: a tick loop (agent/reconcile/scheduling.py)
+calls ``tick`` every ``interval`` (with jitter), at each ``wake_at`` a rollout asks for, and soon after a
+local repository gets a commit (watchfiles) or a push webhook arrives (``trigger_now``). Ticks never
+overlap and never run back to back: the loop pauses after each one, with the tick lock free, and asks
+made meanwhile coalesce into one follow-up tick. A tick that outlasts the interval counts as an overrun
+(the ``ecs_gitops_tick_overrun_total`` metric, a ``tick.overrun`` log line, the /readyz body).
+Pull-request plans run on a thread of their own, after each tick, with a reconciler of their own: they
+never hold the tick lock, so a huge proposal never delays a deployment. ``run()`` also serves /healthz,
+/readyz, /metrics, the webhooks and the dashboard (agent/http/); every tick's outcome feeds readiness,
 the metrics and the dashboard (``last_result``, the status history).
 
 Several replicas may share one DynamoDB store (docs/ha.md): each tick first takes or renews the leader
 lease, and a replica that does not hold it stands by (ready, not acting). ``run()`` also renews the lease
-every third of its TTL and ticks at once when it takes the lease over. A Git remote that cannot be
-reached does not stop a rollout: the tick reconciles the last commit fetched.
+every third of its TTL (APScheduler, also flushing statuses, so both go on during a long tick) and ticks
+at once when it takes the lease over. A Git remote that cannot be reached does not stop a rollout: the
+tick reconciles the last commit fetched.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +47,7 @@ from agent.http.server import AgentServer, Endpoints, Readiness
 from agent.manifests.tree import Tree
 from agent.reconcile import PlanResult, Reconciler, TickResult, rollout_record
 from agent.reconcile.previews import Preview, Previewer
+from agent.reconcile.scheduling import TickLoop, Worker
 from agent.status import factory as status_factory
 from agent.status.comments import make_comments
 from agent.status.model import Publisher
@@ -118,9 +123,11 @@ class Agent:
             target_url=config.status.target_url,
         )
         self.reconciler = _Reconciler(self.aws, config, self.store, self.outbox, clock, pacer)
+        # Proposals are planned apart from the ticks, so with a reconciler of their own (its caches are
+        # not shared with the tick's thread; the pacer is: they spend one budget of AWS calls).
+        self.planner = Reconciler(self.aws, config, self.store, self.outbox, clock, self.reconciler.pacer)
         self.previewer = Previewer(
-            # the base class's plan: a proposal's desired state must not become the metrics' view
-            lambda tree: Reconciler.plan(self.reconciler, tree),
+            self.planner.plan,
             self.source,
             self.outbox,
             self.store,
@@ -135,9 +142,10 @@ class Agent:
         self.last_result: TickResult | None = None  # the last tick that completed (the dashboard shows it)
         self.last_tick_at: datetime | None = None
         self.dashboard = Dashboard(self)
-        self._lock = threading.Lock()
-        self._again = threading.Event()
-        self._schedule_now: Callable[[], None] | None = None
+        self._lock = threading.Lock()  # held while a tick runs
+        self._again = threading.Event()  # a tick was asked for while one ran (no loop running)
+        self._plan_lock = threading.Lock()  # held while proposals are planned
+        self._loop: TickLoop | None = None  # run()'s tick loop, while it runs
         self.leading = False  # holds the leader lease (always, with SQLite), as of the last check
         self._restored = False  # the outbox has taken over the statuses kept in the store
         self._source_down = False  # the last tick could not fetch and reconciled the last commit fetched
@@ -145,18 +153,25 @@ class Agent:
 
     def tick(self, ref: str | None = None) -> TickResult | None:
         """Fetch, then reconcile the branch head (or ``ref``). None when the tick did not finish (Git or AWS
-        unreachable, see the log) or this replica stands by (``leading`` is False)."""
-        if not self._lock.acquire(blocking=False):
-            self._again.set()  # a tick is running: run once more when it ends
-            return None
-        try:
-            while True:
+        unreachable, see the log), this replica stands by (``leading`` is False), or a tick was running:
+        then one more tick is queued (run()'s loop runs it; without the loop, the running call does, after
+        releasing the lock), never dropped."""
+        while True:
+            if not self._lock.acquire(blocking=False):
+                loop = self._loop
+                if loop is not None:
+                    loop.ask()
+                    return None
+                self._again.set()
+                if not self._lock.acquire(blocking=False):
+                    return None  # the running call sees the flag once it has released the lock
+            try:
                 self._again.clear()
                 result = self._tick_once(ref)
-                if not self._again.is_set():
-                    return result
-        finally:
-            self._lock.release()
+            finally:
+                self._lock.release()
+            if self._loop is not None or not self._again.is_set():
+                return result
 
     def close(self) -> None:
         """Give the leader lease up (a one-shot ``apply`` that ends): the next replica need not wait."""
@@ -166,9 +181,10 @@ class Agent:
 
     def plan_proposals(self) -> list[Preview]:
         """Plan the new heads of ``source.planRefs``; publish ``ecs-gitops/plan`` on each. Never raises for
-        git or AWS trouble (the next call tries again); skipped while a tick runs, and on a replica that
-        does not hold the leader lease (the leader plans them; its writes are the only ones let through)."""
-        if not self.config.source.plan_refs or not self._lock.acquire(blocking=False):
+        git or AWS trouble (the next call tries again); skipped while another call plans them, and on a
+        replica that does not hold the leader lease (the leader plans them; its writes are the only ones let
+        through). Never takes the tick lock: ticks go on meanwhile."""
+        if not self.config.source.plan_refs or not self._plan_lock.acquire(blocking=False):
             return []
         try:
             if not self.leading:
@@ -182,13 +198,13 @@ class Agent:
             log.warning("plan.proposals_failed", error=str(e))
             return []
         finally:
-            self._lock.release()
+            self._plan_lock.release()
 
     def plan_ref(self, ref: str, number: int | None = None) -> Preview:
         """Plan one ref or commit (``plan --publish``): publish ``ecs-gitops/plan``, comment on ``number``
         (default: the pull request ``ref`` names). Raises what stops it (an unknown ref, git or AWS down,
         another replica holding the leader lease: the status and the record go through the shared store)."""
-        with self._lock:
+        with self._plan_lock:
             if not self._lead():
                 holder = (self.lease.holder() or {}).get("owner", "another replica")
                 raise PermanentError(f"{holder} holds the leader lease: plan --publish writes nothing")
@@ -197,10 +213,11 @@ class Agent:
             return self.previewer.preview(ref, sha, number)
 
     def trigger_now(self) -> None:
-        """Ask for a tick at once (a push webhook): scheduled by ``run()``, else on a thread of its own."""
-        schedule = self._schedule_now
-        if schedule is not None:
-            schedule()
+        """Ask for a tick soon (a push webhook): run()'s loop runs it after the tick in progress and its
+        pause (asks coalesce); without the loop, on a thread of its own."""
+        loop = self._loop
+        if loop is not None:
+            loop.ask()
         else:
             threading.Thread(target=self.tick, name="tick", daemon=True).start()
 
@@ -209,8 +226,21 @@ class Agent:
             return None
         started = self.monotonic()
         result = self._reconcile(ref)
-        self._observe(result, self.monotonic() - started)
+        seconds = self.monotonic() - started
+        self._observe(result, seconds)
+        self._took(seconds)
         return result
+
+    def _took(self, seconds: float) -> None:
+        """Count a tick that outlasted the poll interval: the metric, a log line, the /readyz body."""
+        if self.readiness.took(seconds):
+            self.metrics.tick_overruns.inc()
+            log.warning(
+                "tick.overrun",
+                seconds=round(seconds, 1),
+                interval=self.readiness.interval,
+                overruns=self.readiness.overruns,
+            )
 
     # -- leadership ------------------------------------------------------------------------------------
 
@@ -383,33 +413,11 @@ class Agent:
     # -- the daemon ------------------------------------------------------------------------------------
 
     def run(self, stop: threading.Event) -> None:
-        """Tick on schedule until ``stop`` is set."""
+        """Tick on schedule until ``stop`` is set; a stop waits for at most the tick in progress."""
         from apscheduler.schedulers.background import BackgroundScheduler
-        from apscheduler.triggers.interval import IntervalTrigger
 
         interval = self.config.source.interval_seconds
         scheduler = BackgroundScheduler(timezone=UTC, job_defaults={"coalesce": True, "max_instances": 1})
-        # shutdown(wait=True) holds the job-store lock while it waits for running jobs: a job adding a job
-        # then would wait for it for ever. So jobs add under this lock, and not once stopping is set.
-        adding = threading.Lock()
-        stopping = threading.Event()
-
-        def add(*args: Any, **kwargs: Any) -> None:
-            with adding:
-                if not stopping.is_set():
-                    scheduler.add_job(*args, **kwargs)
-
-        def job() -> None:
-            result = self.tick()
-            self.plan_proposals()
-            if result is not None and result.wake_at is not None:
-                when = max(result.wake_at, datetime.now(UTC) + timedelta(seconds=1))
-                add(job, "date", run_date=when, id="wake", replace_existing=True)
-
-        def now() -> None:
-            add(job, id="now", replace_existing=True)  # no trigger: runs at once
-
-        scheduler.add_job(job, IntervalTrigger(seconds=interval, jitter=max(1, interval // 10)), id="poll")
         scheduler.add_job(self._flush_statuses, "interval", seconds=10, id="statuses")
         if not isinstance(self.lease, SoleLease):
             renew = max(1.0, self.config.store.lease_ttl_seconds / 3)
@@ -422,12 +430,23 @@ class Agent:
                 # Deployments go on; the failing health check makes the orchestrator notice and replace us.
                 log.error("server.failed", port=self.config.server.port, error=str(e))
         status_factory.check_publisher(self.outbox.publisher)
+        previews = Worker(self.plan_proposals, name="plan-proposals").start()
+
+        def tick() -> float | None:
+            result = self.tick()
+            if self.config.source.plan_refs:
+                previews.ask()
+            if result is None or result.wake_at is None:
+                return None
+            return max(1.0, (result.wake_at - datetime.now(UTC)).total_seconds())
+
+        loop = TickLoop(tick, interval, jitter=max(1, interval // 10))
+        self._loop = loop
         scheduler.start()
-        self._schedule_now = now
-        now()
+        loop.start()
         watcher = None
         if self.source.local_path is not None:
-            watcher = LocalRepoWatcher(self.source.local_path, self.config.source.branch, now)
+            watcher = LocalRepoWatcher(self.source.local_path, self.config.source.branch, loop.ask)
             watcher.start()
         log.info(
             "agent.started",
@@ -439,14 +458,16 @@ class Agent:
         try:
             stop.wait()
         finally:
-            self._schedule_now = None
+            log.info("agent.stopping", ticking=loop.running)
+            if watcher is not None:
+                watcher.stop()
+            loop.stop()  # after the tick in progress
+            self._loop = None
+            if not previews.stop(timeout=max(5.0, self.readiness.last_tick_seconds or 0.0)):
+                log.warning("plan.proposals_abandoned", reason="still planning at shutdown")
             if server is not None:
                 server.stop()
             self.server = None
-            if watcher is not None:
-                watcher.stop()
-            with adding:
-                stopping.set()
             scheduler.shutdown(wait=True)
             self._flush_statuses()
             self.close()  # another replica takes over now, not after the TTL

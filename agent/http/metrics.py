@@ -155,6 +155,12 @@ class Metrics:
             "Git did not change (corrected when selfHeal is on, else only reported).",
             registry=r,
         )
+        self.tick_overruns = Counter(
+            "ecs_gitops_tick_overrun",
+            "Ticks that took longer than the poll interval (the next one starts after a short pause, so "
+            "the agent polls as often as it can; /readyz says so too).",
+            registry=r,
+        )
         self.last_good_tick = Gauge(
             "ecs_gitops_last_good_tick_timestamp_seconds",
             "Unix time of the last tick that completed (what /readyz looks at).",

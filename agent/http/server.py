@@ -12,15 +12,19 @@
 * ``POST /webhook/github`` (``X-Hub-Signature-256``, HMAC-SHA256 of the body) and ``POST
   /webhook/gitlab`` (``X-Gitlab-Token``) ask for a tick at once when the tracked branch got a push.
   Both compare in constant time, answer 401 to a missing or wrong signature, 403 while no secret is
-  configured, and 413 to a body over 1 MiB (before reading it). With ``server.webhookPort`` set they are
-  served on that port alone (every other path 404 there), so they can be exposed without the rest.
+  configured, and 413 to a body over 1 MiB (before reading it). A delivery ID seen before (a replay, a
+  redelivery) asks for nothing; asks that arrive while a tick runs coalesce into one more tick. With
+  ``server.webhookPort`` set they are served on that port alone (every other path 404 there), so they
+  can be exposed without the rest.
 * ``GET /dashboard/`` (with its ``dashboard.js`` and ``dashboard.css``) and ``GET /dashboard/state.json``:
   the read-only dashboard (agent/http/dashboard.py), on an agent that has one.
 
-The server is the standard library's ``ThreadingHTTPServer`` on a daemon thread: a few routes, no
-templates, no sessions, so a web framework would add a dependency and nothing else. Each request runs
-on its own thread, so a slow scrape never delays a health check; the handlers only read state the
-agent updates after each tick, and a webhook only schedules a tick, never runs one on the request.
+The server is the standard library's ``HTTPServer`` on a daemon thread: a few routes, no templates, no
+sessions, so a web framework would add a dependency and nothing else. Requests run on a bounded pool of
+worker threads (agent/http/pool.py): a connection waits without a thread until its request arrives, and
+past the pool and its queue a connection gets 503 at once, so held connections never grow the threads
+and a health check still answers. The handlers only read state the agent updates after each tick, and a
+webhook only schedules a tick, never runs one on the request.
 """
 
 from __future__ import annotations
@@ -29,10 +33,11 @@ import hashlib
 import hmac
 import json
 import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -42,6 +47,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from agent.http.dashboard import HEADERS as DASHBOARD_HEADERS
 from agent.http.dashboard import STATE_PATH, asset
 from agent.http.metrics import Metrics
+from agent.http.pool import PooledHTTPServer
 
 log = structlog.get_logger()
 
@@ -60,6 +66,10 @@ class Readiness:
     lease, docs/ha.md) is ready as long as it keeps checking the lease: it is healthy and takes over when
     needed, so an orchestrator must not replace it. ``undelivered`` (the outbox's ``undelivered_for``)
     adds "degraded: statuses undelivered for N s" to the body while statuses wait.
+
+    Ticks that outlast the poll interval (overruns) are said in the body; the limit is then three times
+    the last tick's duration rather than three intervals, so a slow but working agent is not replaced
+    (restarting it would not make it faster), while one whose tick never ends still is.
     """
 
     def __init__(
@@ -75,6 +85,16 @@ class Readiness:
         self.last_good: datetime | None = None
         self.role = "leader"
         self.leader: dict[str, Any] | None = None
+        self.overruns = 0  # ticks that outlasted the poll interval
+        self.last_tick_seconds: float | None = None
+
+    def took(self, seconds: float) -> bool:
+        """Record a tick's duration; True when it outlasted the poll interval (an overrun)."""
+        self.last_tick_seconds = seconds
+        if seconds > self.interval:
+            self.overruns += 1
+            return True
+        return False
 
     def ticked(self, at: datetime) -> None:
         self.last_good = at
@@ -88,7 +108,8 @@ class Readiness:
     def check(self) -> tuple[bool, dict[str, Any]]:
         """(ready, the JSON body explaining it)."""
         now = self.clock()
-        limit = STALE_INTERVALS * self.interval
+        last = self.last_tick_seconds or 0.0
+        limit = STALE_INTERVALS * max(self.interval, last)
         since = self.last_good or self.started_at
         age = max(0.0, (now - since).total_seconds())
         ready = self.last_good is not None and age <= limit
@@ -99,7 +120,13 @@ class Readiness:
             reason = f"standing by: {owner} holds the leader lease; checked {age:.0f}s ago"
         else:
             reason = f"the last good tick was {age:.0f}s ago"
-        if self.last_good is not None:
+        if self.last_good is not None and last > self.interval:
+            reason += (
+                f" ({'within' if ready else 'over'} {limit:.0f}s, {STALE_INTERVALS} times the last tick); "
+                f"ticks outlast the {self.interval:.0f}s poll interval: the last took {last:.0f}s, "
+                f"{self.overruns} overran"
+            )
+        elif self.last_good is not None:
             reason += f" ({'within' if ready else 'over'} {limit:.0f}s, {STALE_INTERVALS} poll intervals)"
         waiting = self.undelivered() if self.undelivered is not None and self.role == "leader" else None
         degraded = None if waiting is None else f"degraded: statuses undelivered for {waiting:.0f} s"
@@ -114,6 +141,9 @@ class Readiness:
             "role": self.role,
             "degraded": degraded,
             "statusesUndeliveredSeconds": None if waiting is None else round(waiting, 3),
+            "tickOverruns": self.overruns,
+            "lastTickSeconds": None if self.last_tick_seconds is None else round(self.last_tick_seconds, 3),
+            "ticksOutlastInterval": last > self.interval,
         }
         if self.role == "standby":
             body["leader"] = self.leader
@@ -151,6 +181,39 @@ def _pushed_ref(body: bytes, content_type: str) -> str | None:
     return ref if isinstance(ref, str) else None
 
 
+class Deliveries:
+    """The delivery IDs of the last ``size`` authenticated webhooks (``X-GitHub-Delivery``,
+    ``X-Gitlab-Event-UUID``): a replayed or redelivered webhook asks for no second tick. Bounded memory:
+    the oldest ID goes when a new one comes, and an ID is at most ``MAX_ID`` characters."""
+
+    MAX_ID = 128
+
+    def __init__(self, size: int = 1024) -> None:
+        self.size = size
+        self._seen: OrderedDict[str, None] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def first(self, delivery: str | None) -> bool:
+        """True the first time ``delivery`` is seen (and for a webhook without an ID), False after."""
+        if not delivery:
+            return True
+        delivery = delivery[: self.MAX_ID]
+        with self._lock:
+            if delivery in self._seen:
+                self._seen.move_to_end(delivery)
+                return False
+            self._seen[delivery] = None
+            while len(self._seen) > self.size:
+                self._seen.popitem(last=False)
+            return True
+
+    def __len__(self) -> int:
+        return len(self._seen)
+
+
+DELIVERY_HEADERS = {"github": "X-GitHub-Delivery", "gitlab": "X-Gitlab-Event-UUID"}
+
+
 class Endpoints:
     """What each route answers, independent of the HTTP plumbing."""
 
@@ -171,6 +234,7 @@ class Endpoints:
         self.secret = secret
         self.branch = branch
         self.secret_env = secret_env
+        self.deliveries = Deliveries()
 
     def get(self, path: str) -> Response:
         if path == "/healthz":
@@ -210,6 +274,10 @@ class Endpoints:
                 return Response.json(401, {"error": "missing or wrong X-Gitlab-Token"})
             event = headers.get("X-Gitlab-Event") or ""
             is_push = event == "Push Hook"
+        delivery = headers.get(DELIVERY_HEADERS[provider])
+        if not self.deliveries.first(delivery):
+            log.info("webhook.replayed", provider=provider, delivery=delivery[: Deliveries.MAX_ID])
+            return Response.json(200, {"triggered": False, "reason": "this delivery was received already"})
         if not is_push:
             return Response.json(200, {"triggered": False, "reason": f"{event or 'unnamed'} event ignored"})
         ref = _pushed_ref(body, headers.get("Content-Type") or "")
@@ -282,8 +350,9 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class AgentServer:
-    """The HTTP server on a daemon thread; ``port=0`` picks a free port (see ``.port``). With
-    ``webhook_port``, the webhooks are served on a second listener (``.webhook_port``), and only there."""
+    """The HTTP server on a daemon thread, its requests on ``workers`` threads; ``port=0`` picks a free port
+    (see ``.port``). With ``webhook_port``, the webhooks are served on a second listener
+    (``.webhook_port``), and only there."""
 
     def __init__(
         self,
@@ -292,11 +361,11 @@ class AgentServer:
         port: int = 8080,
         webhook_port: int | None = None,
         pages: bool = True,
+        workers: int = 8,
     ) -> None:
         own = webhook_port is not None
         handler = type("Handler", (_Handler,), {"endpoints": endpoints, "pages": pages, "webhooks": not own})
-        self._httpd = ThreadingHTTPServer((host, port), handler)
-        self._httpd.daemon_threads = True
+        self._httpd = PooledHTTPServer((host, port), handler, workers=workers)
         self._thread: threading.Thread | None = None
         self._hooks = AgentServer(endpoints, host, webhook_port, pages=False) if own else None
 

@@ -9,6 +9,7 @@ for every one):
   calls.
 * ``error``: the request fails with ``code``/``status`` (e.g. ThrottlingException 400, or 503), for a
   ``count`` of requests or at a ``rate`` (seeded, so runs repeat).
+* ``delay``: the request waits ``seconds``, then is served as usual (a slow AWS endpoint).
 
 ``after`` lets that many matching requests through untouched first (hold the third ModifyRule: after=2).
 ``served`` counts, per operation, every request that went on to AWS (none held or failed by a fault), so
@@ -24,6 +25,7 @@ from __future__ import annotations
 import random
 import re
 import threading
+import time
 from collections import Counter
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
@@ -46,10 +48,13 @@ class Fault:
     count: int | None = None  # requests it still applies to; None: until cleared
     rate: float = 1.0  # share of matching requests it applies to
     after: int = 0  # matching requests still let through before it applies
+    seconds: float = 0.0  # how long a "delay" makes the request wait
 
     def __post_init__(self) -> None:
-        if self.action not in ("hold", "error"):
-            raise ValueError(f"action must be hold or error, not {self.action!r}")
+        if self.action not in ("hold", "error", "delay"):
+            raise ValueError(f"action must be hold, error or delay, not {self.action!r}")
+        if not 0.0 <= self.seconds <= HOLD_LIMIT_SECONDS:
+            raise ValueError(f"seconds must be between 0 and {HOLD_LIMIT_SECONDS:.0f}")
         if not 0.0 <= self.rate <= 1.0:
             raise ValueError("rate must be between 0 and 1")
         if not isinstance(self.after, int) or self.after < 0:
@@ -97,6 +102,11 @@ class Faults:
             release = self._release
             if fault.action == "hold":
                 self.held += 1
+            if fault.action == "delay":
+                self.served[operation] += 1
+        if fault.action == "delay":
+            time.sleep(fault.seconds)  # the slow endpoint itself: the request is then served
+            return None
         if fault.action == "hold":
             release.wait(HOLD_LIMIT_SECONDS)
             with self._lock:

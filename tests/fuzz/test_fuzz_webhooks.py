@@ -110,3 +110,37 @@ def test_without_a_secret_nothing_triggers(request: tuple[str, bytes, dict[str, 
     triggered: list[int] = []
     assert _endpoints(triggered, secret=None).webhook(provider, _headers(headers), body).status == 403
     assert triggered == []
+
+
+@given(
+    deliveries=st.lists(st.one_of(st.none(), st.sampled_from(["a", "b", "c"]), header_text), max_size=40),
+    provider=st.sampled_from(["github", "gitlab"]),
+)
+def test_each_delivery_id_triggers_once(deliveries: list[str | None], provider: str) -> None:
+    """Signed pushes to the branch, with delivery IDs that repeat: each ID triggers the first time only (a
+    push without an ID always does), and the IDs kept never exceed the bound."""
+    triggered: list[int] = []
+    endpoints = _endpoints(triggered)
+    endpoints.deliveries.size = 16
+    header = "X-GitHub-Delivery" if provider == "github" else "X-Gitlab-Event-UUID"
+    body = json.dumps({"ref": f"refs/heads/{BRANCH}"}).encode()
+    expected, seen = 0, []
+    for delivery in deliveries:
+        headers = (
+            {"X-GitHub-Event": "push", "X-Hub-Signature-256": github_signature(SECRET, body)}
+            if provider == "github"
+            else {"X-Gitlab-Event": "Push Hook", "X-Gitlab-Token": SECRET}
+        )
+        if delivery is not None:
+            headers[header] = delivery
+        message = _headers(headers)
+        given_id = message.get(header)
+        if not given_id or given_id not in seen[-16:]:
+            expected += 1
+        if given_id:
+            if given_id in seen:
+                seen.remove(given_id)
+            seen.append(given_id)
+        assert endpoints.webhook(provider, message, body).status == 200
+        assert len(endpoints.deliveries) <= 16
+    assert len(triggered) == expected

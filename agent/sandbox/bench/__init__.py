@@ -16,7 +16,9 @@ b. agent CPU seconds (``time.process_time``) and peak RSS (``VmHWM``, reset befo
 c. wall time and calls to roll a new image out to all N services from one commit, until every service
    is reported deployed;
 d. commit-to-first-mutating-call latency of ``Agent.run``: with the watchfiles trigger (a local
-   repository), and polling every ``--interval`` seconds (the watcher turned off).
+   repository), and polling every ``--interval`` seconds (the watcher turned off);
+e. overruns: the ticks of a-d that outlasted ``--interval`` (``ecs_gitops_tick_overrun_total``; the loop
+   then pauses between ticks rather than running them back to back).
 
 And once, for ``--faults-n`` services (50 by default): the rollout of a new image to all of them with
 ``--faults-rate`` (20 %) of the agent's AWS requests failing (throttling and 5xx, seeded:

@@ -181,6 +181,8 @@ def measure(n: int, interval: int, trials: int) -> dict[str, Any]:
 
         # (d): commit -> first mutating call, with Agent.run.
         out["latency"] = _latency(agent, repo, interval, trials)
+        # Ticks of every phase that outlasted the poll interval (ecs_gitops_tick_overrun_total).
+        out["overruns"] = {"count": agent.readiness.overruns, "interval_s": interval}
         return out
     finally:
         sandbox.stop()

@@ -25,6 +25,7 @@ def table(results: list[dict[str, Any]]) -> str:
             "ECS-paced s",
             "watch ms (med/max)",
             "poll s (med/max) /X",
+            "overruns",
         )
     ]
     for r in results:
@@ -48,6 +49,7 @@ def table(results: list[dict[str, Any]]) -> str:
                 f"{roll['paced_floor_s']:.0f}",
                 f"{lat['watch']['median_s'] * 1000:.0f}/{lat['watch']['max_s'] * 1000:.0f}",
                 f"{lat['poll']['median_s']:.1f}/{lat['poll']['max_s']:.1f} /{lat['poll']['interval_s']}",
+                str(r.get("overruns", {}).get("count", "-")),
             )
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]

@@ -1,0 +1,196 @@
+"""When ticks run: one thread of their own, one tick at a time, never two back to back.
+
+``TickLoop`` calls its ``tick`` function at start, ``interval`` (plus up to ``jitter``) after the last tick
+began, at the wake-up time the last tick asked for (a bake, a window), and soon after ``ask()`` (a push
+webhook, a commit the file watcher saw, the leader lease taken over). Asks that arrive while a tick runs
+coalesce into one follow-up tick: 300 webhooks during one tick cause one more tick, not 300.
+
+Between two ticks the loop always pauses: a tenth of the last tick, at least ``MIN_PAUSE`` seconds. So a
+tick that outlasts the poll interval (a large repository, a slow AWS endpoint) never starves the rest of
+the agent: the agent's lock is free in the pause (``plan --publish``, the bench), a stop request waits for
+at most the tick in progress, and an asked-for tick starts at most one tick (plus the pause) after it was
+asked for. Each tick's duration goes to ``took`` (the daemon counts the overruns there).
+
+A ``Worker`` is the same idea without a schedule: a thread that runs its function when asked, one run at
+a time, asks coalescing (the pull-request plans run on one, apart from the ticks).
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable
+
+import structlog
+
+log = structlog.get_logger()
+
+MIN_PAUSE = 0.25  # seconds between the end of a tick and the start of the next, at least
+PAUSE_SHARE = 0.1  # ... and at least this share of the last tick's duration
+
+
+def pause_after(seconds: float) -> float:
+    """The pause after a tick of ``seconds``: ticks never run back to back."""
+    return max(MIN_PAUSE, PAUSE_SHARE * seconds)
+
+
+class TickLoop:
+    """Runs ``tick`` on a thread of its own (see the module docstring).
+
+    ``tick()`` returns in how many seconds the next tick is wanted (a rollout's wake-up time), or None.
+    ``took(seconds)`` is called after each tick with its duration.
+    """
+
+    def __init__(
+        self,
+        tick: Callable[[], float | None],
+        interval: float,
+        jitter: float = 0.0,
+        took: Callable[[float], None] = lambda seconds: None,
+        monotonic: Callable[[], float] = time.monotonic,
+        name: str = "ticks",
+    ) -> None:
+        self._tick = tick
+        self.interval = float(interval)
+        self.jitter = max(0.0, float(jitter))
+        self._took = took
+        self._monotonic = monotonic
+        self._name = name
+        self._changed = threading.Condition()
+        self._asked = True  # the first tick runs at once
+        self._stopping = False
+        self._running = False
+        self._poll_at = 0.0
+        self._wake_at: float | None = None
+        self._not_before = 0.0  # the end of the last tick plus its pause
+        self._thread: threading.Thread | None = None
+        self.ticks = 0  # ticks run so far
+
+    @property
+    def running(self) -> bool:
+        """Whether a tick is in progress."""
+        return self._running
+
+    @property
+    def idle(self) -> bool:
+        """No tick in progress and none asked for (a poll or a wake-up may still be due later)."""
+        with self._changed:
+            return not self._running and not self._asked
+
+    def ask(self) -> None:
+        """Ask for a tick as soon as the pause after the current or last one allows."""
+        with self._changed:
+            self._asked = True
+            self._changed.notify_all()
+
+    def start(self) -> TickLoop:
+        self._thread = threading.Thread(target=self._loop, name=self._name, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float | None = None) -> bool:
+        """Stop after the tick in progress, if any; True once the loop's thread has ended."""
+        with self._changed:
+            self._stopping = True
+            self._changed.notify_all()
+        if self._thread is None:
+            return True
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def _due(self) -> float | None:
+        """When the next tick is due (monotonic seconds), under the condition's lock; None: stop."""
+        if self._stopping:
+            return None
+        due = self._poll_at if self._wake_at is None else min(self._poll_at, self._wake_at)
+        if self._asked:
+            due = 0.0
+        return max(due, self._not_before)
+
+    def _loop(self) -> None:
+        while True:
+            with self._changed:
+                while True:
+                    due = self._due()
+                    if due is None:
+                        return
+                    wait = due - self._monotonic()
+                    if wait <= 0:
+                        break
+                    self._changed.wait(wait)
+                self._asked = False
+                self._running = True
+            started = self._monotonic()
+            wake_in: float | None = None
+            try:
+                wake_in = self._tick()
+            except Exception as e:  # pragma: no cover - the tick logs its own errors; keep the loop alive
+                log.error("tick.crashed", error=repr(e))
+            finally:
+                ended = self._monotonic()
+                with self._changed:
+                    self._running = False
+                    self.ticks += 1
+                    self._poll_at = started + self.interval + random.uniform(0, self.jitter)
+                    self._wake_at = None if wake_in is None else ended + max(0.0, wake_in)
+                    self._not_before = ended + pause_after(ended - started)
+                    self._changed.notify_all()
+            try:
+                self._took(ended - started)
+            except Exception as e:  # pragma: no cover - a metrics bug must not stop the loop
+                log.error("tick.took_failed", error=repr(e))
+
+
+class Worker:
+    """Runs ``work`` on a thread of its own whenever asked, one run at a time; asks made during a run
+    coalesce into one more run."""
+
+    def __init__(self, work: Callable[[], object], name: str = "worker") -> None:
+        self._work = work
+        self._name = name
+        self._changed = threading.Condition()
+        self._asked = False
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        self.runs = 0  # runs completed so far
+
+    def ask(self) -> None:
+        with self._changed:
+            self._asked = True
+            self._changed.notify_all()
+
+    def start(self) -> Worker:
+        self._thread = threading.Thread(target=self._loop, name=self._name, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float | None = None) -> bool:
+        """No run starts after this; True once the run in progress (if any) has ended within ``timeout``."""
+        with self._changed:
+            self._stopping = True
+            self._changed.notify_all()
+        if self._thread is None:
+            return True
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
+
+    def _loop(self) -> None:
+        while True:
+            with self._changed:
+                while not self._asked and not self._stopping:
+                    self._changed.wait()
+                if self._stopping:
+                    return
+                self._asked = False
+            try:
+                self._work()
+            except Exception as e:  # pragma: no cover - the work logs its own errors; keep the thread
+                log.error("worker.crashed", worker=self._name, error=repr(e))
+            with self._changed:
+                self.runs += 1
+                self._changed.notify_all()
