@@ -9,7 +9,8 @@ import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 
-from agent.server import AgentServer, Endpoints, Metrics, Readiness, github_signature
+from agent.http.metrics import Metrics
+from agent.http.server import AgentServer, Endpoints, Readiness, github_signature
 
 from agent.config import load_config
 
