@@ -9,10 +9,9 @@ import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 
+from agent.config import load_config
 from agent.http.metrics import Metrics
 from agent.http.server import AgentServer, Endpoints, Readiness, github_signature
-
-from agent.config import load_config
 
 SECRET = "s3cret"
 PUSH = json.dumps({"ref": "refs/heads/main"}).encode()
