@@ -75,22 +75,19 @@ def cpu_units(value: Any) -> Any:
 
     A value in no known spelling is returned unchanged (validation reports it, not the planner).
     """
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int | float):
-        return str(int(value))
-    if isinstance(value, str):
-        text = value.strip()
-        if text.isdigit():
-            return str(int(text))
-        match = _CPU_RE.match(text)
-        if match:
-            return str(round(float(match.group(1)) * 1024))
-    return value
+    return _in_units(value, _CPU_RE, lambda m: float(m.group(1)) * 1024)
 
 
 def memory_mib(value: Any) -> Any:
     """Task-level memory in MiB as ECS stores it: ``"1 GB"`` -> ``"1024"``, ``"0.5GB"`` -> ``"512"``."""
+    return _in_units(
+        value, _MEMORY_RE, lambda m: float(m.group(1)) * (1024 if m.group(2).lower() in ("gb", "gib") else 1)
+    )
+
+
+def _in_units(value: Any, spelled: re.Pattern[str], amount: Any) -> Any:
+    """A number, or a string of digits, as ECS's string of units; a string ``spelled`` matches as
+    ``amount(match)`` rounded; anything else unchanged."""
     if isinstance(value, bool):
         return value
     if isinstance(value, int | float):
@@ -99,11 +96,9 @@ def memory_mib(value: Any) -> Any:
         text = value.strip()
         if text.isdigit():
             return str(int(text))
-        match = _MEMORY_RE.match(text)
+        match = spelled.match(text)
         if match:
-            number = float(match.group(1))
-            factor = 1024 if match.group(2).lower() in ("gb", "gib") else 1
-            return str(round(number * factor))
+            return str(round(amount(match)))
     return value
 
 

@@ -21,6 +21,7 @@ import random
 import threading
 import time
 from collections.abc import Callable
+from typing import Self
 
 import structlog
 
@@ -35,7 +36,47 @@ def pause_after(seconds: float) -> float:
     return max(MIN_PAUSE, PAUSE_SHARE * seconds)
 
 
-class TickLoop:
+class _Asked:
+    """A thread of its own that runs when asked: ``ask``, ``start`` and ``stop`` (after the run in
+    progress) shared by the tick loop and the worker; subclasses give ``_loop``."""
+
+    def __init__(self, name: str, asked: bool) -> None:
+        self._name = name
+        self._changed = threading.Condition()
+        self._asked = asked
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+
+    def ask(self) -> None:
+        """Ask for a run as soon as the current one (and any pause after it) allows."""
+        with self._changed:
+            self._asked = True
+            self._changed.notify_all()
+
+    def start(self) -> Self:
+        self._thread = threading.Thread(target=self._loop, name=self._name, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float | None = None) -> bool:
+        """No run starts after this; True once the run in progress (if any) has ended within ``timeout``."""
+        with self._changed:
+            self._stopping = True
+            self._changed.notify_all()
+        if self._thread is None:
+            return True
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
+
+    def _loop(self) -> None:
+        raise NotImplementedError
+
+
+class TickLoop(_Asked):
     """Runs ``tick`` on a thread of its own (see the module docstring).
 
     ``tick()`` returns in how many seconds the next tick is wanted (a rollout's wake-up time), or None.
@@ -51,20 +92,16 @@ class TickLoop:
         monotonic: Callable[[], float] = time.monotonic,
         name: str = "ticks",
     ) -> None:
+        super().__init__(name, asked=True)  # the first tick runs at once
         self._tick = tick
         self.interval = float(interval)
         self.jitter = max(0.0, float(jitter))
         self._took = took
         self._monotonic = monotonic
-        self._name = name
-        self._changed = threading.Condition()
-        self._asked = True  # the first tick runs at once
-        self._stopping = False
         self._running = False
         self._poll_at = 0.0
         self._wake_at: float | None = None
         self._not_before = 0.0  # the end of the last tick plus its pause
-        self._thread: threading.Thread | None = None
         self.ticks = 0  # ticks run so far
 
     @property
@@ -77,27 +114,6 @@ class TickLoop:
         """No tick in progress and none asked for (a poll or a wake-up may still be due later)."""
         with self._changed:
             return not self._running and not self._asked
-
-    def ask(self) -> None:
-        """Ask for a tick as soon as the pause after the current or last one allows."""
-        with self._changed:
-            self._asked = True
-            self._changed.notify_all()
-
-    def start(self) -> TickLoop:
-        self._thread = threading.Thread(target=self._loop, name=self._name, daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self, timeout: float | None = None) -> bool:
-        """Stop after the tick in progress, if any; True once the loop's thread has ended."""
-        with self._changed:
-            self._stopping = True
-            self._changed.notify_all()
-        if self._thread is None:
-            return True
-        self._thread.join(timeout)
-        return not self._thread.is_alive()
 
     def _due(self) -> float | None:
         """When the next tick is due (monotonic seconds), under the condition's lock; None: stop."""
@@ -142,42 +158,14 @@ class TickLoop:
                 log.error("tick.took_failed", error=repr(e))
 
 
-class Worker:
+class Worker(_Asked):
     """Runs ``work`` on a thread of its own whenever asked, one run at a time; asks made during a run
     coalesce into one more run."""
 
     def __init__(self, work: Callable[[], object], name: str = "worker") -> None:
+        super().__init__(name, asked=False)
         self._work = work
-        self._name = name
-        self._changed = threading.Condition()
-        self._asked = False
-        self._stopping = False
-        self._thread: threading.Thread | None = None
         self.runs = 0  # runs completed so far
-
-    def ask(self) -> None:
-        with self._changed:
-            self._asked = True
-            self._changed.notify_all()
-
-    def start(self) -> Worker:
-        self._thread = threading.Thread(target=self._loop, name=self._name, daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self, timeout: float | None = None) -> bool:
-        """No run starts after this; True once the run in progress (if any) has ended within ``timeout``."""
-        with self._changed:
-            self._stopping = True
-            self._changed.notify_all()
-        if self._thread is None:
-            return True
-        self._thread.join(timeout)
-        return not self._thread.is_alive()
-
-    @property
-    def stopping(self) -> bool:
-        return self._stopping
 
     def _loop(self) -> None:
         while True:
