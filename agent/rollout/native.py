@@ -107,16 +107,20 @@ def advance(record: NativeRecord | None, obs: Observation, strategy: Strategy, n
         return _finished(record, obs, strategy, now)
     if mine and record is not None and record.result == FAILED:
         return Decision((), record, FAILURE, record.reason or "rollout failed; fix or revert the commit")
+    # Another commit's rollout the record says is in progress, with no deployment of it in flight any more
+    # (its stop reached ECS, and the answer or the agent was lost): it is superseded by this commit.
+    others: tuple[tuple[str, str, str], ...] = ()
+    if not mine and record is not None and record.result == IN_PROGRESS and record.sha != obs.sha:
+        others = ((record.sha, FAILURE, _cut(f"superseded by {obs.sha[:12]} before it finished")),)
     if obs.in_sync:
         base = record if mine and record is not None else _new(obs, now)
-        if base.revert:
-            return Decision(
-                (), replace(base, result=SUCCEEDED), SUCCESS, _cut(f"rolled back to {obs.current}")
-            )
-        return Decision((), replace(base, result=SUCCEEDED), SUCCESS, _running(obs, strategy))
+        if base.revert or (others and record is not None and record.source == obs.current):
+            done = replace(base, result=SUCCEEDED, revert=True)
+            return Decision((), done, SUCCESS, _cut(f"rolled back to {obs.current}"), None, others)
+        return Decision((), replace(base, result=SUCCEEDED), SUCCESS, _running(obs, strategy), None, others)
     base = record if mine and record is not None else _new(obs, now)
     if obs.gate.frozen_by is not None:
-        return Decision((), base, PENDING, _cut(obs.gate.frozen_text()), obs.gate.frozen_until)
+        return Decision((), base, PENDING, _cut(obs.gate.frozen_text()), obs.gate.frozen_until, others)
     started = replace(
         base,
         result=IN_PROGRESS,
@@ -131,7 +135,7 @@ def advance(record: NativeRecord | None, obs: Observation, strategy: Strategy, n
         desc = f"updating {obs.target} ({strategy.kind})"
     else:
         desc = f"rolling out {obs.target or 'new revision'} ({strategy.kind})"
-    return Decision((APPLY,), started, PENDING, _cut(desc), now + POLL)
+    return Decision((APPLY,), started, PENDING, _cut(desc), now + POLL, others)
 
 
 def _new(obs: Observation, now: datetime) -> NativeRecord:

@@ -451,3 +451,14 @@ def test_a_rollback_in_flight_is_not_adopted() -> None:
     d = advance(None, obs(dep("ROLLBACK_IN_PROGRESS", stage=None)), CANARY, NOW)
     assert d.state == PENDING and not d.actions
     assert not d.record.applied
+
+
+def test_a_superseded_rollout_whose_stop_already_finished_is_reported_superseded() -> None:
+    """The revert's StopServiceDeployment reached ECS but its tick never ended: the next tick finds the
+    rollback done and the service in sync with the revert: success on the revert, failure on the old one."""
+    previous = rec(fp="F1")  # sha1..., web:5 rolling out from web:4
+    d = advance(previous, obs(None, fp="F2", target="web:4", current="web:4"), CANARY, NOW)
+    assert (d.state, d.description) == (SUCCESS, "rolled back to web:4")
+    assert d.other_commits == (
+        ("sha1" * 10, FAILURE, f"superseded by {('sha2' * 10)[:12]} before it finished"),
+    )
