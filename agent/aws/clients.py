@@ -24,7 +24,7 @@ import botocore.session
 DEFAULT_REGION = "eu-west-1"
 ASSUMED_SESSION_SECONDS = 3600  # AssumeRole's default; every role allows it, even when chained
 _LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
-_ONCE = botocore.config.Config(retries={"mode": "standard", "max_attempts": 1})
+_ONCE = botocore.config.Config(retries={"mode": "standard", "total_max_attempts": 1})
 
 
 # Every ``service.Operation`` any Aws client of this process has called: the IAM coverage test
