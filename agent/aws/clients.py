@@ -24,6 +24,7 @@ import botocore.session
 DEFAULT_REGION = "eu-west-1"
 ASSUMED_SESSION_SECONDS = 3600  # AssumeRole's default; every role allows it, even when chained
 _LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
+_ONCE = botocore.config.Config(retries={"mode": "standard", "total_max_attempts": 1})
 
 
 # Every ``service.Operation`` any Aws client of this process has called: the IAM coverage test
@@ -115,11 +116,14 @@ class Aws:
             for client in self._clients.values():
                 client.meta.events.register(event, handler)
 
-    def client(self, service: str) -> Any:
-        """The (cached, thread-safe) client for ``service``."""
+    def client(self, service: str, *, retried: bool = True) -> Any:
+        """The (cached, thread-safe) client for ``service``. ``retried=False``: one that sends each request
+        once, for a call that must not be repeated blindly when its answer is lost (the caller decides)."""
+        key = service if retried else f"{service}#once"
         with self._lock:
-            if service not in self._clients:
-                kwargs: dict[str, Any] = {"config": self._config}
+            if key not in self._clients:
+                config = self._config if retried else self._config.merge(_ONCE)
+                kwargs: dict[str, Any] = {"config": config}
                 if self.endpoint_url:
                     kwargs["endpoint_url"] = self.endpoint_url
                 client = self._session.client(service, **kwargs)  # type: ignore[call-overload]
@@ -127,8 +131,8 @@ class Aws:
                 client.meta.events.register("before-call.*.*", _record)
                 for event, handler in self._handlers:
                     client.meta.events.register(event, handler)
-                self._clients[service] = client
-            return self._clients[service]
+                self._clients[key] = client
+            return self._clients[key]
 
     def in_region(self, region: str) -> Aws:
         """This Aws's credentials, endpoint and call counter in ``region`` (itself when it is the same)."""

@@ -3,7 +3,10 @@
 The request conventions are those of ``agent.plan.planning``. Mutating calls are paced with token
 buckets at ECS's limits (``agent.aws.pacing``); throttling that still happens is retried by botocore.
 A crash at any point is healed by the next tick: registration is found again by its content-hash tag,
-and every other call is an idempotent "make it so" of the desired state.
+and every other call is an idempotent "make it so" of the desired state. RegisterTaskDefinition is the one
+call botocore does not repeat by itself: when its answer is lost (the connection dropped after the request
+went out, or a 5xx) it may have registered, so the family's newest revisions are searched for the
+content-hash tag before it is sent again.
 """
 
 from __future__ import annotations
@@ -13,13 +16,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
+from botocore.exceptions import ClientError, ConnectTimeoutError, EndpointConnectionError, HTTPClientError
 
 from agent.plan.model import CREATE, DELETE, REGISTER, UPDATE, Change, Plan, TaskDefinitionRef
+from agent.plan.taskdefs import HASH_TAG
 
 from .errors import translated
 from .pacing import Pacer
 
 log = structlog.get_logger()
+
+LOOKBACK = 5  # newest revisions of a family searched for a registration whose answer was lost
+THROTTLED = ("ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded")
 
 # Operation names of update requests, in the boto3 client's snake_case.
 _UPDATE_CALLS = {
@@ -121,13 +129,60 @@ class Executor:
         return out
 
     def _taskdefinition_register(self, change: Change, applied: Applied) -> None:
-        out = self._call("register_task_definition", change, **change.request)
+        out = self._register(change)
         arn = out["taskDefinition"]["taskDefinitionArn"]
         applied.registered[change.name] = applied.task_definitions[change.name] = arn
         if self.on_registered is not None:
             # RegisterTaskDefinition answers what DescribeTaskDefinition would: no need to read it back.
             tags = out.get("tags") or change.request.get("tags") or []
             self.on_registered({"taskDefinition": out["taskDefinition"], "tags": tags}, registered=True)
+
+    def _register(self, change: Change) -> dict[str, Any]:
+        """RegisterTaskDefinition, sent once; an answer lost on the way back is looked for among the family's
+        newest revisions (by content-hash tag) before the request is sent again, retried by botocore."""
+        if self.before_call:
+            self.before_call("RegisterTaskDefinition", change)
+        self.pacer.acquire("RegisterTaskDefinition")
+        log.info("aws.call", operation="RegisterTaskDefinition", resource=change_key(change))
+        try:
+            return dict(self.aws.client("ecs", retried=False).register_task_definition(**change.request))
+        except ClientError as e:
+            status = int(e.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+            if status < 500 and e.response.get("Error", {}).get("Code") not in THROTTLED:
+                raise
+            unknown = status >= 500
+        except (EndpointConnectionError, ConnectTimeoutError):
+            unknown = False  # never reached ECS
+        except HTTPClientError:
+            unknown = True  # sent; whether ECS registered it is unknown
+        if unknown:
+            found = self._registered_before(change)
+            if found is not None:
+                log.info(
+                    "aws.register_found", family=change.name, arn=found["taskDefinition"]["taskDefinitionArn"]
+                )
+                return found
+        log.info("aws.call", operation="RegisterTaskDefinition", resource=change_key(change), attempt="again")
+        return dict(self.ecs.register_task_definition(**change.request))
+
+    def _registered_before(self, change: Change) -> dict[str, Any] | None:
+        """The family's revision (among its newest) tagged with this change's content hash, described."""
+        wanted = next(
+            (t.get("value") for t in change.request.get("tags") or () if t.get("key") == HASH_TAG), None
+        )
+        if wanted is None:
+            return None
+        listed = self.ecs.list_task_definitions(
+            familyPrefix=change.name, status="ACTIVE", sort="DESC", maxResults=LOOKBACK
+        )
+        for arn in listed.get("taskDefinitionArns", []):
+            if arn.rsplit("/", 1)[-1].rsplit(":", 1)[0] != change.name:
+                continue
+            out = self.ecs.describe_task_definition(taskDefinition=arn, include=["TAGS"])
+            tags = {t.get("key"): t.get("value") for t in out.get("tags") or ()}
+            if tags.get(HASH_TAG) == wanted:
+                return {"taskDefinition": out["taskDefinition"], "tags": out.get("tags") or []}
+        return None
 
     def _cluster_create(self, change: Change, applied: Applied) -> None:
         self._call("create_cluster", change, **change.request)

@@ -2,16 +2,20 @@
 starts it, gates it and follows it.
 
 Every service whose strategy is blueGreen, linear or canary with ``engine: ecs`` is this engine's. It
-reads what the pure follower (agent.rollout.native) needs: the service deployment in flight (only while
-the service's rollout is in progress: a steady service costs no call), the rollback alarms while it is in
-flight, and the service's windows evaluated now. ``APPLY`` goes through the same executor as every engine
+reads what the pure follower (agent.rollout.native) needs: the service deployment in flight, the rollback
+alarms while it is in flight, and the service's windows evaluated now. ECS is read on every tick, the
+stored record is only a hint: the service deployments are listed while the record says a rollout is in
+progress, and whenever DescribeServices (already made by the planner) does not prove the service steady
+(one PRIMARY deployment, COMPLETED): a steady service costs no call, a service with a deployment the
+record does not know of (a crash after UpdateService reached ECS, a lost store) one ListServiceDeployments
+and one DescribeServiceDeployments. ``APPLY`` goes through the same executor as every engine
 (UpdateService with the deployment configuration the planner built); the rest of a decision is
 StopServiceDeployment(ROLLBACK) and ContinueServiceDeployment at the agent's PAUSE hook.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, ClassVar
 
@@ -53,9 +57,15 @@ class NativeEngine:
         service = subject.live
         deployment: native.Deployment | None = None
         alarms: dict[str, str] = {}
-        if service is not None and record is not None and record.result == native.IN_PROGRESS:
-            since = datetime.fromisoformat(record.started_at) if record.applied else None
-            raw = self.deployments.find(subject.cluster, subject.service, record.deployment, since)
+        following = record is not None and record.result == native.IN_PROGRESS
+        if service is not None and (following or not steady(service)):
+            since = (
+                datetime.fromisoformat(record.started_at)
+                if record is not None and following and record.applied
+                else None
+            )
+            known = record.deployment if record is not None and following else None
+            raw = self.deployments.find(subject.cluster, subject.service, known, since)
             deployment = to_deployment(raw) if raw else None
             if deployment is not None and deployment.in_flight and strategy.alarms:
                 alarms = self.deployments.alarm_states(strategy.alarms)
@@ -72,6 +82,7 @@ class NativeEngine:
             tasks=(int(service.get("runningCount", 0)), int(service.get("desiredCount", 0)))
             if service
             else None,
+            source=older_revision(service),
         )
 
     def decide(self, tick: Tick, subject: Subject, observation: Any, now: datetime) -> Decision:
@@ -123,3 +134,25 @@ class NativeEngine:
                     log.info("deployment.continue_skipped", service=service, reason=str(e))
                     continue
                 log.info("deployment.continue", service=service, action=action.action)
+
+
+def _listed(service: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    return [d for d in service.get("deployments") or () if d.get("status") != "INACTIVE"]
+
+
+def steady(service: Mapping[str, Any]) -> bool:
+    """True when DescribeServices proves that no deployment is moving: one PRIMARY deployment, COMPLETED."""
+    listed = _listed(service)
+    return (
+        len(listed) == 1
+        and listed[0].get("status") == "PRIMARY"
+        and listed[0].get("rolloutState") == "COMPLETED"
+    )
+
+
+def older_revision(service: Mapping[str, Any] | None) -> str | None:
+    """``family:revision`` of the newest deployment besides the PRIMARY one (blue while green rolls out)."""
+    if not service:
+        return None
+    others = [d for d in _listed(service) if d.get("status") != "PRIMARY" and d.get("taskDefinition")]
+    return family_revision(others[0]["taskDefinition"]) if others else None

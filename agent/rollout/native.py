@@ -23,6 +23,10 @@ baking, 6 min left"), and acts in three ways:
   whole job: success "rolled back to web:4" on the new commit. Otherwise the new content is applied once
   the rollback has finished. Either way the superseded commit gets a failure "superseded by <sha12>
   before it finished".
+* **Adopt.** The stored record is only a hint. A deployment moving forward that the record does not
+  follow, while ECS's service already is what Git asks for (the agent died after its UpdateService
+  reached ECS, or its store was lost), carries this content: the agent follows it to its end (and
+  continues it at the PAUSE hook); success only once ECS says SUCCESSFUL.
 
 A worked example: canary 10 % for 5 minutes, bake 10 minutes, a maintenance window, ``web:4`` running,
 commit C1 asks for ``web:5`` (fingerprint F1):
@@ -50,183 +54,35 @@ failure "superseded by C2 before it finished" on C1.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from agent.plan.services import alarm_name, duration_seconds
-
 from .decisions import APPLY, FAILURE, PENDING, SUCCESS, Decision
-from .windows import OPEN, Gate, Window
+from .native_model import (
+    BAKE_POLL,
+    ECS_IN_FLIGHT,
+    FAILED,
+    IN_PROGRESS,
+    POLL,
+    ROLLING_BACK,
+    START_GRACE,
+    SUCCEEDED,
+    ContinueDeployment,
+    Deployment,
+    Hook,
+    NativeRecord,
+    Observation,
+    StopDeployment,
+    Strategy,
+)
+from .windows import Gate, Window
 
-POLL = timedelta(seconds=5)  # while ECS scales, shifts or runs hooks
-BAKE_POLL = timedelta(seconds=30)  # while ECS bakes: the alarms are read at least this often
-START_GRACE = timedelta(minutes=2)  # how long a deployment may take to appear after UpdateService
-IN_PROGRESS, SUCCEEDED, FAILED = "in_progress", "succeeded", "failed"
-
-# ServiceDeploymentStatus values that are still moving
-ECS_IN_FLIGHT = ("PENDING", "IN_PROGRESS", "STOP_REQUESTED", "ROLLBACK_REQUESTED", "ROLLBACK_IN_PROGRESS")
-ROLLING_BACK = ("ROLLBACK_REQUESTED", "ROLLBACK_IN_PROGRESS")
-_KIND = {"blueGreen": "blue/green", "canary": "canary", "linear": "linear"}
-
-
-# --------------------------------------------------------------------------------------------------
-# What the engine reads
-
-
-@dataclass(frozen=True)
-class Hook:
-    """A lifecycle hook of the current stage (DescribeServiceDeployments ``lifecycleHookDetails``)."""
-
-    id: str
-    target_type: str  # AWS_LAMBDA | PAUSE
-    status: str  # AWAITING_ACTION | IN_PROGRESS | SUCCEEDED | FAILED | TIMED_OUT
-    target_arn: str | None = None
-    expires_at: datetime | None = None
-
-
-@dataclass(frozen=True)
-class Deployment:
-    """One service deployment, the parts the engine reads."""
-
-    arn: str
-    status: str  # ServiceDeploymentStatus
-    stage: str | None = None  # lifecycleStage
-    reason: str = ""  # statusReason (or the rollback's reason)
-    weight: float = 0.0  # green's requested production traffic weight
-    test_weight: float = 0.0
-    running: int = 0  # green's running / requested tasks
-    requested: int = 0
-    hooks: tuple[Hook, ...] = ()
-    triggered_alarms: tuple[str, ...] = ()
-    created_at: datetime | None = None
-
-    @property
-    def in_flight(self) -> bool:
-        return self.status in ECS_IN_FLIGHT
-
-    @property
-    def paused_hook(self) -> Hook | None:
-        """The PAUSE hook waiting for ContinueServiceDeployment, if the deployment is held at one."""
-        return next(
-            (h for h in self.hooks if h.target_type == "PAUSE" and h.status == "AWAITING_ACTION"), None
-        )
-
-
-@dataclass(frozen=True)
-class Strategy:
-    """The parts of a DeploymentStrategy spec the follower needs (ECS runs the rest)."""
-
-    type: str  # blueGreen | linear | canary
-    steps: tuple[float, ...]  # green's production weights in order
-    step_bake: timedelta  # canary bake / linear stepBake
-    bake: timedelta  # final bake
-    alarms: tuple[str, ...] = ()  # alarm names
-
-    @classmethod
-    def from_spec(cls, spec: Mapping[str, Any]) -> Strategy:
-        """``{type: canary, canary: {percent: 10, bake: 5m}, bake: 10m, rollbackOn: {alarms: [...]}}``."""
-        stype = str(spec.get("type", "blueGreen"))
-        steps: tuple[float, ...] = (100.0,)
-        step_bake = 0
-        if stype == "canary":
-            canary = spec.get("canary") or {}
-            steps = (float(canary.get("percent", 5)), 100.0)
-            step_bake = duration_seconds(canary.get("bake", 0))
-        elif stype == "linear":
-            linear = spec.get("linear") or {}
-            step = float(linear.get("stepPercent", 10))
-            count = math.ceil(100 / step - 1e-9)
-            steps = (*(w for w in (round(step * k, 1) for k in range(1, count)) if w < 100), 100.0)
-            step_bake = duration_seconds(linear.get("stepBake", 0))
-        alarms = tuple(str(alarm_name(a)) for a in (spec.get("rollbackOn") or {}).get("alarms") or ())
-        return cls(
-            type=stype,
-            steps=steps,
-            step_bake=timedelta(seconds=step_bake),
-            bake=timedelta(seconds=duration_seconds(spec.get("bake", 0))),
-            alarms=alarms,
-        )
-
-    @property
-    def kind(self) -> str:
-        return _KIND.get(self.type, self.type)
-
-
-@dataclass(frozen=True)
-class Observation:
-    """One ecs-engine service on this tick."""
-
-    sha: str
-    fingerprint: str
-    in_sync: bool  # the plan changes nothing for this service
-    target: str | None  # family:revision Git asks for ("web:(new)" before registration)
-    current: str | None  # family:revision the service runs now
-    deployment: Deployment | None = None  # the newest in flight, else the record's own
-    gate: Gate = OPEN
-    alarms: Mapping[str, str] = field(default_factory=dict)  # alarm name -> StateValue
-    tasks: tuple[int, int] | None = None  # the service's (runningCount, desiredCount)
-
-
-# --------------------------------------------------------------------------------------------------
-# What the engine remembers, and asks for
-
-
-@dataclass(frozen=True)
-class NativeRecord:
-    """What the agent remembers about one ecs-engine service (stored under ``rollout/<cluster>/<service>``,
-    like the rolling engine's RolloutRecord, whose JSON it reads too)."""
-
-    sha: str
-    fingerprint: str
-    result: str  # in_progress | succeeded | failed
-    started_at: str  # ISO-8601
-    task_definition: str | None = None  # family:revision rolled out
-    reason: str = ""
-    engine: str = "ecs"
-    source: str | None = None  # family:revision running when this content was applied (blue)
-    deployment: str | None = None  # the service deployment followed
-    applied: bool = False  # UpdateService sent for this content
-    revert: bool = False  # this content is the source of the deployment it stopped: a rollback
-    superseded: str | None = None  # the sha whose rollout this one stopped
-    stage: str | None = None
-    stage_since: str | None = None
-    step_weight: float | None = None
-    step_since: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any] | None) -> NativeRecord | None:
-        """Ignores keys it does not know; a rolling RolloutRecord reads as a rollout already applied."""
-        if not data:
-            return None
-        known = {f.name for f in fields(cls)}
-        values = {k: v for k, v in data.items() if k in known}
-        if "engine" not in data:
-            values["applied"] = True
-        values["engine"] = "ecs"
-        return cls(**values)
-
-
-@dataclass(frozen=True)
-class StopDeployment:
-    """StopServiceDeployment(stopType ROLLBACK)."""
-
-    deployment: str
-    reason: str
-
-
-@dataclass(frozen=True)
-class ContinueDeployment:
-    """ContinueServiceDeployment at a paused hook: CONTINUE or ROLLBACK."""
-
-    deployment: str
-    hook_id: str
-    action: str = "CONTINUE"
-
+__all__ = [
+    "BAKE_POLL", "ECS_IN_FLIGHT", "FAILED", "IN_PROGRESS", "POLL", "ROLLING_BACK", "START_GRACE", "SUCCEEDED",
+    "ContinueDeployment", "Deployment", "Hook", "NativeRecord", "Observation", "StopDeployment", "Strategy",
+    "advance",
+]  # fmt: skip
 
 # --------------------------------------------------------------------------------------------------
 # The engine
@@ -239,21 +95,32 @@ def advance(record: NativeRecord | None, obs: Observation, strategy: Strategy, n
     if deployment is not None and deployment.in_flight:
         if mine and record is not None and record.applied and record.deployment in (None, deployment.arn):
             return _follow(record, obs, strategy, now)
+        forward = deployment.status not in (*ROLLING_BACK, "STOP_REQUESTED")
+        if (
+            obs.in_sync
+            and forward
+            and not (mine and record is not None and record.deployment == deployment.arn)
+        ):
+            return _adopt(record if mine else None, record, obs, strategy, now)
         return _supersede(record if mine else None, record, obs, now)
     if mine and record is not None and record.result == IN_PROGRESS and record.applied:
         return _finished(record, obs, strategy, now)
     if mine and record is not None and record.result == FAILED:
         return Decision((), record, FAILURE, record.reason or "rollout failed; fix or revert the commit")
+    # Another commit's rollout the record says is in progress, with no deployment of it in flight any more
+    # (its stop reached ECS, and the answer or the agent was lost): it is superseded by this commit.
+    others: tuple[tuple[str, str, str], ...] = ()
+    if not mine and record is not None and record.result == IN_PROGRESS and record.sha != obs.sha:
+        others = ((record.sha, FAILURE, _cut(f"superseded by {obs.sha[:12]} before it finished")),)
     if obs.in_sync:
         base = record if mine and record is not None else _new(obs, now)
-        if base.revert:
-            return Decision(
-                (), replace(base, result=SUCCEEDED), SUCCESS, _cut(f"rolled back to {obs.current}")
-            )
-        return Decision((), replace(base, result=SUCCEEDED), SUCCESS, _running(obs, strategy))
+        if base.revert or (others and record is not None and record.source == obs.current):
+            done = replace(base, result=SUCCEEDED, revert=True)
+            return Decision((), done, SUCCESS, _cut(f"rolled back to {obs.current}"), None, others)
+        return Decision((), replace(base, result=SUCCEEDED), SUCCESS, _running(obs, strategy), None, others)
     base = record if mine and record is not None else _new(obs, now)
     if obs.gate.frozen_by is not None:
-        return Decision((), base, PENDING, _cut(obs.gate.frozen_text()), obs.gate.frozen_until)
+        return Decision((), base, PENDING, _cut(obs.gate.frozen_text()), obs.gate.frozen_until, others)
     started = replace(
         base,
         result=IN_PROGRESS,
@@ -268,7 +135,7 @@ def advance(record: NativeRecord | None, obs: Observation, strategy: Strategy, n
         desc = f"updating {obs.target} ({strategy.kind})"
     else:
         desc = f"rolling out {obs.target or 'new revision'} ({strategy.kind})"
-    return Decision((APPLY,), started, PENDING, _cut(desc), now + POLL)
+    return Decision((APPLY,), started, PENDING, _cut(desc), now + POLL, others)
 
 
 def _new(obs: Observation, now: datetime) -> NativeRecord:
@@ -335,6 +202,41 @@ def _follow(record: NativeRecord, obs: Observation, strategy: Strategy, now: dat
         return Decision((), record, PENDING, _cut(desc), wake)
     desc, wake = _progress(record, d, strategy, label, now)
     return Decision((), record, PENDING, _cut(desc), wake)
+
+
+def _adopt(
+    mine: NativeRecord | None,
+    previous: NativeRecord | None,
+    obs: Observation,
+    strategy: Strategy,
+    now: datetime,
+) -> Decision:
+    """A deployment the record does not follow is in flight while ECS's service already is what Git asks
+    for: it carries this content (the agent applied it and lost the record, a crash or a deleted store,
+    or someone applied the same): follow it to its end, never report success before ECS does."""
+    d = obs.deployment
+    assert d is not None
+    base = mine or _new(obs, now)
+    others: tuple[tuple[str, str, str], ...] = ()
+    if (
+        previous is not None
+        and previous is not mine
+        and previous.result == IN_PROGRESS
+        and previous.sha != obs.sha
+    ):
+        others = ((previous.sha, FAILURE, f"superseded by {obs.sha[:12]} before it finished"),)
+    adopted = replace(
+        base,
+        result=IN_PROGRESS,
+        started_at=now.isoformat(),
+        applied=True,
+        deployment=d.arn,
+        source=obs.source or base.source,
+        task_definition=obs.target or base.task_definition,
+        revert=False,
+        reason="",
+    )
+    return replace(_follow(adopted, obs, strategy, now), other_commits=others)
 
 
 def _supersede(

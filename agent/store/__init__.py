@@ -8,6 +8,8 @@ acts. Two implementations, chosen by ``store.type`` in the agent config (``open_
 * ``dynamodb``: one table shared by several replicas; exactly one holds the leader lease and acts, the
   others stand by and take over when its lease expires. Every write is fenced by the lease's token, so
   a replica that lost the lease cannot write any more (agent/store/dynamodb.py).
+
+A damaged store is repaired, not fatal (agent/store/recovery.py): ``RECOVERED`` counts the repairs.
 """
 
 from __future__ import annotations
@@ -19,8 +21,18 @@ from typing import Any
 
 from agent.errors import PermanentError
 from agent.store.base import Lease, LeaseLost, SoleLease, StateStore, StoreConflict, default_owner
+from agent.store.recovery import RECOVERED  # repairs of a damaged store, by kind
 
-__all__ = ["Lease", "LeaseLost", "SoleLease", "StateStore", "StoreConflict", "default_owner", "open_store"]
+__all__ = [
+    "RECOVERED",
+    "Lease",
+    "LeaseLost",
+    "SoleLease",
+    "StateStore",
+    "StoreConflict",
+    "default_owner",
+    "open_store",
+]
 
 
 def open_store(

@@ -37,6 +37,7 @@ from botocore.exceptions import ClientError
 from agent.aws.errors import translated
 from agent.errors import PermanentError, TransientError
 from agent.store.base import LeaseLost, StoreConflict
+from agent.store.recovery import decode
 
 log = structlog.get_logger("ecs_gitops.store")
 
@@ -309,8 +310,12 @@ class DynamoStore:
         with self._lock:
             self._validate_cache()
             self._versions[key] = int(item["version"]["N"]) if item else None
-            self._keep(key, item["value"]["S"] if item else None)
-        return json.loads(item["value"]["S"]) if item else None
+        # A value that is not a JSON object reads as absent (logged and counted); its version is kept, so the
+        # next put overwrites it.
+        value = decode((item.get("value") or {}).get("S"), key, "dynamodb") if item else None
+        with self._lock:
+            self._keep(key, json.dumps(value, sort_keys=True) if value is not None else None)
+        return value
 
     def _validate_cache(self) -> None:
         """Empty the caches when the lease token changed since they were filled (call under _lock)."""

@@ -1,12 +1,28 @@
-"""SQLite state store: one file in the data directory, WAL journal, one row per key."""
+"""SQLite state store: one file in the data directory, WAL journal, one row per key.
+
+A damaged store heals itself, since everything in it is either observable again or rewritten by the next
+tick: a file that is not a SQLite database (or fails its integrity check) is moved aside to
+``<path>.corrupt-<UTC time>`` and a fresh one is started, as if the store had been deleted; a row whose
+value is not a JSON object is dropped. Each is one ``store.corrupt`` / ``store.bad_row`` log line and one
+count in ``agent.store.RECOVERED``.
+"""
 
 from __future__ import annotations
 
 import json
 import sqlite3
 import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+import structlog
+
+from agent.store.recovery import RECOVERED, decode
+
+log = structlog.get_logger()
+T = TypeVar("T")
 
 
 class SqliteStore:
@@ -17,36 +33,95 @@ class SqliteStore:
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute("CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        try:
+            self._db = self._open()
+        except sqlite3.DatabaseError as e:
+            if isinstance(e, sqlite3.OperationalError) or self.path == ":memory:":
+                raise
+            self._move_aside(e)
+            self._db = self._open()
+
+    def _open(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            db.execute("CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            check = db.execute("PRAGMA quick_check").fetchone()
+            if not check or check[0] != "ok":
+                raise sqlite3.DatabaseError(f"integrity check: {check[0] if check else 'no answer'}")
+        except sqlite3.DatabaseError:
+            db.close()
+            raise
+        return db
+
+    def _move_aside(self, error: Exception) -> None:
+        """Rename the damaged file (and its WAL and shared-memory files) to ``<path>.corrupt-<time>``."""
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+        aside = f"{self.path}.corrupt-{stamp}"
+        for suffix in ("", "-wal", "-shm"):
+            source = Path(self.path + suffix)
+            if source.exists():
+                source.rename(aside + suffix)
+        RECOVERED["sqlite_file"] += 1
+        log.error(
+            "store.corrupt",
+            path=self.path,
+            moved_to=aside,
+            error=str(error),
+            action="started an empty store; the next tick reads ECS again and rewrites what it needs",
+        )
+
+    def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """``work`` on the connection; a file found damaged while running is moved aside once, then retried
+        on a fresh store."""
+        with self._lock:
+            try:
+                return work(self._db)
+            except sqlite3.DatabaseError as e:
+                if isinstance(e, sqlite3.OperationalError) or self.path == ":memory:":
+                    raise
+                self._db.close()
+                self._move_aside(e)
+                self._db = self._open()
+                return work(self._db)
+
+    def _value(self, key: str, text: str) -> dict[str, Any] | None:
+        value = decode(text, key, "sqlite")
+        if value is None:
+            self._run(lambda db: db.execute("DELETE FROM state WHERE key = ?", (key,)))
+        return value
 
     def get(self, key: str) -> dict[str, Any] | None:
-        with self._lock:
-            row = self._db.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
-        return json.loads(row[0]) if row else None
+        row = self._run(lambda db: db.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone())
+        return self._value(key, row[0]) if row else None
 
     def put(self, key: str, value: dict[str, Any]) -> None:
         text = json.dumps(value, sort_keys=True, default=str)
-        with self._lock:
-            self._db.execute(
+        self._run(
+            lambda db: db.execute(
                 "INSERT INTO state (key, value) VALUES (?, ?) "
                 "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                 (key, text),
             )
+        )
 
     def delete(self, key: str) -> None:
-        with self._lock:
-            self._db.execute("DELETE FROM state WHERE key = ?", (key,))
+        self._run(lambda db: db.execute("DELETE FROM state WHERE key = ?", (key,)))
 
     def items(self, prefix: str) -> list[tuple[str, dict[str, Any]]]:
-        with self._lock:
-            rows = self._db.execute(
+        rows = self._run(
+            lambda db: db.execute(
                 "SELECT key, value FROM state WHERE key >= ? AND key < ? ORDER BY key",
                 (prefix, prefix + "\uffff"),
             ).fetchall()
-        return [(k, json.loads(v)) for k, v in rows]
+        )
+        out = []
+        for key, text in rows:
+            value = self._value(key, text)
+            if value is not None:
+                out.append((key, value))
+        return out
 
     def close(self) -> None:
         with self._lock:

@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 from gitops_story import EngineStory
+from lossy_proxy import LossyProxy
 
 from agent.sandbox.faults import Fault
 
@@ -49,11 +50,11 @@ def _canary(name: str) -> dict[str, Any]:
     }
 
 
-def _driver(story: EngineStory, data_dir: Path) -> subprocess.Popen[str]:
+def _driver(story: EngineStory, data_dir: Path, endpoint: str | None = None) -> subprocess.Popen[str]:
     args = [
         f"file://{story.remote.git_dir}",
         str(data_dir),
-        story.sandbox.endpoint,
+        endpoint or story.sandbox.endpoint,
         story.sandbox.region,
         story.cluster,
         story.prod_rule,
@@ -113,6 +114,74 @@ def test_sigkill_in_each_phase_then_restart_finishes_once(
 
     writes = {op: sim_sandbox.faults.served[op] - served[op] for op in WRITES}
     assert writes == EXPECTED_WRITES, f"killed at {phase} with task sets {before_kill}"
+    sim_sandbox.simulator.clock.advance(sim_sandbox.simulator.task_start_seconds)  # DRAINING goes
+    assert story.labels(draining=True) == [(f"{story.family}:2", "PRIMARY", f"{story.name}-green")]
+    snapshot = story.check()
+    assert story.split(snapshot) == (0, 100) and story.split(snapshot, "test") == (0, 100)
+    assert story.notes(sha)[story.context]["state"] == "success"
+    assert story.revisions(story.family) == [f"{story.family}:1", f"{story.family}:2"]
+
+
+@pytest.fixture(scope="module")
+def proxy(sim_sandbox: Any) -> Any:
+    lossy = LossyProxy(sim_sandbox.endpoint)
+    yield lossy
+    lossy.close()
+
+
+@pytest.mark.parametrize("lose", [False, True], ids=["killed after it reached AWS", "answer lost"])
+@pytest.mark.parametrize(("operation", "after", "phase"), PHASES, ids=[p for _, _, p in PHASES])
+def test_a_write_that_reached_aws_is_not_repeated_after_a_kill_or_a_lost_answer(
+    sim_sandbox: Any, proxy: LossyProxy, tmp_path: Path, operation: str, after: int, phase: str, lose: bool
+) -> None:
+    """The write reaches AWS, then the agent dies before its answer (and restarts), or lives on with the
+    answer lost (botocore sends it again, AWS sees the same request twice): the rollout ends as an
+    uninterrupted one, one task set, all traffic on it, success; after a kill every write reached AWS once,
+    after a lost answer only the lost write (and what heals a duplicate of it) may have run twice."""
+    proxy.reset()
+    name = f"lost{PHASES.index((operation, after, phase)) + 1}{'l' if lose else 'k'}"
+    story = EngineStory(sim_sandbox, tmp_path / name, name, _canary(name))
+    story.create()
+    sha = story.deploy("repo/web:2")
+    served = {op: sim_sandbox.faults.served[op] for op in WRITES}
+    data = tmp_path / name / "driver-data"
+
+    proxy.arm(operation, "lose" if lose else "hold", after=after)
+    agent = _driver(story, data, proxy.endpoint)
+    if not lose:
+        try:
+            deadline = time.monotonic() + 120
+            while proxy.held == 0:
+                if agent.poll() is not None:
+                    pytest.fail(f"the agent finished without reaching {phase}: {agent.communicate()[0]}")
+                assert time.monotonic() < deadline, f"the agent never reached {phase}"
+                time.sleep(0.05)
+            agent.send_signal(signal.SIGKILL)
+            agent.communicate(timeout=30)
+        finally:
+            proxy.clear()
+            if agent.poll() is None:
+                agent.kill()
+        assert agent.returncode == -signal.SIGKILL
+        agent = _driver(story, data, proxy.endpoint)
+    output = agent.communicate(timeout=300)[0]
+    proxy.clear()
+    assert agent.returncode == 0, output
+    assert proxy.lost[operation] == 1
+    last = _lines(output)[-1]
+    assert (last["state"], last["description"]) == ("success", f"{story.family}:2 serving 100 %"), output
+
+    writes = {op: sim_sandbox.faults.served[op] - served[op] for op in WRITES}
+    if lose:
+        # botocore sent the write again. CreateTaskSet is not idempotent without a clientToken (the sandbox
+        # keeps none): the second green task set it made is deleted by the engine, one DeleteTaskSet more.
+        assert writes[operation] in (EXPECTED_WRITES[operation], EXPECTED_WRITES[operation] + 1)
+        extra = {"CreateTaskSet": {"DeleteTaskSet"}}.get(operation, set()) | {operation}
+        assert {op: n for op, n in writes.items() if op not in extra} == {
+            op: n for op, n in EXPECTED_WRITES.items() if op not in extra
+        }
+    else:
+        assert writes == EXPECTED_WRITES
     sim_sandbox.simulator.clock.advance(sim_sandbox.simulator.task_start_seconds)  # DRAINING goes
     assert story.labels(draining=True) == [(f"{story.family}:2", "PRIMARY", f"{story.name}-green")]
     snapshot = story.check()

@@ -25,6 +25,7 @@ from typing import Any
 
 import git
 import pytest
+from lossy_proxy import LossyProxy
 
 from agent.sandbox.client_faults import GitRemoteFaults
 from agent.sandbox.harness import write
@@ -151,6 +152,26 @@ def ecs(operation: str) -> Hold:
     )
 
 
+def reached(operation: str) -> Hold:
+    """Let an AWS call reach the sandbox, then keep its answer back (tests/integration/lossy_proxy.py): the
+    agent dies at the moment after ECS acted."""
+    return Hold(
+        arm=lambda run: run.proxy.arm(operation, "hold"),
+        held=lambda run: run.proxy.held,
+        release=lambda run: run.proxy.clear(),
+    )
+
+
+def lost(operation: str) -> Hold:
+    """Let an AWS call reach the sandbox, then drop its answer (the connection closes): the agent lives on
+    without knowing whether the call happened."""
+    return Hold(
+        arm=lambda run: run.proxy.arm(operation, "lose"),
+        held=lambda run: run.proxy.held,
+        release=lambda run: run.proxy.clear(),
+    )
+
+
 def status_push() -> Hold:
     """Hold the git push that writes commit statuses (git notes) to the remote."""
     return Hold(
@@ -170,6 +191,7 @@ class Step:
     commit: int
     scenario: str = "rolling"
     settled: bool = False
+    kill: bool = True  # False: the agent is not killed (a lost answer), it carries on by itself
 
 
 STEPS = [
@@ -183,6 +205,27 @@ STEPS = [
     Step("ecs: stop service deployment", ecs("StopServiceDeployment"), commit=4, scenario="native"),
 ]
 
+# Every mutating call of the rolling and native engines once more, as calls that reached ECS: the agent
+# killed right after (its answer kept back), or alive with the answer lost. The agent engine's writes
+# are in test_agent_engine_crash.py.
+_MUTATING = [
+    ("create service", "CreateService", 1, "rolling"),
+    ("register task definition", "RegisterTaskDefinition", 2, "rolling"),
+    ("update service", "UpdateService", 2, "rolling"),
+    ("ecs: create service", "CreateService", 1, "native"),
+    ("ecs: register task definition", "RegisterTaskDefinition", 2, "native"),
+    ("ecs: update service", "UpdateService", 2, "native"),
+    ("ecs: continue at the PAUSE hook", "ContinueServiceDeployment", 2, "native"),
+    ("ecs: stop service deployment", "StopServiceDeployment", 4, "native"),
+]
+STEPS += [
+    Step(f"{name} (reached ECS)", reached(op), commit, scenario) for name, op, commit, scenario in _MUTATING
+]
+STEPS += [
+    Step(f"{name} (answer lost)", lost(op), commit, scenario, kill=False)
+    for name, op, commit, scenario in _MUTATING
+]
+
 
 # -- one run -------------------------------------------------------------------------------------------
 
@@ -190,7 +233,9 @@ STEPS = [
 class Run:
     """A bare remote, a work tree, and the agent's data directory; the sandbox reset and seeded."""
 
-    def __init__(self, sandbox: Any, root: Path, scenario: Scenario) -> None:
+    def __init__(self, sandbox: Any, root: Path, scenario: Scenario, proxy: LossyProxy) -> None:
+        proxy.reset()
+        self.proxy = proxy
         sandbox.reset()
         sandbox.seed(SEED)
         sandbox.simulator.configure(task_start_seconds=0.2)  # real time here: tasks start fast
@@ -212,7 +257,7 @@ class Run:
 
     def start(self, wait: bool = True) -> subprocess.Popen[str]:
         cmd = [sys.executable, "-m", "agent.cli", "apply", "--repo", f"file://{self.remote.git_dir}",
-               "--data-dir", str(self.root / "data"), "--endpoint-url", self.sandbox.endpoint,
+               "--data-dir", str(self.root / "data"), "--endpoint-url", self.proxy.endpoint,
                "--region", self.sandbox.region, *(["--wait"] if wait else [])]  # fmt: skip
         env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
         env.update(self.git_faults.env())
@@ -243,6 +288,15 @@ class Run:
             if agent.poll() is None:
                 agent.kill()
                 agent.communicate()
+
+    def lose_inside(self, step: Step) -> None:
+        """Run the agent with ``step``'s answer lost once; it carries on (retries) by itself."""
+        step.hold.arm(self)
+        try:
+            self.apply()
+        finally:
+            step.hold.release(self)
+        assert self.proxy.lost, f"the agent never made the call of {step.name}"
 
     def wait_for_rollout(self) -> None:
         """Until ECS reports every deployment of the scenario's services COMPLETED (the sandbox's clock
@@ -299,8 +353,8 @@ class Run:
         }
 
 
-def _uninterrupted(sandbox: Any, root: Path, scenario: Scenario) -> dict[str, Any]:
-    run = Run(sandbox, root, scenario)
+def _uninterrupted(sandbox: Any, root: Path, scenario: Scenario, proxy: LossyProxy) -> dict[str, Any]:
+    run = Run(sandbox, root, scenario, proxy)
     for index in range(len(scenario.commits)):
         run.commit(index)
         run.apply(wait=index + 1 not in scenario.no_wait)
@@ -308,22 +362,33 @@ def _uninterrupted(sandbox: Any, root: Path, scenario: Scenario) -> dict[str, An
 
 
 @pytest.fixture(scope="module")
-def reference(sandbox: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
+def proxy(sandbox: Any) -> Any:
+    """The agent's endpoint: the sandbox behind a proxy that can lose or keep back an answer."""
+    lossy = LossyProxy(sandbox.endpoint)
+    yield lossy
+    lossy.close()
+
+
+@pytest.fixture(scope="module")
+def reference(
+    sandbox: Any, proxy: LossyProxy, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, dict[str, Any]]:
     """The end state of each scenario run without interruption (the sandbox is reset before each run)."""
     return {
-        name: _uninterrupted(sandbox, tmp_path_factory.mktemp(f"reference-{name}"), scenario)
+        name: _uninterrupted(sandbox, tmp_path_factory.mktemp(f"reference-{name}"), scenario, proxy)
         for name, scenario in SCENARIOS.items()
     }
 
 
 @pytest.mark.parametrize("step", STEPS, ids=[s.name for s in STEPS])
 def test_a_kill_inside_each_step_ends_like_an_uninterrupted_run(
-    step: Step, sandbox: Any, tmp_path: Path, reference: dict[str, dict[str, Any]]
+    step: Step, sandbox: Any, proxy: LossyProxy, tmp_path: Path, reference: dict[str, dict[str, Any]]
 ) -> None:
-    """SIGKILL inside the step, then a restart on the same data directory: the services, the task
-    definitions (none registered twice) and every commit's final statuses equal the uninterrupted run's."""
+    """SIGKILL inside the step (before or after the call reached ECS), then a restart on the same data
+    directory, or the call's answer lost: the services, the task definitions (none registered twice) and
+    every commit's final statuses equal the uninterrupted run's."""
     scenario = SCENARIOS[step.scenario]
-    run = Run(sandbox, tmp_path, scenario)
+    run = Run(sandbox, tmp_path, scenario, proxy)
     for index in range(len(scenario.commits)):
         run.commit(index)
         if index + 1 != step.commit:
@@ -332,6 +397,9 @@ def test_a_kill_inside_each_step_ends_like_an_uninterrupted_run(
         if step.settled:
             run.apply(wait=False)  # applied; the final statuses come from the tick that sees it done
             run.wait_for_rollout()
+        if not step.kill:
+            run.lose_inside(step)
+            continue
         run.kill_inside(step)
         run.apply()  # the restart
     expected, got = reference[step.scenario], run.snapshot()
@@ -340,3 +408,59 @@ def test_a_kill_inside_each_step_ends_like_an_uninterrupted_run(
     assert got == expected
     finished = [c for n, c in enumerate(expected["statuses"], 1) if n not in scenario.no_wait]
     assert all(state == "success" for commit in finished for state, _ in commit.values())
+
+
+def _newest_service_deployment(run: Run) -> dict[str, Any]:
+    ecs = run.sandbox.client("ecs")
+    briefs = ecs.list_service_deployments(cluster=run.scenario.cluster, service="canary")[
+        "serviceDeployments"
+    ]
+    newest = max(briefs, key=lambda b: b["createdAt"])
+    return dict(ecs.describe_service_deployments(serviceDeploymentArns=[newest["serviceDeploymentArn"]])[
+        "serviceDeployments"
+    ][0])  # fmt: skip
+
+
+def _status(run: Run, commit: int) -> tuple[str, str]:
+    note = json.loads(run.remote.git.notes("--ref", "ecs-gitops", "show", run.shas[commit - 1]))
+    state, description = next((e["state"], e["description"]) for e in note.values())
+    return state, description
+
+
+def test_a_native_canary_whose_update_reached_ecs_is_continued_after_a_kill_and_a_lost_store(
+    sandbox: Any, proxy: LossyProxy, tmp_path: Path
+) -> None:
+    """The agent dies right after its UpdateService reached ECS (the rollout record never written), and its
+    store is deleted mid-canary: each restart reads ECS, continues the deployment at the PAUSE hook and
+    reports pending until ECS says SUCCESSFUL; never a success while ECS waits."""
+    scenario = SCENARIOS["native"]
+    run = Run(sandbox, tmp_path, scenario, proxy)
+    run.commit(0)
+    run.apply()
+    run.commit(1)
+    run.kill_inside(
+        Step("update service (reached ECS)", reached("UpdateService"), commit=2, scenario="native")
+    )
+    deployment = _newest_service_deployment(run)
+    assert deployment["status"] in ("PENDING", "IN_PROGRESS"), deployment
+
+    def honest() -> None:
+        state, description = _status(run, 2)
+        ecs_says = _newest_service_deployment(run)["status"]
+        assert state in ("pending", "success"), description
+        if state == "success":
+            assert ecs_says == "SUCCESSFUL", f"success ({description}) while ECS says {ecs_says}"
+
+    for _ in range(3):  # single ticks: the deployment is found and followed without a record
+        run.apply(wait=False)
+        honest()
+    for leftover in (tmp_path / "data").glob("*.db*"):  # the store is lost mid-canary
+        leftover.unlink()
+    run.apply(wait=False)
+    honest()
+    run.apply()  # follows it to the end
+    honest()
+    assert _status(run, 2)[0] == "success"
+    assert _newest_service_deployment(run)["status"] == "SUCCESSFUL"
+    service = sandbox.client("ecs").describe_services(cluster="native", services=["canary"])["services"][0]
+    assert service["taskDefinition"].endswith(":2")

@@ -420,3 +420,45 @@ def test_record_reads_rolling_records_and_ignores_unknown_keys() -> None:
     assert record is not None and record.applied and record.engine == "ecs"
     assert NativeRecord.from_json({**record.to_json(), "later": 1}) == record
     assert NativeRecord.from_json(None) is None
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        None,  # the store was lost
+        rec("succeeded", fp="F0", deployment=None),  # the agent died after UpdateService reached ECS
+        rec("succeeded", deployment="arn:older"),  # a success written by a tick that did not read ECS
+    ],
+    ids=["no record", "previous content's record", "a success the record cannot prove"],
+)
+def test_a_deployment_in_flight_of_what_git_asks_is_followed_not_reported_done(record) -> None:
+    """The record is only a hint: ECS paused at the agent's PAUSE hook with the service already in sync means
+    this content's deployment is under way; the agent continues it and says pending, never success."""
+    paused = dep(stage="PRE_PRODUCTION_TRAFFIC_SHIFT", hooks=PAUSED)
+    d = advance(record, obs(paused, source="web:4"), CANARY, NOW)
+    assert d.actions == (ContinueDeployment(ARN, "hook-1"),)
+    assert d.state == PENDING
+    assert d.record.result == "in_progress" and d.record.deployment == ARN and d.record.applied
+    assert d.record.fingerprint == "F1" and d.record.source == "web:4"
+    baking = advance(d.record, obs(dep(stage="PRODUCTION_TRAFFIC_SHIFT", weight=10)), CANARY, NOW)
+    assert (baking.actions, baking.state) == ((), PENDING)
+    done = advance(baking.record, obs(dep("SUCCESSFUL", stage=None)), CANARY, NOW)
+    assert done.state == SUCCESS and done.record.result == "succeeded"
+
+
+def test_a_rollback_in_flight_is_not_adopted() -> None:
+    """A deployment ECS is already rolling back is not this content's to follow: it is left to finish."""
+    d = advance(None, obs(dep("ROLLBACK_IN_PROGRESS", stage=None)), CANARY, NOW)
+    assert d.state == PENDING and not d.actions
+    assert not d.record.applied
+
+
+def test_a_superseded_rollout_whose_stop_already_finished_is_reported_superseded() -> None:
+    """The revert's StopServiceDeployment reached ECS but its tick never ended: the next tick finds the
+    rollback done and the service in sync with the revert: success on the revert, failure on the old one."""
+    previous = rec(fp="F1")  # sha1..., web:5 rolling out from web:4
+    d = advance(previous, obs(None, fp="F2", target="web:4", current="web:4"), CANARY, NOW)
+    assert (d.state, d.description) == (SUCCESS, "rolled back to web:4")
+    assert d.other_commits == (
+        ("sha1" * 10, FAILURE, f"superseded by {('sha2' * 10)[:12]} before it finished"),
+    )
