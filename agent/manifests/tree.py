@@ -169,13 +169,20 @@ class GitTree:
         commit = self.repo.commit(ref)
         self.revision: str | None = commit.hexsha
         self.subdir = subdir.strip("/")
-        root = commit.tree
-        if self.subdir:
-            root = root / self.subdir
-        self._root = root
         # path -> (mode, blob) for every blob under the root; trees are implied by paths.
         self._blobs: dict[str, object] = {}
         self._dirs: set[str] = {""}
+        self._missing: str | None = None  # why there is no root: walk() says so, the loader reports it
+        root = commit.tree
+        if self.subdir:
+            try:
+                root = root / self.subdir
+            except KeyError:
+                root = None
+            if root is None or root.type != "tree":
+                self._missing = f"no folder {self.subdir!r} at commit {commit.hexsha[:12]}"
+                return
+        self._root = root
         for item in root.traverse():
             rel = item.path[len(self.subdir) + 1 :] if self.subdir else item.path
             if item.type == "tree":
@@ -188,6 +195,8 @@ class GitTree:
         return f"{where}:{self.subdir}" if self.subdir else where
 
     def walk(self) -> Iterator[str]:
+        if self._missing is not None:
+            raise FileNotFoundError(self._missing)
         found = []
         for rel, blob in self._blobs.items():
             parts = rel.split("/")
