@@ -12,7 +12,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from agent.errors import AgentError, InvalidInput, PermanentError, TransientError
 
@@ -165,13 +165,19 @@ def aws_settings(args: argparse.Namespace, config: Any) -> dict[str, tuple[str |
 def _aws(args: argparse.Namespace, config: Any, max_attempts: int = 8) -> Any:
     from agent.aws.clients import Aws
 
+    from botocore.exceptions import ProfileNotFound
+
     settings = aws_settings(args, config)
-    return Aws(
-        region=settings["region"][0],
-        endpoint_url=settings["endpoint_url"][0],
-        profile=settings["profile"][0],
-        max_attempts=max_attempts,
-    )
+    profile, origin = settings["profile"]
+    try:
+        return Aws(
+            region=settings["region"][0],
+            endpoint_url=settings["endpoint_url"][0],
+            profile=profile,
+            max_attempts=max_attempts,
+        )
+    except ProfileNotFound:
+        raise PermanentError(f"no AWS profile named {profile!r} (set by {origin})") from None
 
 
 def _unreachable(args: argparse.Namespace, error: TransientError) -> str:
@@ -355,6 +361,10 @@ class _Parser(argparse.ArgumentParser):
             load(self)
         return super().parse_known_args(args, namespace)
 
+    def error(self, message: str) -> NoReturn:
+        """A usage error: one line and exit 1 (argparse's 2 would read as "changes" to a plan script)."""
+        self.exit(EXIT_ERROR, f"error: {message} (see {self.prog} --help)\n")
+
 
 def _sandbox_commands(parser: argparse.ArgumentParser) -> None:
     """``sandbox up | alarm | lambda`` from agent.sandbox.cli, imported by name (it loads moto)."""
@@ -368,7 +378,7 @@ def _sandbox_commands(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="ecs-gitops", description="GitOps for Amazon ECS: validate and plan manifests kept in Git."
     )
     parser.add_argument("--config", help="agent config file (default: ./ecs-gitops.yaml if present)")
@@ -458,6 +468,9 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_ERROR
     except KeyboardInterrupt:
         return 130
+    except OSError as e:  # a data directory that is a file, a folder that cannot be written
+        print(f"error: {e.filename or ''}: {e.strerror or e}".replace("error: : ", "error: "), file=sys.stderr)
+        return EXIT_ERROR
     except Exception as e:  # a bug: still one line (ECS_GITOPS_DEBUG=1 shows the traceback)
         if os.environ.get("ECS_GITOPS_DEBUG"):
             raise
