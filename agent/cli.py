@@ -73,7 +73,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
     if args.json:
         print(render_json(result.plan))
     else:
-        print(render_text(result.plan, color=sys.stdout.isatty() and not os.environ.get("NO_COLOR")))
+        text = render_text(result.plan, color=sys.stdout.isatty() and not os.environ.get("NO_COLOR"))
+        print(text.rstrip("\n"))  # the summary is the last line: `plan | tail -1` shows it
     for error in result.errors:  # an account that could not be read; the others are planned above
         print(f"error: account {error}", file=sys.stderr)
     if result.errors:
@@ -163,9 +164,9 @@ def aws_settings(args: argparse.Namespace, config: Any) -> dict[str, tuple[str |
 
 
 def _aws(args: argparse.Namespace, config: Any, max_attempts: int = 8) -> Any:
-    from agent.aws.clients import Aws
-
     from botocore.exceptions import ProfileNotFound
+
+    from agent.aws.clients import Aws
 
     settings = aws_settings(args, config)
     profile, origin = settings["profile"]
@@ -427,6 +428,9 @@ def build_parser() -> argparse.ArgumentParser:
     a.set_defaults(func=cmd_apply)
 
     r = sub.add_parser("run", help="the agent: watch the branch and reconcile every commit")
+    r.add_argument("--repo", help="git repository path or URL (default: the config's source)")
+    r.add_argument("--branch", help="branch to watch (default: the config's, else main)")
+    r.add_argument("--path", help="manifest folder inside the repository")
     r.add_argument("--data-dir", help="state and git clone (default: $ECS_GITOPS_DATA_DIR or .ecs-gitops)")
     r.add_argument(
         "--once", action="store_true", help="one tick on the branch head, print it, exit (like apply)"
@@ -469,7 +473,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except OSError as e:  # a data directory that is a file, a folder that cannot be written
-        print(f"error: {e.filename or ''}: {e.strerror or e}".replace("error: : ", "error: "), file=sys.stderr)
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"error: {where}{e.strerror or e}", file=sys.stderr)
         return EXIT_ERROR
     except Exception as e:  # a bug: still one line (ECS_GITOPS_DEBUG=1 shows the traceback)
         if os.environ.get("ECS_GITOPS_DEBUG"):
