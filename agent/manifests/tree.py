@@ -23,6 +23,14 @@ _SYMLINK_MODE = 0o120000
 _MAX_LINK_HOPS = 40
 
 
+class MissingFolder(FileNotFoundError):
+    """The manifest folder a commit does not have (renamed, or a wrong ``--path``)."""
+
+    def __init__(self, folder: str, commit: str) -> None:
+        super().__init__(f"no folder {folder!r} at commit {commit[:12]}")
+        self.folder = folder
+
+
 def is_candidate(path: str) -> bool:
     """A manifest file: the right extension and no hidden component (``.git``, ``.github``, ``.x.yaml``)."""
     parts = path.split("/")
@@ -172,7 +180,7 @@ class GitTree:
         # path -> (mode, blob) for every blob under the root; trees are implied by paths.
         self._blobs: dict[str, object] = {}
         self._dirs: set[str] = {""}
-        self._missing: str | None = None  # why there is no root: walk() says so, the loader reports it
+        self._missing: MissingFolder | None = None  # no root: walk() raises it, the loader reports it
         root = commit.tree
         if self.subdir:
             try:
@@ -180,7 +188,7 @@ class GitTree:
             except KeyError:
                 root = None
             if root is None or root.type != "tree":
-                self._missing = f"no folder {self.subdir!r} at commit {commit.hexsha[:12]}"
+                self._missing = MissingFolder(self.subdir, commit.hexsha)
                 return
         self._root = root
         for item in root.traverse():
@@ -196,7 +204,7 @@ class GitTree:
 
     def walk(self) -> Iterator[str]:
         if self._missing is not None:
-            raise FileNotFoundError(self._missing)
+            raise self._missing
         found = []
         for rel, blob in self._blobs.items():
             parts = rel.split("/")
