@@ -99,11 +99,15 @@ def sandbox_up(
             result = sandbox.seed(seed_data)
             lines = [f"seeded from {seed_path}: {result.summary()}"]
             if seed_data.get("hooks"):
-                hooks = sandbox.serve_hooks(int(seed_data["hooks"]["port"]))
-                lines.append(
-                    f"hooks: POST {hooks}<name> answers SUCCEEDED; `ecs-gitops sandbox hook STAGE FAILED` "
-                    "makes a stage fail"
-                )
+                try:
+                    hooks = sandbox.serve_hooks(int(seed_data["hooks"]["port"]))
+                except SandboxError as exc:  # the rest of the sandbox still serves; the hooks will not answer
+                    lines.append(f"warning: {exc}: hook calls will get no answer")
+                else:
+                    lines.append(
+                        f"hooks: POST {hooks}<name> answers SUCCEEDED; "
+                        "`ecs-gitops sandbox hook STAGE FAILED` makes a stage fail"
+                    )
         print(f"AWS_ENDPOINT_URL={endpoint}", file=out, flush=True)
         for line in lines:
             print(line, file=out)
