@@ -368,7 +368,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _sandbox_commands(parser: argparse.ArgumentParser) -> None:
-    """``sandbox up | alarm | lambda`` from agent.sandbox.cli, imported by name (it loads moto)."""
+    """``sandbox up | alarm | lambda | hook`` from agent.sandbox.cli, imported by name (it loads moto)."""
     try:
         sandbox_cli = importlib.import_module("agent.sandbox.cli")
     except ModuleNotFoundError as e:

@@ -1,4 +1,4 @@
-"""``ecs-gitops sandbox up | alarm | lambda``: run the sandbox, and steer a running one.
+"""``ecs-gitops sandbox up | alarm | lambda | hook``: run the sandbox, and steer a running one.
 
 ``up`` runs it in the foreground until interrupted. The first line printed is the ready line
 ``AWS_ENDPOINT_URL=http://127.0.0.1:PORT`` (flushed at once), printed once the seed is in place, so a
@@ -350,7 +350,7 @@ def _add_lambda_parser(subparsers: Any) -> None:
 
 
 def add_commands(parser: argparse.ArgumentParser) -> None:
-    """Add ``up | alarm | lambda`` to ``parser`` (the main CLI's ``sandbox``, or this module's own)."""
+    """Add ``up | alarm | lambda | hook`` to ``parser`` (the main CLI's ``sandbox``, or this module's own)."""
     commands = parser.add_subparsers(dest="sandbox_command", required=True, metavar="COMMAND")
     _add_up_parser(commands)
     _add_alarm_parser(commands)
@@ -359,7 +359,7 @@ def add_commands(parser: argparse.ArgumentParser) -> None:
 
 
 def add_sandbox_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Register ``sandbox up | alarm | lambda``; ``args.func(args)`` returns the exit code."""
+    """Register ``sandbox up | alarm | lambda | hook``; ``args.func(args)`` returns the exit code."""
     parser = subparsers.add_parser(
         "sandbox",
         help="a local ECS to rehearse rollouts on",
