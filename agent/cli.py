@@ -14,11 +14,12 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from agent.errors import AgentError, InvalidInput, PermanentError, TransientError
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES, EXIT_UNDELIVERED = 0, 1, 2, 3
+SANDBOX_POLL_SECONDS = 1  # run's poll interval against a sandbox whose clock runs faster than real time
 DEFAULT_CONFIG_FILES = ("ecs-gitops.yaml", "ecs-gitops.yml")
 SANDBOX_EXTRA = "ecs-gitops sandbox needs the sandbox extra: pip install 'ecs-gitops[sandbox]'"
 
@@ -33,21 +34,10 @@ def _config(args: argparse.Namespace) -> Any:
 
 
 def _tree(repo: str | None, ref: str | None, path: str | None, config: Any) -> Any:
-    """The manifest tree: a folder, or a git commit read without checkout.
+    """The manifest tree (agent/git/trees.py states the rule: an explicit --repo stands alone)."""
+    from agent.git.trees import manifest_tree
 
-    Without ``--repo`` the config's source (repository, branch and subfolder) applies; an explicit
-    ``--repo`` stands alone, with ``--path`` as its only subfolder.
-    """
-    from agent.manifests.tree import DirTree, GitTree
-
-    source = getattr(config, "source", None)
-    if repo is None:
-        repo = getattr(source, "repo", None) or "."
-        path = path if path is not None else (getattr(source, "path", None) or "")
-    is_url = "://" in repo or repo.startswith("git@")
-    if ref or is_url:
-        return GitTree(repo, ref or getattr(source, "branch", None) or "HEAD", path or "")
-    return DirTree(Path(repo) / (path or ""))
+    return manifest_tree(repo, ref, path, getattr(config, "source", None))
 
 
 def _print_problems(problems: Any, out: Any) -> None:
@@ -80,11 +70,13 @@ def cmd_plan(args: argparse.Namespace) -> int:
         return _publish_plan(args)
     config = _config(args)
     tree = _tree(args.repo, args.ref, args.path, config)
-    result = Reconciler(_aws(args, config), config, store=_state(args, config)).plan(tree)
+    # An interactive command: a few attempts, so an endpoint that is down is said in seconds.
+    result = Reconciler(_aws(args, config, max_attempts=2), config, store=_state(args, config)).plan(tree)
     if args.json:
         print(render_json(result.plan))
     else:
-        print(render_text(result.plan, color=sys.stdout.isatty() and not os.environ.get("NO_COLOR")))
+        text = render_text(result.plan, color=sys.stdout.isatty() and not os.environ.get("NO_COLOR"))
+        print(text.rstrip("\n"))  # the summary is the last line: `plan | tail -1` shows it
     for error in result.errors:  # an account that could not be read; the others are planned above
         print(f"error: account {error}", file=sys.stderr)
     if result.errors:
@@ -161,15 +153,58 @@ def _undelivered(agent: Any) -> int:
     return len(waiting)
 
 
-def _aws(args: argparse.Namespace, config: Any) -> Any:
+AWS_SETTINGS = (  # (option, environment variables, config field): the flag wins, then the environment
+    ("endpoint_url", ("AWS_ENDPOINT_URL",), "endpointUrl"),
+    ("region", ("AWS_REGION", "AWS_DEFAULT_REGION"), "region"),
+    ("profile", ("AWS_PROFILE",), "profile"),
+)
+
+
+def aws_settings(args: argparse.Namespace, config: Any) -> dict[str, tuple[str | None, str]]:
+    """Each AWS setting and where it came from: ``--flag`` > environment > config file > default."""
+    aws_cfg = getattr(config, "aws", None)
+    out: dict[str, tuple[str | None, str]] = {}
+    for name, variables, field in AWS_SETTINGS:
+        flag = getattr(args, name, None)
+        env = next(((v, os.environ[v]) for v in variables if os.environ.get(v)), None)
+        if flag:
+            out[name] = (flag, "--" + name.replace("_", "-"))
+        elif env is not None:
+            out[name] = (env[1], env[0])
+        elif getattr(aws_cfg, name, None):
+            out[name] = (getattr(aws_cfg, name), f"aws.{field} in {getattr(config, 'source_file', None)}")
+        else:
+            out[name] = (None, "default")
+    return out
+
+
+def _aws(args: argparse.Namespace, config: Any, max_attempts: int = 8) -> Any:
+    from botocore.exceptions import ProfileNotFound
+
     from agent.aws.clients import Aws
 
-    aws_cfg = getattr(config, "aws", None)
-    return Aws(
-        region=args.region or getattr(aws_cfg, "region", None),
-        endpoint_url=args.endpoint_url or getattr(aws_cfg, "endpoint_url", None),
-        profile=args.profile or getattr(aws_cfg, "profile", None),
-    )
+    settings = aws_settings(args, config)
+    profile, origin = settings["profile"]
+    try:
+        return Aws(
+            region=settings["region"][0],
+            endpoint_url=settings["endpoint_url"][0],
+            profile=profile,
+            max_attempts=max_attempts,
+        )
+    except ProfileNotFound:
+        raise PermanentError(f"no AWS profile named {profile!r} (set by {origin})") from None
+
+
+def _unreachable(args: argparse.Namespace, error: TransientError) -> str:
+    """A transient error, naming the endpoint used and where that endpoint was set."""
+    try:
+        url, origin = aws_settings(args, _config(args))["endpoint_url"]
+    except AgentError:
+        return str(error)
+    if url is None or "cannot reach AWS" not in str(error):
+        return str(error)
+    return f"cannot reach AWS at {url} (set by {origin}): is it running?"
 
 
 def _agent(args: argparse.Namespace) -> Any:
@@ -181,6 +216,13 @@ def _agent(args: argparse.Namespace) -> Any:
 
     config = _config(args)
     configure_logging(config)  # run and apply: JSON lines in containers, readable on a terminal
+    repo = getattr(args, "repo", None)
+    if repo is not None:
+        from agent.git.trees import check_repository
+
+        check_repository(repo)
+        if getattr(args, "path", None) is None:
+            args.path = ""  # an explicit --repo stands alone: --path is its only subfolder (as for plan)
     overrides = {
         k: v
         for k, v in (
@@ -193,7 +235,21 @@ def _agent(args: argparse.Namespace) -> Any:
     if overrides:
         config = replace(config, source=replace(config.source, **overrides))
     data_dir = Path(args.data_dir or os.environ.get("ECS_GITOPS_DATA_DIR") or ".ecs-gitops")
-    return Agent(config, data_dir, _aws(args, config))
+    aws = _aws(args, config)
+    from agent.aws.clock import endpoint_clock
+
+    clock = endpoint_clock(aws.endpoint_url)  # a sandbox whose clock runs fast: bakes follow it
+    if clock is None:
+        return Agent(config, data_dir, aws)
+    # The scheduler waits in real seconds: poll often, so each poll is a few simulated seconds at most.
+    if config.source.interval_seconds > SANDBOX_POLL_SECONDS:
+        config = replace(config, source=replace(config.source, interval=f"{SANDBOX_POLL_SECONDS}s"))
+    print(
+        f"following the clock of the sandbox at {aws.endpoint_url} ({clock.speed:g}x); polling every "
+        f"{config.source.interval}",
+        file=sys.stderr,
+    )
+    return Agent(config, data_dir, aws, clock=clock)
 
 
 def _print_statuses(result: Any, out: Any = sys.stdout) -> None:
@@ -210,18 +266,47 @@ def cmd_apply(args: argparse.Namespace) -> int:
         agent.close()
 
 
+def _recording(call: Callable[..., Any], failures: list[BaseException]) -> Callable[..., Any]:
+    """``call``, keeping what it raised: the daemon logs a failed tick and goes on, a one-shot command
+    says why it did not finish."""
+
+    def recorded(*a: Any, **kw: Any) -> Any:
+        try:
+            return call(*a, **kw)
+        except Exception as e:
+            failures.append(e)
+            raise
+
+    return recorded
+
+
 def _apply(agent: Any, args: argparse.Namespace) -> int:
     import time
 
+    if args.ref:  # an unknown ref is the user's to fix: say so before anything runs
+        agent.source.fetch()
+        agent._resolve(args.ref)
+    failures: list[BaseException] = []
+    agent.source.fetch = _recording(agent.source.fetch, failures)
+    agent.reconciler.tick = _recording(agent.reconciler.tick, failures)
     result = agent.tick(ref=args.ref)
     while True:
         leader = (agent.lease.holder() or {}).get("owner", agent.lease.owner)
         if result is None and not agent.leading and leader != agent.lease.owner:
             print(f"error: {leader} holds the leader lease: this apply changed nothing", file=sys.stderr)
             return EXIT_ERROR
+        if result is None and failures and isinstance(failures[-1], PermanentError):
+            print(f"error: {failures[-1]}", file=sys.stderr)
+            return EXIT_ERROR
         if result is None:
+            why = (
+                _unreachable(args, failures[-1])
+                if failures and isinstance(failures[-1], TransientError)
+                else ""
+            )
             print(
-                "error: the tick did not finish (a temporary error: git or AWS, see the log); try again",
+                f"error: the tick did not finish: {why or 'a temporary error (git or AWS, see the log)'}; "
+                "try again",
                 file=sys.stderr,
             )
             return EXIT_ERROR
@@ -231,7 +316,9 @@ def _apply(agent: Any, args: argparse.Namespace) -> int:
         _print_statuses(result)
         if not args.wait or result.wake_at is None:
             break
-        time.sleep(min(30.0, max(0.5, (result.wake_at - agent.reconciler.clock()).total_seconds())))
+        clock = agent.reconciler.clock
+        speed = getattr(clock, "speed", None) or 1.0  # a sandbox's clock may run faster than real time
+        time.sleep(min(30.0, max(0.5, (result.wake_at - clock()).total_seconds() / speed)))
         result = agent.tick(ref=args.ref)
     for _ in range(5):  # give status writes that failed a few more chances
         if not agent.outbox.pending():
@@ -250,6 +337,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     import threading
 
     agent = _agent(args)
+    if args.once:  # one tick of the loop below, then exit like apply
+        args.ref, args.wait = None, False
+        try:
+            return _apply(agent, args)
+        finally:
+            agent.close()
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
@@ -281,9 +374,13 @@ class _Parser(argparse.ArgumentParser):
             load(self)
         return super().parse_known_args(args, namespace)
 
+    def error(self, message: str) -> NoReturn:
+        """A usage error: one line and exit 1 (argparse's 2 would read as "changes" to a plan script)."""
+        self.exit(EXIT_ERROR, f"error: {message} (see {self.prog} --help)\n")
+
 
 def _sandbox_commands(parser: argparse.ArgumentParser) -> None:
-    """``sandbox up | alarm | lambda`` from agent.sandbox.cli, imported by name (it loads moto)."""
+    """``sandbox up | alarm | lambda | hook`` from agent.sandbox.cli, imported by name (it loads moto)."""
     try:
         sandbox_cli = importlib.import_module("agent.sandbox.cli")
     except ModuleNotFoundError as e:
@@ -326,7 +423,7 @@ def add_iam_policy_parser(sub: Any) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="ecs-gitops", description="GitOps for Amazon ECS: validate and plan manifests kept in Git."
     )
     parser.add_argument("--config", help="agent config file (default: ./ecs-gitops.yaml if present)")
@@ -375,7 +472,13 @@ def build_parser() -> argparse.ArgumentParser:
     a.set_defaults(func=cmd_apply)
 
     r = sub.add_parser("run", help="the agent: watch the branch and reconcile every commit")
+    r.add_argument("--repo", help="git repository path or URL (default: the config's source)")
+    r.add_argument("--branch", help="branch to watch (default: the config's, else main)")
+    r.add_argument("--path", help="manifest folder inside the repository")
     r.add_argument("--data-dir", help="state and git clone (default: $ECS_GITOPS_DATA_DIR or .ecs-gitops)")
+    r.add_argument(
+        "--once", action="store_true", help="one tick on the branch head, print it, exit (like apply)"
+    )
     _aws_options(r)
     r.set_defaults(func=cmd_run)
 
@@ -407,13 +510,27 @@ def main(argv: list[str] | None = None) -> int:
         print(f"invalid: {n} problem(s)", file=sys.stderr)
         return EXIT_ERROR
     except TransientError as e:
-        print(f"error: {e} (temporary; try again)", file=sys.stderr)
+        print(f"error: {_unreachable(args, e)} (temporary; try again)", file=sys.stderr)
         return EXIT_ERROR
     except (PermanentError, AgentError) as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         return 130
+    except OSError as e:  # a data directory that is a file, a folder that cannot be written
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"error: {where}{e.strerror or e}", file=sys.stderr)
+        return EXIT_ERROR
+    except Exception as e:  # a bug: still one line (ECS_GITOPS_DEBUG=1 shows the traceback)
+        if os.environ.get("ECS_GITOPS_DEBUG"):
+            raise
+        detail = " ".join(str(e).split())
+        print(
+            f"error: {type(e).__name__}: {detail} (an ecs-gitops bug: please report it with the output of "
+            "ECS_GITOPS_DEBUG=1)",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.errors import InvalidInput, Problem
+from agent.manifests.model import Source
 from agent.manifests.schemas import schema as _schema
 from agent.manifests.schemas import validate
 
@@ -260,7 +261,10 @@ def load_config(path: str | None, env: Mapping[str, str] = os.environ) -> AgentC
     Raises ``InvalidInput`` listing every problem, each located by file (or variable) and JSON pointer.
     """
     file_label = path if path is not None else ENV_FILE
-    data: Any = {"apiVersion": API_VERSION, "kind": KIND} if path is None else _read(path)
+    data: Any = {"apiVersion": API_VERSION, "kind": KIND}
+    source: Source | None = None
+    if path is not None:
+        data, source = _read(path)
     origins: dict[str, str] = {}
     warnings: list[str] = []
     if isinstance(data, dict):
@@ -268,21 +272,23 @@ def load_config(path: str | None, env: Mapping[str, str] = os.environ) -> AgentC
     found = validate(KIND, data)
     if not found and isinstance(data, dict):
         found = _account_problems(data.get("accounts") or [])
-    problems = [
-        Problem(file=_origin(pointer, origins, file_label), pointer=pointer, message=message)
-        for pointer, message in found
-    ]
+
+    def located(pointer: str, message: str) -> Problem:
+        """A problem at ``pointer``: in the variable that set it, else at its line of the file."""
+        where = _origin(pointer, origins, file_label)
+        line = source.line_of(pointer) if source is not None and where == file_label else None
+        return Problem(file=where, pointer=pointer, message=message, line=line)
+
+    problems = [located(pointer, message) for pointer, message in found]
     if problems:
         raise InvalidInput(problems)
     config = _build(_with_defaults(_schema(KIND), data), path, tuple(warnings))
     if config.source.interval_seconds > MAX_INTERVAL:
-        pointer = "/source/interval"
         message = f"must be at most 24h (got {config.source.interval}); the agent polls at least daily"
-        raise InvalidInput([Problem(_origin(pointer, origins, file_label), pointer, message)])
+        raise InvalidInput([located("/source/interval", message)])
     if config.verify is not None and not Path(config.verify.allowed_signers).is_file():
-        pointer = "/verify/allowedSigners"
-        where = _origin(pointer, origins, file_label)
-        raise InvalidInput([Problem(where, pointer, f"no such file: {config.verify.allowed_signers}")])
+        message = f"no such file: {config.verify.allowed_signers}"
+        raise InvalidInput([located("/verify/allowedSigners", message)])
     return config
 
 
@@ -310,9 +316,10 @@ def _snake(name: str) -> str:
     return _upper_snake(name).lower()
 
 
-def _read(path: str) -> Any:
-    """The one document of the config file, read as safely as a manifest (agent.manifests.loading: size
-    and encoding limits, no alias bombs, duplicate keys or YAML-only types, finite numbers)."""
+def _read(path: str) -> tuple[Any, Source | None]:
+    """The one document of the config file and the line of each of its nodes, read as safely as a
+    manifest (agent.manifests.loading: size and encoding limits, no alias bombs, duplicate keys or
+    YAML-only types, finite numbers)."""
     from agent.manifests.loading import parse_bytes
 
     try:
@@ -329,7 +336,7 @@ def _read(path: str) -> Any:
         problems = [Problem(path, "", "holds several YAML documents; the config is one document", line)]
     if problems:
         raise InvalidInput(problems)
-    return documents[0].data if documents else {}
+    return (documents[0].data, documents[0].source) if documents else ({}, None)
 
 
 def _apply_env(
@@ -471,7 +478,7 @@ def _build(data: dict[str, Any], source_file: str | None, warnings: tuple[str, .
             StatusConfig,
             status,
             github=_section(GithubConfig, status["github"]),
-            gitlab=_section(GitlabConfig, status["gitlab"]),
+            gitlab=_section(GitlabConfig, _gitlab(status["gitlab"])),
         ),
         store=_section(StoreConfig, data["store"]),
         server=_section(ServerConfig, data["server"]),
@@ -482,6 +489,12 @@ def _build(data: dict[str, Any], source_file: str | None, warnings: tuple[str, .
         source_file=source_file,
         warnings=warnings,
     )
+
+
+def _gitlab(values: dict[str, Any]) -> dict[str, Any]:
+    """The GitLab settings, ``project`` as text: a numeric ID (``1234``) works as well as a path."""
+    project = values.get("project")
+    return {**values, "project": None if project is None else str(project)}
 
 
 def _verify(values: dict[str, Any] | None, source_file: str | None) -> VerifyConfig | None:

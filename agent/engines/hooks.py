@@ -126,7 +126,10 @@ class HookCaller:
             return (FAILED if 400 <= e.code < 500 else IN_PROGRESS), _http_reason(e.code, text)
         except (urllib.error.URLError, OSError) as e:  # refused, unreachable, timed out
             reason = getattr(e, "reason", e)
-            return IN_PROGRESS, f"no answer: {reason}"
+            reason = (
+                getattr(reason, "strerror", None) or reason
+            )  # "Connection refused", not "[Errno 111] ..."
+            return IN_PROGRESS, f"cannot reach {url}: {reason}"
 
     def _lambda(self, function: str, body: bytes) -> tuple[str, str]:
         from botocore.exceptions import BotoCoreError, ClientError

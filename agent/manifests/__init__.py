@@ -12,7 +12,7 @@ from typing import Any
 
 from agent.errors import InvalidInput, Problem
 from agent.manifests.model import Desired
-from agent.manifests.tree import DirTree, GitTree, Tree
+from agent.manifests.tree import DirTree, GitTree, MissingFolder, Tree
 
 __all__ = ["DirTree", "GitTree", "Tree", "load_desired", "sort_problems"]
 
@@ -37,6 +37,8 @@ def load_desired(tree: Tree, config: Any = None) -> Desired:
     broken: list[str] = []
     try:
         paths = sorted(tree.walk())
+    except MissingFolder as err:  # short, for a commit status: the folder, and that the commit lacks it
+        raise InvalidInput([Problem(err.folder, "", str(err))]) from err
     except Exception as err:  # an unreadable root, a bad ref: report it like any other input problem
         raise InvalidInput([Problem(tree.describe(), "", f"cannot list the manifest root: {err}")]) from err
     for path in paths:

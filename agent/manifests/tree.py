@@ -23,6 +23,14 @@ _SYMLINK_MODE = 0o120000
 _MAX_LINK_HOPS = 40
 
 
+class MissingFolder(FileNotFoundError):
+    """The manifest folder a commit does not have (renamed, or a wrong ``--path``)."""
+
+    def __init__(self, folder: str, commit: str) -> None:
+        super().__init__(f"no folder {folder!r} at commit {commit[:12]}")
+        self.folder = folder
+
+
 def is_candidate(path: str) -> bool:
     """A manifest file: the right extension and no hidden component (``.git``, ``.github``, ``.x.yaml``)."""
     parts = path.split("/")
@@ -178,13 +186,20 @@ class GitTree:
         # The commit's message (trailers such as ecs-gitops-allow-prune are read from it).
         self.message = message if isinstance(message, str) else message.decode("utf-8", "replace")
         self.subdir = subdir.strip("/")
-        root = commit.tree
-        if self.subdir:
-            root = root / self.subdir
-        self._root = root
         # path -> (mode, blob) for every blob under the root; trees are implied by paths.
         self._blobs: dict[str, object] = {}
         self._dirs: set[str] = {""}
+        self._missing: MissingFolder | None = None  # no root: walk() raises it, the loader reports it
+        root = commit.tree
+        if self.subdir:
+            try:
+                root = root / self.subdir
+            except KeyError:
+                root = None
+            if root is None or root.type != "tree":
+                self._missing = MissingFolder(self.subdir, commit.hexsha)
+                return
+        self._root = root
         for item in root.traverse():
             rel = item.path[len(self.subdir) + 1 :] if self.subdir else item.path
             if item.type == "tree":
@@ -200,6 +215,8 @@ class GitTree:
         return f"{where}:{self.subdir}" if self.subdir else where
 
     def walk(self) -> Iterator[str]:
+        if self._missing is not None:
+            raise self._missing
         found = []
         for rel, blob in self._blobs.items():
             parts = rel.split("/")

@@ -1,4 +1,4 @@
-"""The agent's plan/apply path on a sandbox, a fake clock and file helpers, for tests, the demo and the
+"""The agent's plan and tick on a sandbox, a fake clock and file helpers, for tests, the demo and the
 bench: ``Harness``, ``FakeClock``, ``write``, ``copy_example`` and the paths they use (``EXAMPLE``,
 ``CORPUS``), and ``CALM_START``, a start time at which no example window is open."""
 
@@ -7,15 +7,17 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from agent.aws.clients import Aws
-from agent.aws.executing import Applied, Executor
 from agent.aws.pacing import Pacer
+from agent.errors import InvalidInput
 from agent.manifests.tree import DirTree
-from agent.reconcile import PlanResult, Reconciler
+from agent.reconcile import PlanResult, Reconciler, TickResult
+from agent.store.sqlite import SqliteStore
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO_ROOT / "manifests-example"
@@ -63,24 +65,46 @@ class FakeClock:
 
 
 class Harness:
-    """The agent's plan/apply path on one sandbox, sharing one AWS call counter."""
+    """The agent's plan and tick on one sandbox, sharing one AWS call counter.
 
-    def __init__(self, sandbox: Any) -> None:
+    ``apply`` goes through ``Reconciler.tick``, the step ``ecs-gitops run`` and ``apply`` take each time,
+    with a state store of its own, on the sandbox's clock: a rollout that asks to be woken later has the
+    sandbox's clock skipped to that time, so bakes and windows pass at once (pacing is lifted: the sandbox
+    has no API limits)."""
+
+    MAX_TICKS = 200
+
+    def __init__(self, sandbox: Any, config: Any = None) -> None:
         self.sandbox = sandbox
         self.aws = Aws(region=sandbox.region, endpoint_url=sandbox.endpoint)
-        self.reconciler = Reconciler(self.aws)
+        self.clock = sandbox.simulator.clock
+        self.store = SqliteStore(Path(tempfile.mkdtemp(prefix="ecs-gitops-harness-")) / "state.db")
+        self.reconciler = Reconciler(
+            self.aws, config, store=self.store, clock=self.clock.now, pacer=Pacer(limits={})
+        )
+        self.commits = 0
+        self.last: TickResult | None = None
 
     def plan(self, root: Path) -> PlanResult:
         return self.reconciler.plan(DirTree(root))
 
     def apply(self, root: Path) -> PlanResult:
-        """Plan ``root`` and execute every change (pacing lifted: the sandbox has no API limits)."""
-        result = self.plan(root)
-        self.execute(result)
-        return result
-
-    def execute(self, result: PlanResult) -> Applied:
-        return Executor(self.aws, Pacer(limits={})).execute(result.plan)
+        """Plan ``root``, then tick it as a new commit until every rollout has settled; the plan made
+        before the first tick is returned, the last tick is ``self.last``. Raises ``InvalidInput`` for
+        invalid manifests, as the tick reports them."""
+        planned = self.plan(root)
+        self.commits += 1
+        sha = f"{self.commits:040x}"  # each apply is a commit of its own
+        for _ in range(self.MAX_TICKS):
+            self.last = self.reconciler.tick(DirTree(root), sha)
+            if self.last.outcome == "invalid":
+                raise InvalidInput(list(self.last.problems))
+            if self.last.wake_at is None:
+                return planned
+            wait = (self.last.wake_at - self.clock.now()).total_seconds()
+            if wait > 0:
+                self.clock.advance(wait)
+        raise AssertionError(f"still rolling out after {self.MAX_TICKS} ticks: {self.last.statuses}")
 
 
 def write(root: Path, rel: str, content: Any) -> Path:

@@ -15,10 +15,15 @@ answers, per stage).
 CloudWatch alarms are moto's: :meth:`Sandbox.set_alarm` (or ``ecs-gitops sandbox alarm NAME ALARM``)
 sets one with SetAlarmState, as an alarm that fires would. Lambda Invoke is answered by the sandbox
 (:mod:`agent.sandbox.lambdas`): :meth:`Sandbox.set_lambda_result` or ``POST /_sandbox/lambda/{name}``.
+HTTP lifecycle hooks of agent-engine strategies are answered by a
+:class:`~agent.sandbox.hooks.HookReceiver` on the port the seed's ``hooks`` names
+(:meth:`Sandbox.serve_hooks`); ``POST /_sandbox/http-hooks {"stage", "status", "reason"}`` sets what a
+stage answers, ``GET /_sandbox/http-hooks`` lists the calls received.
 """
 
 from __future__ import annotations
 
+import re
 import socket
 import threading
 from pathlib import Path
@@ -30,6 +35,8 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoReque
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from agent.sandbox.faults import Faults
+from agent.sandbox.hooks import STATES as HOOK_STATES
+from agent.sandbox.hooks import HookReceiver
 from agent.sandbox.lambdas import LambdaFunctions
 from agent.sandbox.overlay import EcsOverlay
 from agent.sandbox.seed import SeedResult, apply_seed, load_seed
@@ -42,6 +49,7 @@ from agent.sandbox.simulator import (
 from agent.sandbox.sts import external_id_filter
 
 ALARM_STATES = ("OK", "ALARM", "INSUFFICIENT_DATA")
+HTTP_HOOKS_PATH = re.compile(r"^/_sandbox/http-hooks/?$")
 DUMMY_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 
 _running_lock = threading.Lock()
@@ -105,6 +113,7 @@ class Sandbox:
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
         self._endpoint: str | None = None
+        self.hooks: HookReceiver | None = None
 
     @property
     def endpoint(self) -> str:
@@ -136,6 +145,12 @@ class Sandbox:
             self.faults.install(self.overlay)
             self.lambdas = LambdaFunctions()
             self.lambdas.install(self.overlay)
+            self.overlay.control_routes.extend(
+                [
+                    ("GET", HTTP_HOOKS_PATH, lambda _m, _b: self._hook_calls()),
+                    ("POST", HTTP_HOOKS_PATH, lambda _m, body: self._set_hook(body)),
+                ]
+            )
             # Bind here: werkzeug prints and calls sys.exit(1) when it cannot bind by itself.
             with _listening_socket(self.port) as sock:
                 self._server = make_server(
@@ -160,8 +175,45 @@ class Sandbox:
         self._thread.start()
         return self._endpoint
 
+    def serve_hooks(self, port: int) -> str:
+        """Answer HTTP lifecycle hooks at ``http://127.0.0.1:PORT/hooks/<name>`` (SUCCEEDED until told
+        otherwise) until :meth:`stop`; returns the URL of ``/hooks/``."""
+        if self.hooks is None:
+            try:
+                self.hooks = HookReceiver(port).start()
+            except OSError as exc:
+                raise SandboxError(f"cannot serve hooks on 127.0.0.1:{port}: {exc.strerror or exc}") from exc
+        return f"http://127.0.0.1:{self.hooks.port}/hooks/"
+
+    def _receiver(self) -> HookReceiver:
+        if self.hooks is None:
+            raise ValueError("this sandbox serves no HTTP hooks (its seed has no hooks: {port: N})")
+        return self.hooks
+
+    def _set_hook(self, body: dict[str, Any]) -> dict[str, Any]:
+        stage, status = body.get("stage"), body.get("status", "SUCCEEDED")
+        if not isinstance(stage, str) or status not in HOOK_STATES:
+            raise ValueError(
+                f'expected {{"stage": NAME, "status": {" | ".join(HOOK_STATES)}, "reason": TEXT}}'
+            )
+        reason = str(body.get("reason") or "")
+        self._receiver().answer(stage, status, reason)
+        return {"stage": stage, "answer": {"status": status, **({"reason": reason} if reason else {})}}
+
+    def _hook_calls(self) -> dict[str, Any]:
+        calls = self._receiver().calls()
+        return {
+            "calls": [
+                {"name": c.name, "stage": c.stage, "httpStatus": c.http_status, "answer": c.answer}
+                for c in calls
+            ]
+        }
+
     def stop(self) -> None:
         """Stop serving and free the port; safe to call twice."""
+        hooks, self.hooks = self.hooks, None
+        if hooks is not None:
+            hooks.stop()
         server, thread = self._server, self._thread
         self._server = self._thread = None
         if server is not None:

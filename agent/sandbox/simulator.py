@@ -125,7 +125,7 @@ class Simulator(RollingDeployments, TaskSets, ServiceReplies):
         # Control API: (method, path regex, handler); the service deployments add POST /_sandbox/hooks.
         self.routes: list[tuple[str, re.Pattern[str], ControlHandler]] = [
             ("POST", re.compile(r"^/_sandbox/clock/advance$"), self._control_advance),
-            ("GET", re.compile(r"^/_sandbox/clock$"), lambda _m, _b: {"now": self.clock.now().isoformat()}),
+            ("GET", re.compile(r"^/_sandbox/clock$"), lambda _m, _b: self._control_clock()),
             ("GET", re.compile(r"^/_sandbox/state$"), lambda _m, _b: self.state()),
             ("POST", re.compile(r"^/_sandbox/config$"), self._control_config),
             *self.service_deployments.routes(),
@@ -288,6 +288,10 @@ class Simulator(RollingDeployments, TaskSets, ServiceReplies):
                 services.append(_iso_times(item))
             hooks = _iso_times({"invocations": self.service_deployments.invocations})
             return {**self.settings(), "services": services, "hookInvocations": hooks["invocations"]}
+
+    def _control_clock(self) -> Json:
+        """``GET /_sandbox/clock``: the time, and how fast it runs (0 for a clock only ``advance`` moves)."""
+        return {"now": self.clock.now().isoformat(), "speed": 0 if self.clock.manual else self.clock.speed}
 
     def _control_advance(self, _match: re.Match[str], body: Json) -> Json:
         seconds = body.get("seconds")

@@ -28,6 +28,8 @@ def test_cluster_capacity_provider_tag_and_task_set_changes_are_applied(sandbox,
     harness = Harness(sandbox)
     root = tmp_path / "repo"
     shutil.copytree(EXAMPLE, root)
+    hooks = sandbox.serve_hooks(0)  # web's canary calls its smoke-test hook: the sandbox answers it
+    _edit(root, "strategies/strategies.yaml", "http://127.0.0.1:8099/hooks/", hooks)
     harness.apply(root)
 
     _edit(root, "platform/clusters.yaml", "value: enabled", "value: disabled")
@@ -50,4 +52,5 @@ def test_cluster_capacity_provider_tag_and_task_set_changes_are_applied(sandbox,
         "DeleteTaskSet",
     ):
         assert calls.get(f"ecs.{operation}"), (operation, calls)
+    assert harness.last is not None and harness.last.outcome != "failed", harness.last.statuses
     assert not harness.plan(root).plan.has_changes

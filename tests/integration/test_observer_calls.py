@@ -41,8 +41,7 @@ def test_planning_1000_services_makes_100_describe_services_and_one_describe_per
     per distinct ARN; a second plan with the same agent reads no task definition again."""
     sandbox.client("ecs").create_cluster(clusterName="bench")
     _generate(tmp_path)
-    created = harness.plan(tmp_path)
-    harness.execute(created)
+    harness.apply(tmp_path)
 
     harness.aws.counter.reset()
     result = harness.plan(tmp_path)

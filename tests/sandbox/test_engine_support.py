@@ -414,7 +414,9 @@ def test_broken_green_never_stabilises_while_blue_stays_steady(sim_sandbox: Sand
 def test_clock_route_reads_sandbox_time(sim_sandbox: Sandbox) -> None:
     """GET /_sandbox/clock is the sandbox's now (what an agent in another process can run on)."""
     status, reply = _http(sim_sandbox, "GET", "/_sandbox/clock")
-    assert (status, reply) == (200, {"now": sim_sandbox.simulator.clock.now().isoformat()})
+    clock = sim_sandbox.simulator.clock
+    speed = 0 if clock.manual else clock.speed  # 0: a clock that only moves when advanced
+    assert (status, reply) == (200, {"now": clock.now().isoformat(), "speed": speed})
 
 
 # -- the hook receiver -----------------------------------------------------------------------------

@@ -16,8 +16,8 @@ def test_run_validates_its_config_before_starting(tmp_path: Path, capsys) -> Non
     )
     assert main(["run", "--config", str(bad)]) == 1
     err = capsys.readouterr().err
-    assert f"{bad}: /source/intervall: unknown field" in err
-    assert f"{bad}: /status/github: required field is missing" in err
+    assert f"{bad}:3: /source/intervall: unknown field" in err  # FILE:LINE, like manifests
+    assert f"{bad}:4: /status/github: required field is missing" in err
     assert "Traceback" not in err
 
 

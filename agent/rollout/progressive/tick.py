@@ -151,8 +151,13 @@ class Tick:
             if self.now >= deadline:
                 if hook.on_timeout == "continue":
                     return None
-                return self._rollback(flow, f"hook {stage} timed out after {span(hook.timeout)}", w, test_w)
+                last = f" ({state.reason})" if state.reason else ""
+                return self._rollback(
+                    flow, f"hook {stage} timed out after {span(hook.timeout)}{last}", w, test_w
+                )
             text = f"hook {stage} in progress for {self.label}, times out in {span(deadline - self.now)}"
+            if state.reason:  # what the hook said last, or why it could not be asked
+                text += f": {state.reason}"
             again = state.last_called_at + POLL
             if self.now >= again:
                 return self._pending((RunHook(stage, weights),), text, POLL)
