@@ -27,6 +27,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from agent.aws.clients import CallCounter
 from agent.rollout.decisions import SUCCESS, RolloutRecord
+from agent.store import RECOVERED
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,25 @@ class _Outbox:
         for (provider, reason), n in sorted(dict(self.outbox.failures).items()):
             failures.add_metric([provider, reason], n)
         yield failures
+
+
+class _StoreRecoveries:
+    """``ecs_gitops_store_recoveries_total{kind}``: damaged state the store repaired (a SQLite file that is
+    not a database moved aside, a row that is not JSON dropped), read from agent.store.RECOVERED."""
+
+    def describe(self) -> Iterable[Any]:
+        return list(self.collect())
+
+    def collect(self) -> Iterator[Any]:
+        family = CounterMetricFamily(
+            "ecs_gitops_store_recoveries",
+            "Damage the state store repaired by kind: sqlite_file (moved aside, started afresh), sqlite_row, "
+            "dynamodb_row (dropped).",
+            labels=["kind"],
+        )
+        for kind, n in sorted(RECOVERED.items()):
+            family.add_metric([kind], n)
+        yield family
 
 
 def live_weight(view: Any) -> int | None:
@@ -166,6 +186,7 @@ class Metrics:
             "Unix time of the last tick that completed (what /readyz looks at).",
             registry=r,
         )
+        r.register(_StoreRecoveries())
         if counter is not None:
             r.register(_AwsCalls(counter))
         if outbox is not None:

@@ -8,9 +8,10 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from agent.testing import FakeClock
 from structlog.testing import capture_logs
 
+from agent.http.metrics import Metrics
+from agent.sandbox.harness import FakeClock
 from agent.store import RECOVERED
 from agent.store.dynamodb import DynamoLease, DynamoStore, create_table
 from agent.store.sqlite import SqliteStore
@@ -33,6 +34,8 @@ def test_a_file_that_is_not_a_database_is_moved_aside(tmp_path: Path) -> None:
     assert len(aside) == 1 and aside[0].read_bytes().startswith(b"this is not a SQLite database")
     assert RECOVERED["sqlite_file"] == before + 1
     assert [e["event"] for e in logs if e["log_level"] == "error"] == ["store.corrupt"]
+    scraped = Metrics().render().decode()
+    assert f'ecs_gitops_store_recoveries_total{{kind="sqlite_file"}} {float(before + 1)}' in scraped
 
 
 def test_a_truncated_database_is_moved_aside(tmp_path: Path) -> None:

@@ -37,7 +37,16 @@ def _agent(publisher: Any) -> Any:
         sha=SHA, outcome="applied", statuses={"ecs-gitops": status}, wake_at=None, problems=[]
     )
     lease = SimpleNamespace(holder=lambda: None, owner="me")
-    return SimpleNamespace(tick=lambda ref=None: result, lease=lease, leading=True, outbox=outbox)
+    source = SimpleNamespace(fetch=lambda: None)
+    reconciler = SimpleNamespace(tick=lambda tree, sha: result)
+    return SimpleNamespace(
+        tick=lambda ref=None: result,
+        lease=lease,
+        leading=True,
+        outbox=outbox,
+        source=source,
+        reconciler=reconciler,
+    )
 
 
 def test_apply_exits_3_when_a_status_was_not_delivered(
