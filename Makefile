@@ -9,7 +9,8 @@ BIN := $(VENV)/bin
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,sandbox]'
+	@echo "Installing ecs-gitops and its test and sandbox dependencies into $(VENV) (a few minutes the first time)"
+	$(BIN)/python -m pip install -e '.[test,sandbox]'
 	touch $@
 
 .venv: $(VENV)/.installed
