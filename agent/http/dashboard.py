@@ -1,9 +1,11 @@
 """The dashboard: a read-only page served by the agent, and the JSON it polls.
 
-``GET /dashboard/`` (``/dashboard`` redirects there) is one static HTML page with a script and a
-stylesheet of its own (agent/http/web/: no build step, no external URL). The script fetches
-``state.json`` every 2 s and patches the page in place. The JSON is built from what the agent already
-holds after each tick, so a page left open costs no AWS or git call:
+``GET /dashboard/`` (``/dashboard`` redirects there) is one HTML page with a script and a stylesheet
+of its own (agent/http/web/: no build step, no external URL). The page carries the current state as a
+JSON data block, so its first paint has content; the script renders it, then fetches ``state.json``
+every 2 s and patches the page in place. The texts per service come from agent/http/cards.py. The
+JSON is built from what the agent already holds after each tick, so a page left open costs no AWS or
+git call:
 
 * the last tick (``Agent.last_result``): each service's commit status, whose description already says
   the phase ("canary 10 % baking, 4m left");
