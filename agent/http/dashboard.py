@@ -1,9 +1,11 @@
 """The dashboard: a read-only page served by the agent, and the JSON it polls.
 
-``GET /dashboard/`` (``/dashboard`` redirects there) is one static HTML page with a script and a
-stylesheet of its own (agent/http/web/: no build step, no external URL). The script fetches
-``state.json`` every 2 s and patches the page in place. The JSON is built from what the agent already
-holds after each tick, so a page left open costs no AWS or git call:
+``GET /dashboard/`` (``/dashboard`` redirects there) is one HTML page with a script and a stylesheet
+of its own (agent/http/web/: no build step, no external URL). The page carries the current state as a
+JSON data block, so its first paint has content; the script renders it, then fetches ``state.json``
+every 2 s and patches the page in place. The texts per service come from agent/http/cards.py. The
+JSON is built from what the agent already holds after each tick, so a page left open costs no AWS or
+git call:
 
 * the last tick (``Agent.last_result``): each service's commit status, whose description already says
   the phase ("canary 10 % baking, 4m left");
@@ -26,26 +28,28 @@ credentials. The page writes every value with ``textContent`` (never ``innerHTML
 from __future__ import annotations
 
 import contextlib
-import re
-import threading
-from collections import OrderedDict, deque
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+import json
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from importlib import resources
 from typing import Any
-from urllib.parse import urlsplit
+
+import structlog
 
 from agent.engines import windows_of
+from agent.http import cards
+from agent.http.commits import HISTORY, History, commit_url_template
 from agent.plan.model import REGISTER
+from agent.plan.model import Change as PlanChange
 from agent.plan.services import engine_of, resolve_strategy
 from agent.plan.taskdefs import family_revision
 from agent.reconcile import PlanResult, TickResult, rollout_record
-from agent.rollout import windows
+from agent.rollout import native, windows
 from agent.rollout.progressive import IN_PROGRESS, AgentObservation, AgentRecord, Strategy
 from agent.status.model import AGGREGATE, service_context
 
-HISTORY = 50  # status changes kept for the page (this process's, newest first)
+log = structlog.get_logger()
+
 REFRESH_SECONDS = 2  # how often the page polls state.json (the script's own constant says the same)
 
 # Route -> (file in agent/http/web, content type). Served only by an agent that has a dashboard.
@@ -68,49 +72,35 @@ HEADERS = (
 )
 
 
-def asset(path: str) -> tuple[bytes, str] | None:
-    """(body, content type) of a dashboard file for a route, None for any other path."""
+INITIAL_STATE = "<!-- initial state -->"  # where the page carries state.json as the server built it
+
+
+def asset(path: str, state: Callable[[], dict[str, Any]] | None = None) -> tuple[bytes, str] | None:
+    """(body, content type) of a dashboard file for a route, None for any other path. The page carries
+    ``state()`` inline, so its first paint shows data without waiting for a poll (without ``state``, or
+    when building it fails, the page fetches it as it always does)."""
     found = ASSETS.get(path)
     if found is None:
         return None
     name, content_type = found
-    return resources.files("agent.http").joinpath("web", name).read_bytes(), content_type
+    body = resources.files("agent.http").joinpath("web", name).read_bytes()
+    if name == "dashboard.html":
+        body = page(body.decode(), state).encode()
+    return body, content_type
 
 
-# -- commit links ------------------------------------------------------------------------------------
-
-
-def commit_url_template(config: Any, repo_url: str) -> str | None:
-    """``https://host/OWNER/REPO/commit/{sha}`` (GitHub) or ``.../-/commit/{sha}`` (GitLab), or None.
-
-    From the status publisher's settings when it is GitHub or GitLab (``status.github.repository`` on
-    ``api_url``'s host; ``status.gitlab.project`` when it is a path, not a numeric ID), else from an
-    https or scp-style repository URL on github.com or a host named gitlab.
-    """
-    status = getattr(config, "status", None)
-    publisher = getattr(status, "publisher", None)
-    if publisher == "github" and status.github.repository:
-        return f"{_web_base(status.github.api_url, 'github')}/{status.github.repository}/commit/{{sha}}"
-    if publisher == "gitlab" and status.gitlab.project and not str(status.gitlab.project).isdigit():
-        return f"{_web_base(status.gitlab.api_url, 'gitlab')}/{status.gitlab.project}/-/commit/{{sha}}"
-    match = re.match(r"^(?:https://(?:[^@/]+@)?|git@)([^/:]+)[/:]([^/]+/[^/]+?)(?:\.git)?/?$", repo_url)
-    if match is None:
-        return None
-    host, path = match.groups()
-    if host == "github.com":
-        return f"https://github.com/{path}/commit/{{sha}}"
-    if "gitlab" in host:
-        return f"https://{host}/{path}/-/commit/{{sha}}"
-    return None
-
-
-def _web_base(api_url: str, kind: str) -> str:
-    """The web host of an API URL: api.github.com -> github.com; https://ghe/api/v3 -> https://ghe."""
-    parts = urlsplit(api_url)
-    host = parts.netloc.rsplit("@", 1)[-1]
-    if kind == "github" and host == "api.github.com":
-        host = "github.com"
-    return f"{parts.scheme or 'https'}://{host}"
+def page(template: str, state: Callable[[], dict[str, Any]] | None) -> str:
+    """The HTML page with the state as a JSON data block (not a script: the CSP allows no inline script
+    and needs none). ``<``, ``>`` and ``&`` are escaped, so no value can close the block."""
+    data = "null"
+    if state is not None:
+        try:
+            data = json.dumps(state(), separators=(",", ":"))
+        except Exception as e:  # the page still loads and fetches state.json (which says what failed)
+            log.error("dashboard.failed", error=repr(e))
+    data = data.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    block = f'<script id="initial-state" type="application/json">{data}</script>'
+    return template.replace(INITIAL_STATE, block, 1)
 
 
 # -- small readers ------------------------------------------------------------------------------------
@@ -153,53 +143,6 @@ def bake_ends_at(record: AgentRecord, strategy: Strategy) -> datetime | None:
     return None
 
 
-# -- history ------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Change:
-    """One status the agent wrote: ``context`` of commit ``sha`` became ``state`` at ``at``."""
-
-    at: datetime
-    sha: str
-    context: str
-    state: str
-    description: str
-
-
-class History:
-    """The last ``size`` status changes this process made, fed after each tick (thread-safe).
-
-    A tick reports every service's status, changed or not; only changes are kept. The last value seen
-    per (commit, context) is remembered for the ``20 * size`` most recently reported pairs.
-    """
-
-    def __init__(self, size: int = HISTORY) -> None:
-        self.size = size
-        self._changes: deque[Change] = deque(maxlen=size)
-        self._last: OrderedDict[tuple[str, str], tuple[str, str]] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def add(self, statuses: Iterable[Any], at: datetime) -> None:
-        """Record each status (sha, context, state, description) that differs from the last one seen."""
-        with self._lock:
-            for status in statuses:
-                key = (status.sha, status.context)
-                value = (status.state, status.description)
-                if self._last.get(key) != value:
-                    self._changes.append(
-                        Change(at, status.sha, status.context, status.state, status.description)
-                    )
-                self._last[key] = value
-                self._last.move_to_end(key)
-            while len(self._last) > 20 * self.size:
-                self._last.popitem(last=False)
-
-    def newest_first(self) -> list[Change]:
-        with self._lock:
-            return list(reversed(self._changes))
-
-
 # -- the dashboard ------------------------------------------------------------------------------------
 
 
@@ -216,12 +159,21 @@ class Dashboard:
         self.history = History(history)
         self._summaries: dict[str, str] = {}
         self._commit_url = commit_url_template(agent.config, agent.source.display_url)
+        # context -> (sha, what that commit changes in the service): kept after the plan is in sync,
+        # for as long as the rollout it started is in flight
+        self._changes: dict[str, tuple[str, list[str]]] = {}
 
     def ticked(self, result: TickResult | None, at: datetime) -> None:
-        """Feed one tick's statuses (this commit's and other commits') to the history."""
+        """Feed one tick's statuses (this commit's and other commits') to the history, and remember what
+        the tick's plan changes in each service."""
         if result is None:
             return
         self.history.add([*result.statuses.values(), *result.other_statuses.values()], at)
+        planned: PlanResult | None = self.agent.reconciler.last
+        if planned is not None and result.sha:
+            for context, texts in _plan_changes(planned).items():
+                if texts:
+                    self._changes[context] = (result.sha, texts)
 
     # -- state.json ------------------------------------------------------------------------------------
 
@@ -242,6 +194,12 @@ class Dashboard:
                 "state": aggregate.state if aggregate else None,
                 "description": aggregate.description if aggregate else None,
                 "wakeAt": _iso(result.wake_at),
+                "interval": agent.config.source.interval_seconds,
+                "nextTickBy": _iso(
+                    cards.next_tick_by(
+                        agent.last_tick_at, result.wake_at, agent.config.source.interval_seconds
+                    )
+                ),
             }
         return {
             "now": _iso(now),
@@ -290,6 +248,7 @@ class Dashboard:
     ) -> list[dict[str, Any]]:
         desired, observed = planned.desired, planned.observed
         by_key = {(c.kind, c.name): c for c in planned.plan.changes}
+        planned_changes = _plan_changes(planned)
         views: Mapping[str, AgentObservation] = dict(self.agent.reconciler.engine.last_views)
         statuses = result.statuses if result is not None else {}
         store = self.agent.store
@@ -310,29 +269,48 @@ class Dashboard:
             view = views.get(context) if engine == "agent" else None
             found = windows_of(manifest, desired)
             gate = windows.gate(found, now) if found else None
-            entry: dict[str, Any] = {
-                "name": name,
-                "cluster": cluster,
-                "service": service,
-                "context": context,
-                "strategy": str((strategy_spec or {}).get("type") or "rolling"),
-                "strategyName": spec.get("strategy") if isinstance(spec.get("strategy"), str) else None,
-                "engine": engine,
-                "state": status.state if status else None,
-                "description": status.description if status else None,
-                "desired": _desired_label(by_key, family, spec),
-                "live": _live(live_service),
-                "rollout": None,
-                "traffic": _traffic(view) if view is not None else None,
-                "windows": [_window(w, now) for w in found],
-                "heldBy": _held_by(gate),
-            }
-            entry["rollout"] = self._rollout(raw, strategy_spec, engine)
-            entry["inFlight"] = bool(
-                (status is not None and status.state == "pending")
-                or (entry["rollout"] and entry["rollout"]["result"] == IN_PROGRESS)
+            target = _desired_label(by_key, family, spec)
+            traffic = _traffic(view) if view is not None else None
+            live = _live(live_service)
+            in_flight = bool(raw and raw.get("result") == IN_PROGRESS)
+            pending = status is not None and status.state == "pending"
+            rollout = self._rollout(raw, strategy_spec, engine)
+            if rollout is not None and not in_flight and pending and result is not None and result.sha:
+                rollout["commit"] = self._commit(result.sha)  # held before it started: this commit's
+            changes = planned_changes.get(context) or []
+            remembered = self._changes.get(context)
+            commit = (rollout or {}).get("commit") or {}
+            if not changes and in_flight and remembered and remembered[0] == commit.get("sha"):
+                changes = remembered[1]
+            source = cards.source_revision(engine, raw, target, live, pending)
+            weight = cards.production_weight(engine, raw, target, traffic)
+            held_by = _held_by(gate)
+            description = status.description if status else None
+            counting_down = bool(rollout and rollout["bakeEndsAt"])
+            out.append(
+                {
+                    "name": name,
+                    "cluster": cluster,
+                    "service": service,
+                    "context": context,
+                    "strategy": str((strategy_spec or {}).get("type") or "rolling"),
+                    "strategyName": spec.get("strategy") if isinstance(spec.get("strategy"), str) else None,
+                    "engine": engine,
+                    "state": status.state if status else None,
+                    "description": description,
+                    "statusText": cards.status_text(description, held_by if pending else None, counting_down),
+                    "desired": target,
+                    "headline": cards.status_text(description, None, counting_down),
+                    "revision": cards.revision_text(source, target, weight),
+                    "changes": changes,
+                    "live": cards.live_labels(live, source, target, weight, engine),
+                    "rollout": rollout,
+                    "traffic": traffic,
+                    "windows": [cards.window_view(w, now) for w in found],
+                    "heldBy": held_by,
+                    "inFlight": pending or in_flight,
+                }
             )
-            out.append(entry)
         return sorted(out, key=lambda e: e["context"])
 
     def _rollout(
@@ -361,18 +339,41 @@ class Dashboard:
         else:
             plain = rollout_record(raw)
             assert plain is not None
+            phase, ends, weight = None, None, None
+            if engine == "ecs" and raw.get("engine") == "ecs":
+                with contextlib.suppress(ValueError, KeyError, TypeError):
+                    strategy = native.Strategy.from_spec(strategy_spec or {})
+                    ends = cards.native_bake_ends_at(raw, strategy.step_bake, strategy.bake)
+                    phase, weight = cards.native_phase(raw), raw.get("step_weight")
             out = {
                 "result": plain.result,
                 "startedAt": plain.started_at,
                 "taskDefinition": plain.task_definition,
                 "reason": plain.reason,
-                "phase": None,
-                "stepWeight": None,
-                "bakeEndsAt": None,
+                "phase": phase,
+                "stepWeight": weight,
+                "bakeEndsAt": _iso(ends),
             }
             sha = plain.sha
         out["commit"] = self._commit(sha)
         return out
+
+
+def _plan_changes(planned: PlanResult) -> dict[str, list[str]]:
+    """``cluster/service`` -> what the plan changes in it (``image 2.4.1 → 2.4.2``, ``desiredCount 2 →
+    4``), for every desired service."""
+    by_key: dict[tuple[str, str], PlanChange] = {(c.kind, c.name): c for c in planned.plan.changes}
+    out = {}
+    for name, manifest in planned.desired.services.items():
+        spec = manifest.spec
+        context = f"{spec['cluster']}/{spec.get('serviceName', name)}"
+        family = planned.desired.service_task_family.get(name)
+        service = by_key.get(("Service", context))
+        if service is not None and not service.changes_anything:
+            service = None
+        td = by_key.get(("TaskDefinition", family)) if family else None
+        out[context] = cards.change_texts(service, td)
+    return out
 
 
 def _desired_label(by_key: Mapping[tuple[str, str], Any], family: str | None, spec: Mapping[str, Any]) -> str:
@@ -441,20 +442,6 @@ def _traffic(view: AgentObservation) -> dict[str, Any]:
             }
             for ts in view.task_sets
         ],
-    }
-
-
-def _window(window: windows.Window, now: datetime) -> dict[str, Any]:
-    interval = window.occurrence_at(now)
-    return {
-        "name": window.name,
-        "type": window.type,
-        "timezone": window.timezone,
-        "overrun": window.overrun,
-        "open": interval is not None,
-        "closesAt": _iso(interval[1]) if interval else None,
-        "nextOpening": _iso(window.next_opening(now)),
-        "duration": int(window.duration / timedelta(seconds=1)),
     }
 
 

@@ -253,7 +253,7 @@ class Endpoints:
                 except Exception as e:  # a bug in the page's data must not look like the agent is down
                     log.error("dashboard.failed", error=repr(e))
                     return Response.json(500, {"error": "the dashboard state failed; see the agent's log"})
-            found = asset(path)
+            found = asset(path, self.dashboard)
             if found is not None:
                 return Response(200, found[0], found[1], DASHBOARD_HEADERS)
         return Response.json(404, {"error": f"no such page: {path}"})

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import shutil
 import subprocess
 import time
@@ -245,13 +246,18 @@ class Browser:
 
 
 @pytest.fixture
-def browser(tmp_path: Path) -> Iterator[Browser]:
+def chromium() -> str:
     binary = shutil.which("chromium") or (CHROMIUM if Path(CHROMIUM).exists() else None)
     if binary is None:
         reason = "Chromium is not installed: apt-get install chromium (bash .ci/chromium.sh does it as root)"
         print(f"SKIP test_dashboard: {reason}")
         pytest.skip(reason)
-    running = Browser(binary, tmp_path)
+    return binary
+
+
+@pytest.fixture
+def browser(chromium: str, tmp_path: Path) -> Iterator[Browser]:
+    running = Browser(chromium, tmp_path)
     try:
         yield running
     finally:
@@ -304,7 +310,10 @@ def test_chromium_shows_the_canary_split_and_refreshes_it_in_place(story: Story,
     _tick_until(story, lambda state, text: text.startswith("canary 10 % baking"), "the canary bake")
 
     browser.open(url)
-    browser.wait_for(_split_is({"web:1": 90, "web:2": 10}), "the 90/10 split in the DOM")
+    # The first paint is the state the server put in the page: the split is there once the page has
+    # loaded, before any poll.
+    assert browser.evaluate(_split_is({"web:1": 90, "web:2": 10})), "the 90/10 split on the first paint"
+    assert browser.evaluate("JSON.parse(document.getElementById('initial-state').textContent).now")
     first = browser.evaluate(
         _js("""
           window.__probe = bar();
@@ -320,18 +329,18 @@ def test_chromium_shows_the_canary_split_and_refreshes_it_in_place(story: Story,
           };
         """)
     )
-    assert first["description"].startswith("canary 10 % baking, ")
+    assert first["description"] == "canary 10 % baking"  # one countdown: the bake row's
     # The bake started when the weights moved (the record says when); the page counts down on the agent clock.
     record = story.agent.store.get("rollout/prod/web")
     assert record is not None and (record["step_phase"], record["step_weight"]) == ("step", 10)
     ends = datetime.fromisoformat(record["step_since"]) + timedelta(minutes=5)
     left = int((ends - story.clock.now()).total_seconds())
     assert 0 < left < 300
-    assert first["bake"] == f"{left // 60}m {left % 60:02d}s left (ends {ends:%H:%M:%S})"
-    assert first["revision"] == "web:1 → web:2"
+    assert first["bake"] == f"{left // 60}m {left % 60:02d}s left (ends {ends:%H:%M:%S} UTC)"
+    assert first["revision"] == "web:1 → web:2 (10 % of production traffic on web:2)"
     assert first["held"] == "-"
-    assert first["windows"] == [first["windows"][0]] and first["windows"][0].startswith(
-        "year-end-freeze (freeze, closed, opens "
+    assert first["windows"] == [first["windows"][0]] and re.fullmatch(
+        r"year-end-freeze \(freeze, closed, opens \d{4}-\d\d-\d\d 00:00 UTC\)", first["windows"][0]
     )
     assert first["row"] == "pending"
     shot = browser.screenshot(OUTPUT / "dashboard-canary-10.png")
@@ -378,6 +387,33 @@ def test_chromium_shows_the_canary_split_and_refreshes_it_in_place(story: Story,
     assert any(row[4].startswith("canary 10 % baking") for row in history)
 
 
+def test_a_plain_headless_capture_shows_the_first_state(story: Story, chromium: str, tmp_path: Path) -> None:
+    """``chromium --headless --dump-dom`` (no DevTools, no virtual-time budget: the DOM as the page loaded)
+    shows the services and the last tick, not "waiting for the agent": the page carries its first state."""
+    assert story.agent.server is not None
+    done = subprocess.run(
+        [
+            chromium,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--dump-dom",
+            story.agent.server.url + "/dashboard/",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    dom = done.stdout
+    assert 'data-key="prod/web"' in dom and 'data-key="prod/api"' in dom
+    assert "waiting for the agent" not in dom and "updated " in dom
+    assert re.search(r'<time id="tick-at">\d\d:\d\d:\d\d</time>', dom), dom[:2000]
+
+
 def test_the_page_writes_data_as_text_and_links_only_http(story: Story, browser: Browser) -> None:
     """Markup and script in the data stay text, a javascript: commit URL gets no href, an https one does."""
     assert story.agent.server is not None
@@ -386,7 +422,7 @@ def test_the_page_writes_data_as_text_and_links_only_http(story: Story, browser:
     state = _state(story)
     evil = '<img src=x onerror="window.__pwned=1">'
     web = _service(state, "prod/web")
-    web.update(description=evil, inFlight=True)
+    web.update(description=evil, headline=evil, revision=evil, statusText=evil, inFlight=True)
     state["history"] = [
         {
             "at": state["now"],
@@ -480,6 +516,53 @@ def test_state_json_names_the_window_holding_a_rollout(story: Story) -> None:
         assert "script-src 'self'" in headers["Content-Security-Policy"]
         assert headers["Cache-Control"] == "no-store"
         assert b"http://" not in body and b"https://" not in body  # no CDN, nothing external
+
+
+def test_state_json_shows_a_held_blue_green_as_waiting_and_a_count_change_as_such(story: Story) -> None:
+    """api's blue/green is held at its PAUSE hook by a closed maintenance window: ECS already calls api:2
+    PRIMARY, the card says api:1 → api:2, waiting, production on api:1. reports' desiredCount change, held
+    by the same window, says desiredCount 2 → 4 with this commit. Each held status is said once, the
+    window's time in the window's zone, and the next tick is the next poll, not the window's opening."""
+    _calm(story, ("weekday-nights", timedelta(hours=1)), ("year-end-freeze", timedelta(days=1)))
+    sha = story.commit(
+        "api 2.4.2, reports x4",
+        {
+            "taskdefs/api.json": ("api:2.4.1", "api:2.4.2"),
+            "services/reports.yaml": ("desiredCount: 2", "desiredCount: 4"),
+        },
+    )
+    for _ in range(20):
+        result = story.agent.tick()
+        assert result is not None
+        api = _service(_state(story), "prod/api")
+        if api["description"].startswith("waiting for maintenance window"):
+            break
+        story.advance(5)
+    state = _state(story)
+    api, reports = _service(state, "prod/api"), _service(state, "prod/reports")
+    assert api["inFlight"] and [d["status"] for d in api["live"]] == ["ACTIVE", "PRIMARY"]
+    assert api["revision"] == "api:1 → api:2 (waiting: production traffic on api:1)"
+    assert [d["label"] for d in api["live"]] == [
+        "api:1 serving (100 % production) 3/3",
+        "api:2 waiting (0 % production) 3/3",
+    ]
+    assert api["changes"] == ["image 2.4.1 → 2.4.2"] and api["rollout"]["commit"]["sha"] == sha
+    held = "waiting for maintenance window weekday-nights, opens 22:00 Europe/Berlin"
+    assert api["heldBy"] == held and api["statusText"] == held and api["headline"] == held
+    assert api["windows"][0]["text"] == "weekday-nights (maintenance, closed, opens 22:00 Europe/Berlin)"
+
+    assert reports["inFlight"] and reports["state"] == "pending"
+    assert reports["revision"] == "reports:1 (revision unchanged)"
+    assert reports["changes"] == ["desiredCount 2 → 4"]
+    assert reports["rollout"]["commit"]["sha"] == sha
+    assert reports["rollout"]["commit"]["summary"] == "api 2.4.2, reports x4"
+    assert reports["statusText"] == held
+
+    tick = state["lastTick"]
+    assert tick["interval"] == 60
+    at = datetime.fromisoformat(tick["at"])
+    assert datetime.fromisoformat(tick["wakeAt"]) - at > timedelta(hours=1)  # the window's opening
+    assert datetime.fromisoformat(tick["nextTickBy"]) == at + timedelta(seconds=66)  # the next poll
 
 
 def test_servers_without_a_dashboard_have_no_such_pages() -> None:

@@ -1,6 +1,8 @@
 // The ecs-gitops dashboard: polls state.json and patches the page in place (no reload, no framework).
 // Every value is written with textContent or setAttribute, never innerHTML; links are http(s) only.
-// Times are the agent's (state.now), so a countdown matches what the agent will do.
+// Times are the agent's (state.now), so a countdown matches what the agent will do. The server writes
+// every text; the page computes only the bake countdown, from rollout.bakeEndsAt. The first state comes
+// inline with the page (#initial-state), so the first paint has content without waiting for a poll.
 "use strict";
 
 (function () {
@@ -66,12 +68,12 @@
 
   // -- time -------------------------------------------------------------------------------------------
 
-  // UTC "HH:MM:SS" on the agent's current day (or "HH:MM" with minutes), else "YYYY-MM-DD HH:MM".
-  function time(iso, nowIso, minutes) {
+  // UTC "HH:MM:SS" on the agent's current day, else "YYYY-MM-DD HH:MM".
+  function time(iso, nowIso) {
     if (!iso) return "";
     const text = new Date(iso).toISOString();
     const sameDay = nowIso && new Date(nowIso).toISOString().slice(0, 10) === text.slice(0, 10);
-    return sameDay ? text.slice(11, minutes ? 16 : 19) : text.slice(0, 10) + " " + text.slice(11, 16);
+    return sameDay ? text.slice(11, 19) : text.slice(0, 10) + " " + text.slice(11, 16);
   }
 
   function span(seconds) {
@@ -90,14 +92,9 @@
 
   // -- parts ------------------------------------------------------------------------------------------
 
-  function windowText(w, now) {
-    if (w.open) return w.name + " (" + w.type + ", open, closes in " + span(until(w.closesAt, now)) + ")";
-    return w.name + " (" + w.type + ", closed, opens " + time(w.nextOpening, now, true) + " UTC)";
-  }
-
   function liveText(live) {
     if (!live.length) return "(not running)";
-    return live.map((d) => d.revision + " " + d.status + " " + d.running + "/" + d.desired).join(", ");
+    return live.map((d) => d.label).join(", ");
   }
 
   // One listener rule's split: a bar (one segment per target group) and a legend.
@@ -137,7 +134,7 @@
     title.append(make("span", "name"), make("span", "badge"), make("span", "strategy muted"));
     const desc = make("p", "description");
     const facts = make("dl");
-    for (const label of ["revision", "commit", "phase", "bake", "held by"]) {
+    for (const label of ["revision", "changes", "commit", "phase", "bake", "held by"]) {
       const dt = make("dt");
       dt.textContent = label;
       const dd = make("dd");
@@ -155,10 +152,10 @@
     setText(card.querySelector(".name"), s.context);
     badge(card.querySelector(".badge"), s.state);
     setText(card.querySelector(".strategy"), s.strategy + " · " + s.engine + " engine");
-    setText(card.querySelector(".description"), s.description);
+    setText(card.querySelector(".description"), s.headline);
     const fact = (name) => card.querySelector('dd[data-fact="' + name + '"]');
-    const live = s.live.find((d) => d.status === "PRIMARY") || s.live[0];
-    setText(fact("revision"), (live ? live.revision : "(none)") + " → " + s.desired);
+    setText(fact("revision"), s.revision);
+    setText(fact("changes"), s.changes.join(", ") || "-");
     const r = s.rollout || {};
     commitLink(fact("commit").querySelector("a"), r.commit);
     setText(fact("commit").querySelector(".summary"), r.commit ? r.commit.summary : "");
@@ -166,7 +163,7 @@
     setText(fact("phase"), phase || "-");
     const bake = fact("bake");
     setData(bake, "endsAt", r.bakeEndsAt);
-    setText(bake, r.bakeEndsAt ? span(until(r.bakeEndsAt, now)) + " left (ends " + time(r.bakeEndsAt, now) + ")" : "-");
+    setText(bake, r.bakeEndsAt ? span(until(r.bakeEndsAt, now)) + " left (ends " + time(r.bakeEndsAt, now) + " UTC)" : "-");
     setText(fact("held by"), s.heldBy || "-");
     const splits = [];
     if (s.traffic && s.traffic.production) splits.push(["production", s.traffic.production]);
@@ -185,7 +182,7 @@
       () => make("li"),
       (li, w) => {
         setData(li, "open", w.open);
-        setText(li, windowText(w, now));
+        setText(li, w.text);
       },
     );
   }
@@ -211,8 +208,8 @@
     badge(cell("state").firstChild, s.state);
     setText(cell("live"), liveText(s.live));
     setText(cell("desired"), s.desired);
-    setText(cell("windows"), s.windows.map((w) => windowText(w, now)).join("; ") || "-");
-    setText(cell("status"), s.heldBy && s.state === "pending" ? s.description + " — " + s.heldBy : s.description);
+    setText(cell("windows"), s.windows.map((w) => w.text).join("; ") || "-");
+    setText(cell("status"), s.statusText);
   }
 
   const HISTORY_COLUMNS = ["at", "commit", "context", "state", "description"];
@@ -250,7 +247,10 @@
     commitLink(byId("tick-commit"), tick ? tick.commit : null);
     badge(byId("tick-state"), tick ? tick.state : null);
     setText(byId("tick-description"), tick ? tick.description : "");
-    setText(byId("tick-wake"), tick && tick.wakeAt ? "next tick by " + time(tick.wakeAt, now) : "");
+    setText(
+      byId("tick-wake"),
+      tick && tick.nextTickBy ? "next tick by " + time(tick.nextTickBy, now) + " UTC (polls every " + tick.interval + " s)" : "",
+    );
 
     const flying = state.services.filter((s) => s.inFlight);
     byId("rollouts-empty").hidden = flying.length > 0;
@@ -304,6 +304,22 @@
     clearTimeout(timer);
   }
 
+  // The state the server put in the page: rendered at once, then polled for.
+  function initial() {
+    const block = byId("initial-state");
+    try {
+      return block ? JSON.parse(block.textContent) : null;
+    } catch (error) {
+      return null;
+    }
+  }
+
   window.ecsGitopsDashboard = { update: update, refresh: refresh, stop: stop };
-  refresh();
+  const first = initial();
+  if (first) {
+    update(first);
+    timer = setTimeout(refresh, REFRESH_MS);
+  } else {
+    refresh();
+  }
 })();
