@@ -47,7 +47,7 @@ from agent.http.server import AgentServer, Endpoints, Readiness
 from agent.manifests.tree import Tree
 from agent.reconcile import PlanResult, Reconciler, TickResult, rollout_record
 from agent.reconcile.previews import Preview, Previewer
-from agent.reconcile.scheduling import TickLoop, Worker
+from agent.reconcile.scheduling import TickLoop, Worker, poll_jitter
 from agent.status import factory as status_factory
 from agent.status.comments import make_comments
 from agent.status.model import Publisher
@@ -440,7 +440,7 @@ class Agent:
                 return None
             return max(1.0, (result.wake_at - datetime.now(UTC)).total_seconds())
 
-        loop = TickLoop(tick, interval, jitter=max(1, interval // 10))
+        loop = TickLoop(tick, interval, jitter=poll_jitter(interval))
         self._loop = loop
         scheduler.start()
         loop.start()

@@ -26,6 +26,7 @@ from typing import Any
 
 from agent.plan.model import ABSENT, Change
 from agent.plan.taskdefs import family_revision
+from agent.reconcile.scheduling import poll_jitter
 from agent.rollout import windows
 
 IN_PROGRESS = "in_progress"
@@ -229,11 +230,6 @@ def native_phase(record: Mapping[str, Any]) -> str | None:
     if weight is not None and 0 < float(weight) < 100:
         return "step"
     return None
-
-
-def poll_jitter(interval: float) -> float:
-    """The most a poll runs late (Agent.run's IntervalTrigger jitter)."""
-    return float(max(1, int(interval) // 10))
 
 
 def next_tick_by(last_tick_at: datetime | None, wake_at: datetime | None, interval: float) -> datetime | None:

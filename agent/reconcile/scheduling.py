@@ -31,6 +31,12 @@ MIN_PAUSE = 0.25  # seconds between the end of a tick and the start of the next,
 PAUSE_SHARE = 0.1  # ... and at least this share of the last tick's duration
 
 
+def poll_jitter(interval: float) -> float:
+    """The most a poll runs late: up to a tenth of the interval, at least a second, so replicas and
+    agents started together do not poll in step."""
+    return float(max(1, int(interval) // 10))
+
+
 def pause_after(seconds: float) -> float:
     """The pause after a tick of ``seconds``: ticks never run back to back."""
     return max(MIN_PAUSE, PAUSE_SHARE * seconds)

@@ -17,6 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from agent.reconcile.scheduling import poll_jitter
 from agent.sandbox.bench.world import REGION, Repo, SandboxProcess, free_port, quiet_logs
 
 NO_OP_TICKS = 3
@@ -255,7 +256,7 @@ def _latency(agent: Any, repo: Repo, interval: int, trials: int) -> dict[str, An
             "median_s": round(statistics.median(samples), 3),
             "max_s": max(samples),
         }
-    jitter = max(1, interval // 10)
+    jitter = poll_jitter(interval)
     results["poll"].update(
         {
             "interval_s": interval,
