@@ -43,15 +43,27 @@ class Lanes:
         self.config = config
         self.store = store
         self.accounts = accounts
-        self.home = Lane.open(None, aws, pacer)
+        self.home = self._kept(Lane.open(None, aws, pacer))
         self._lanes: dict[str, Lane] = {}
         self._engines: dict[str | None, Engines] = {}
 
     def lane(self, account: Any) -> Lane:
         if account.name not in self._lanes:
             aws = aws_for(self.aws, account)
-            self._lanes[account.name] = Lane.open(account, aws, Pacer.from_config(self.config))
+            self._lanes[account.name] = self._kept(Lane.open(account, aws, Pacer.from_config(self.config)))
         return self._lanes[account.name]
+
+    def _kept(self, lane: Lane) -> Lane:
+        """The lane, its revision index kept in the store (scoped by account and region)."""
+        if self.store is not None:
+            name = lane.account.name if lane.account is not None else "home"
+            lane.observer.index.keep_in(self.store, f"{name}@{lane.aws.region}")
+        return lane
+
+    def save(self) -> None:
+        """Store what each lane's revision index learnt (the revisions just registered)."""
+        for lane in (self.home, *self._lanes.values()):
+            lane.observer.save()
 
     def of(self, result: PlanResult) -> Lane:
         """The lane a plan was made in (the home lane without ``accounts``)."""

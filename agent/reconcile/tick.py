@@ -140,6 +140,7 @@ class Reconciler:
                 label = f"{lane.account.label}: " if lane.account else ""
                 joined = "; ".join(filter(None, [errors.get(AGGREGATE), label + part_errors[AGGREGATE]]))
                 errors[AGGREGATE] = truncate(joined)
+        self.lanes.save()
         if unfinished:  # a transient error: what was applied is remembered, the rest is retried next tick
             raise next(iter(unfinished.values()))
 
