@@ -187,6 +187,10 @@ class Observer:
         """True when every revision of ``family`` this agent has seen is accounted for in its index."""
         return self.index.complete(family)
 
+    def intend(self, families: Iterable[str]) -> None:
+        """Families about to be registered: written ahead, so a crash before ``save`` is healed."""
+        self.index.intend(families)
+
     def save(self) -> None:
         """Write what the index learnt since the last save to the store (revisions registered meanwhile)."""
         self.index.save()

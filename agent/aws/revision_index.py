@@ -14,7 +14,12 @@ Per family it holds:
 
 In the store each family is one key, ``revisions/<scope>/<family>`` (``scope`` names the account and
 region: an ARN of another region must never be reused), written only when it changed, once per
-``save``. The store is a cache of facts about immutable revisions: a failed read or write is logged and
+``save``. Before a tick registers anything, the families it is about to register are written to
+``revisions-pending/<scope>`` (``intend``): a process killed between a RegisterTaskDefinition and the save
+leaves them there, and the next process does not trust their index (it looks back once, finds the
+revision by its content-hash tag and reuses it rather than register a duplicate).
+
+The store is a cache of facts about immutable revisions: a failed read or write is logged and
 the agent carries on, reading ECS as a cold agent would.
 """
 
@@ -29,6 +34,7 @@ import structlog
 log = structlog.get_logger("ecs_gitops.observer")
 
 PREFIX = "revisions"
+PENDING = "revisions-pending"
 # How many of a family's most recent revisions keep their content hash in the index.
 KEPT_REVISIONS = 20
 # How many revisions services of one family run at once whose descriptions are kept (mid-rollout: two).
@@ -107,6 +113,8 @@ class RevisionIndex:
         self._scope = ""
         self._loaded = True
         self._dirty: set[str] = set()
+        self._pending: set[str] = set()  # families being registered, written ahead to the store
+        self._registered: set[str] = set()  # families registered since the last save
 
     # -- persistence -----------------------------------------------------------------------------------
 
@@ -126,6 +134,11 @@ class RevisionIndex:
             except Exception as e:  # the index is a cache: a cold start is slower, never wrong
                 log.warning("revisions.unreadable", error=str(e))
                 return
+            try:
+                pending = (self._store.get(f"{PENDING}/{self._scope}") or {}).get("families") or ()
+            except Exception as e:
+                log.warning("revisions.unreadable", error=str(e))
+                return
             for key, value in items:
                 family = key[len(prefix) :]
                 if family and family not in self._families:
@@ -133,19 +146,45 @@ class RevisionIndex:
                         self._families[family] = _Family.from_json(value)
                     except (TypeError, ValueError, IndexError, AttributeError):
                         log.warning("revisions.unusable", family=family)
+            for family in pending:  # a registration may have happened unrecorded: look back once
+                if family in self._families:
+                    self._families[family].accounted = None
+                    self._dirty.add(family)
+                self._pending.add(family)
+
+    def intend(self, families: Iterable[str]) -> None:
+        """Write ahead that ``families`` are about to be registered (see the module's docstring)."""
+        with self._lock:
+            new = set(families) - self._pending
+            if self._store is None or not new:
+                return
+            self._pending |= new
+            value = {"families": sorted(self._pending)}
+        try:
+            self._store.put(f"{PENDING}/{self._scope}", value)
+        except Exception as e:
+            log.warning("revisions.unsaved", family="(pending)", error=str(e))
 
     def save(self) -> None:
-        """Write each family whose index changed since the last save."""
+        """Write each family whose index changed since the last save, then clear the write-ahead: a family
+        announced but not seen registered (an error mid-call) is no longer trusted as complete."""
         with self._lock:
-            if self._store is None or not self._dirty:
+            if self._store is None:
                 return
+            for family in self._pending - self._registered:
+                if family in self._families and self._families[family].accounted is not None:
+                    self._families[family].accounted = None
+                    self._dirty.add(family)
+            pending, self._pending, self._registered = bool(self._pending), set(), set()
             dirty, self._dirty = sorted(self._dirty), set()
             entries = {f: self._families[f].to_json() for f in dirty if f in self._families}
-        for family, value in entries.items():
-            try:
+        try:
+            for family, value in entries.items():
                 self._store.put(f"{PREFIX}/{self._scope}/{family}", value)
-            except Exception as e:
-                log.warning("revisions.unsaved", family=family, error=str(e))
+            if pending:
+                self._store.delete(f"{PENDING}/{self._scope}")
+        except Exception as e:
+            log.warning("revisions.unsaved", error=str(e))
 
     # -- reads -----------------------------------------------------------------------------------------
 
@@ -189,6 +228,8 @@ class RevisionIndex:
         digest = self._hash_of(described) if td.get("status", "ACTIVE") == "ACTIVE" else ""
         with self._lock:
             f = self._families.setdefault(family, _Family())
+            if registered:
+                self._registered.add(family)
             before = (f.newest, f.accounted, len(f.arns))
             f.bodies[arn] = described
             f.arns[arn] = digest

@@ -59,7 +59,6 @@ _DEFAULT_PLATFORM = {"cpuArchitecture": "X86_64", "operatingSystemFamily": "LINU
 _HEALTH_CHECK_DEFAULTS = {"interval": 30, "timeout": 5, "retries": 3}
 
 
-
 def unwrap(body: Mapping[str, Any]) -> dict[str, Any]:
     """The task definition itself, out of a ``{"taskDefinition": {...}, "tags": [...]}`` wrapper if any."""
     inner = body.get("taskDefinition")
@@ -291,8 +290,22 @@ def canonical_json(body: Mapping[str, Any]) -> str:
 
 def content_hash(body: Mapping[str, Any]) -> str:
     """First 16 hex characters of the SHA-256 of the canonical JSON: stable across key order, env order
-    and unit spelling, different for any change ECS would register as different."""
-    return hashlib.sha256(canonical_json(body).encode("utf-8")).hexdigest()[:16]
+    and unit spelling, different for any change ECS would register as different.
+
+    Remembered per body object (the loaded manifests and the described revisions are reused from tick to
+    tick and never changed in place), for the last ``HASHES_KEPT`` bodies."""
+    found = _HASHES.get(id(body))
+    if found is not None and found[0] is body:
+        return found[1]
+    digest = hashlib.sha256(canonical_json(body).encode("utf-8")).hexdigest()[:16]
+    if len(_HASHES) >= HASHES_KEPT:
+        _HASHES.clear()
+    _HASHES[id(body)] = (body, digest)
+    return digest
+
+
+HASHES_KEPT = 8192
+_HASHES: dict[int, tuple[Mapping[str, Any], str]] = {}  # id(body) -> (body, its hash)
 
 
 def register_request(body: Mapping[str, Any]) -> dict[str, Any]:

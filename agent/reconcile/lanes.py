@@ -23,7 +23,7 @@ from agent.engines.hooks import DEFAULT_SECRET_ENV, HookCaller
 from agent.errors import InvalidInput, PermanentError
 from agent.manifests.model import Desired
 from agent.plan.drift import mark_drift
-from agent.plan.model import Plan
+from agent.plan.model import REGISTER, Plan
 from agent.plan.observed import Observed
 from agent.plan.ordering import ordering
 from agent.plan.planning import build_plan
@@ -59,6 +59,15 @@ class Lanes:
             name = lane.account.name if lane.account is not None else "home"
             lane.observer.index.keep_in(self.store, f"{name}@{lane.aws.region}")
         return lane
+
+    def intend(self, parts: list[PlanResult]) -> None:
+        """Tell each lane's revision index which families its plan registers, before anything is applied."""
+        for part in parts:
+            families = [
+                c.name for c in part.plan.changes if c.kind == "TaskDefinition" and c.action == REGISTER
+            ]
+            if families:
+                self.of(part).observer.intend(families)
 
     def save(self) -> None:
         """Store what each lane's revision index learnt (the revisions just registered)."""
