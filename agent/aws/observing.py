@@ -28,7 +28,7 @@ from typing import Any
 from agent.manifests.model import Desired
 from agent.plan.observed import Observed
 from agent.plan.services import MANAGED_TAG_KEY
-from agent.plan.taskdefs import HASH_TAG, content_hash
+from agent.plan.taskdefs import HASH_TAG, content_hash, file_hash
 
 from .errors import translated
 from .pacing import Pacer
@@ -138,7 +138,7 @@ class Observer:
                 observed.task_definitions[arn] = self.describe_task_definition(arn)
                 running.setdefault(family, arn)
         for family, td in sorted(desired.task_definitions.items()):
-            wanted = content_hash(td.body)
+            wanted = file_hash(td)
             arn = running.get(family)
             if arn and self._hash_of(observed.task_definitions[arn]) == wanted:
                 observed.revisions_by_hash[(family, wanted)] = arn

@@ -11,7 +11,7 @@ from agent.plan.diff import diff
 from agent.plan.model import NO_CHANGE, REGISTER, REUSE, Change, TaskDefinitionRef
 from agent.plan.observed import Observed
 from agent.plan.resources import active, cluster_name
-from agent.plan.taskdefs import content_hash, family_revision, normalise_task_definition, register_request
+from agent.plan.taskdefs import family_revision, file_hash, normalise_task_definition, register_request
 
 
 def running_task_definition(service: Mapping[str, Any]) -> str | None:
@@ -55,7 +55,7 @@ def task_definition_change(
     """The change for one family (``users``: its services by name, see :func:`services_by_family`), and
     the reference services of that family run."""
     tdf = desired.task_definitions[family]
-    digest = content_hash(tdf.body)
+    digest = file_hash(tdf)
     source = tdf.source.file
     current_arn = current_revision(family, users, desired, observed)
     current = observed.task_definitions.get(current_arn) if current_arn else None

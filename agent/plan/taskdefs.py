@@ -290,22 +290,19 @@ def canonical_json(body: Mapping[str, Any]) -> str:
 
 def content_hash(body: Mapping[str, Any]) -> str:
     """First 16 hex characters of the SHA-256 of the canonical JSON: stable across key order, env order
-    and unit spelling, different for any change ECS would register as different.
-
-    Remembered per body object (the loaded manifests and the described revisions are reused from tick to
-    tick and never changed in place), for the last ``HASHES_KEPT`` bodies."""
-    found = _HASHES.get(id(body))
-    if found is not None and found[0] is body:
-        return found[1]
-    digest = hashlib.sha256(canonical_json(body).encode("utf-8")).hexdigest()[:16]
-    if len(_HASHES) >= HASHES_KEPT:
-        _HASHES.clear()
-    _HASHES[id(body)] = (body, digest)
-    return digest
+    and unit spelling, different for any change ECS would register as different."""
+    return hashlib.sha256(canonical_json(body).encode("utf-8")).hexdigest()[:16]
 
 
-HASHES_KEPT = 8192
-_HASHES: dict[int, tuple[Mapping[str, Any], str]] = {}  # id(body) -> (body, its hash)
+def file_hash(tdf: Any) -> str:
+    """``content_hash`` of a loaded task-definition file (``TaskDefinitionFile``), worked out once per
+    file object: a Desired reused from tick to tick hashes nothing again, and the hash lives exactly as
+    long as the file it belongs to. The file is frozen and its body never changed in place."""
+    found = tdf.__dict__.get("_content_hash")
+    if found is None:
+        found = content_hash(tdf.body)
+        object.__setattr__(tdf, "_content_hash", found)
+    return str(found)
 
 
 def register_request(body: Mapping[str, Any]) -> dict[str, Any]:
