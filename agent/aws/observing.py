@@ -1,9 +1,11 @@
 """Read live ECS state for a Desired set with as few calls as ECS allows.
 
 * DescribeServices: 10 services per call (the API's maximum), grouped by cluster.
-* DescribeTaskDefinition: once per ARN for the life of the Observer (revisions are immutable); the
-  revisions the executor registers are fed back through :meth:`Observer.remember`, so they are never
-  described at all.
+* DescribeTaskDefinition: once per ARN (revisions are immutable): the revision index
+  (revision_index.py) keeps the descriptions of each family's newest revision and of those its services
+  run, and the revisions the executor registers are fed back through :meth:`Observer.remember`, so they
+  are never described at all. With a state store the index outlives the process: a restarted agent,
+  ``apply`` and ``plan --data-dir`` make no task-definition read for what an earlier run already knew.
 * DescribeClusters / DescribeCapacityProviders: one call each for all names.
 * ListTaskDefinitions: only to find an older revision with the desired content (a revert, or a crash
   after registering) when the agent cannot already know the answer. The Observer indexes every revision
@@ -14,23 +16,23 @@
   ECS (within the look-back; revisions registered meanwhile by other tools are not searched): the
   planner registers it without a read. (A family no service runs is looked back on every time: there
   is no running revision to tell that someone registered a newer one.) So a long-running agent makes no
-  ListTaskDefinitions for an image bump, and a revert finds its revision in the index; a restarted
-  agent looks back once per family, on the first content it does not know.
+  ListTaskDefinitions for an image bump, and a revert finds its revision in the index; an agent
+  without a stored index looks back once per family, on the first content it does not know.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 from agent.manifests.model import Desired
 from agent.plan.observed import Observed
 from agent.plan.services import MANAGED_TAG_KEY
-from agent.plan.taskdefs import HASH_TAG, content_hash
+from agent.plan.taskdefs import HASH_TAG, content_hash, file_hash
 
 from .errors import translated
 from .pacing import Pacer
+from .revision_index import RevisionIndex, family_of, revision_of
 
 SERVICES_PER_CALL = 10
 CLUSTERS_PER_CALL = 100
@@ -69,12 +71,7 @@ class Observer:
     def __init__(self, aws: Any, pacer: Pacer | None = None) -> None:
         self.ecs = aws.client("ecs")
         self.pacer = pacer or Pacer(limits={})
-        self._task_definitions: dict[str, dict[str, Any]] = {}
-        self._by_hash: dict[tuple[str, str], str] = {}  # (family, content hash) -> ARN
-        self._newest: dict[str, tuple[int, str]] = {}  # family -> (revision, ARN) of the newest seen
-        # family -> N: every revision numbered <= N (within the look-back) is in _by_hash.
-        self._accounted: dict[str, int] = {}
-        self._lock = threading.Lock()  # remember() is called from the executor's threads
+        self.index = RevisionIndex(self._hash_of)  # remember() is called from the executor's threads
 
     def observe(self, desired: Desired, clusters_of: dict[str, str] | None = None) -> Observed:
         """Everything the planner needs for ``desired``.
@@ -129,30 +126,34 @@ class Observer:
                     observed.services[(cluster, name)] = found.get(name)
 
     def _task_definitions_for(self, desired: Desired, observed: Observed) -> None:
+        index = self.index
+        index.load()
         running: dict[str, str] = {}  # family -> ARN a service runs now
         for m in desired.services.values():
             key = (m.spec["cluster"], m.spec.get("serviceName", m.name))
             arn = current_task_definition(observed.services.get(key))
             family = desired.service_task_family.get(m.name)
             if arn and family:
+                index.ran(family_of(arn), arn)
                 observed.task_definitions[arn] = self.describe_task_definition(arn)
                 running.setdefault(family, arn)
         for family, td in sorted(desired.task_definitions.items()):
-            wanted = content_hash(td.body)
+            wanted = file_hash(td)
             arn = running.get(family)
             if arn and self._hash_of(observed.task_definitions[arn]) == wanted:
                 observed.revisions_by_hash[(family, wanted)] = arn
                 continue
-            known = self._by_hash.get((family, wanted))
+            known = index.by_hash(family, wanted)
             if known is not None:  # registered or seen by this agent: a revert, or a standalone family
                 observed.revisions_by_hash[(family, wanted)] = known
                 if family not in running:
                     observed.latest_revision[family] = known
-                    observed.task_definitions[known] = self._task_definitions[known]
+                    observed.task_definitions[known] = self.describe_task_definition(known)
                 continue
-            if family in running and self.complete(family):
+            if family in running and index.complete(family):
                 continue  # new content: no revision can hold it, so the planner registers without a read
             self._find_revision(family, wanted, observed, standalone=family not in running)
+        index.save()
 
     def orphans(
         self, clusters: Iterable[str], known: set[tuple[str, str]]
@@ -184,21 +185,26 @@ class Observer:
 
     def complete(self, family: str) -> bool:
         """True when every revision of ``family`` this agent has seen is accounted for in its index."""
-        with self._lock:
-            accounted = self._accounted.get(family)
-            newest = self._newest.get(family, (0, ""))[0]
-        return accounted is not None and newest <= accounted
+        return self.index.complete(family)
+
+    def intend(self, families: Iterable[str]) -> None:
+        """Families about to be registered: written ahead, so a crash before ``save`` is healed."""
+        self.index.intend(families)
+
+    def save(self) -> None:
+        """Write what the index learnt since the last save to the store (revisions registered meanwhile)."""
+        self.index.save()
 
     # -- task definitions --------------------------------------------------------------------------
 
     def describe_task_definition(self, arn: str) -> dict[str, Any]:
-        """DescribeTaskDefinition with tags, once per ARN (revisions never change)."""
-        if arn not in self._task_definitions:
+        """DescribeTaskDefinition with tags, unless the index holds the revision's description (it keeps
+        those of each family's newest revision and of the one its service runs; revisions never change)."""
+        described = self.index.described(arn)
+        if described is None:
             out = self.ecs.describe_task_definition(taskDefinition=arn, include=["TAGS"])
             described = self.remember({"taskDefinition": out["taskDefinition"], "tags": out.get("tags", [])})
-            # Also cache under the name asked for, so family:rev and ARN share one entry.
-            self._task_definitions[arn] = described
-        return self._task_definitions[arn]
+        return described
 
     def remember(self, described: dict[str, Any], registered: bool = False) -> dict[str, Any]:
         """Index a revision (``{"taskDefinition": ..., "tags": ...}``) by ARN and by (family, content hash).
@@ -206,19 +212,7 @@ class Observer:
         The executor calls this with each revision it registers (``registered=True``): the agent then never
         describes what it registered, and knows that no revision it has not seen lies below it.
         """
-        td = described["taskDefinition"]
-        arn, family, revision = td["taskDefinitionArn"], td["family"], int(td.get("revision") or 0)
-        with self._lock:
-            self._task_definitions[arn] = described
-            if td.get("status", "ACTIVE") == "ACTIVE":
-                self._by_hash.setdefault((family, self._hash_of(described)), arn)
-            if revision > self._newest.get(family, (0, ""))[0]:
-                self._newest[family] = (revision, arn)
-            accounted = self._accounted.get(family)
-            if registered and revision == 1:
-                self._accounted[family] = 1
-            elif accounted is not None and revision == accounted + 1:
-                self._accounted[family] = revision
+        self.index.add(described, registered)
         return described
 
     @staticmethod
@@ -228,8 +222,8 @@ class Observer:
     def _find_revision(self, family: str, wanted: str, observed: Observed, standalone: bool) -> None:
         """Look back through the family's recent ACTIVE revisions for one with the wanted content.
 
-        Every revision listed is described (once per process: they are cached), so afterwards the family
-        is accounted for up to its newest revision, and the next new content needs no look-back.
+        A revision listed is described only when the index does not hold its content hash, so afterwards
+        the family is accounted for up to its newest revision, and the next new content needs no look-back.
         """
         out = self.ecs.list_task_definitions(
             familyPrefix=family, status="ACTIVE", sort="DESC", maxResults=REUSE_LOOKBACK
@@ -239,24 +233,17 @@ class Observer:
             observed.latest_revision[family] = arns[0] if arns else None
         found = None
         for i, arn in enumerate(arns):
-            described = self.describe_task_definition(arn)
-            if standalone and i == 0:
-                observed.task_definitions[arn] = described
-            if found is None and self._hash_of(described) == wanted:
+            digest = self.index.hash_of(arn)
+            if not digest or (standalone and i == 0):
+                described = self.describe_task_definition(arn)
+                digest = self._hash_of(described)
+                if standalone and i == 0:
+                    observed.task_definitions[arn] = described
+            if found is None and digest == wanted:
                 found = arn
-                observed.task_definitions[arn] = described
                 observed.revisions_by_hash[(family, wanted)] = arn
-        newest = _revision_of(arns[0]) if arns else 0
-        with self._lock:
-            if newest >= self._newest.get(family, (0, ""))[0]:
-                self._accounted[family] = max(newest, self._accounted.get(family, 0))
+        self.index.looked_back(family, _revision_of(arns[0]) if arns else 0)
 
 
-def _family_of(arn: str) -> str:
-    """``arn:aws:ecs:r:a:task-definition/web:3`` -> ``web`` (familyPrefix also matches ``web-api``)."""
-    return arn.rsplit("/", 1)[-1].rsplit(":", 1)[0]
-
-
-def _revision_of(arn: str) -> int:
-    tail = arn.rsplit(":", 1)[-1]
-    return int(tail) if tail.isdigit() else 0
+_family_of = family_of
+_revision_of = revision_of

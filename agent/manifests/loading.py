@@ -28,6 +28,7 @@ from agent.manifests.classification import (
 from agent.manifests.documents import MAX_DEPTH, Document, child, escape
 from agent.manifests.json_parsing import parse_json
 from agent.manifests.limits import Budget
+from agent.manifests.parsed import PARSED
 from agent.manifests.tree import Tree, is_candidate, normalize
 from agent.manifests.yaml_parsing import (
     MAX_ALIAS_EXPANSION,
@@ -136,10 +137,28 @@ def load_file(tree: Tree, path: str, budget: Budget | None = None) -> LoadedFile
         if over is not None:
             result.problems.append(over)
             return result
-        result.documents, result.problems = parse_bytes(tree.read(path), path, budget)
+        result.documents, result.problems = _parsed(tree, path, budget)
     except (OSError, ValueError) as err:
         result.problems.append(Problem(path, "", f"cannot be read: {err}"))
     return result
+
+
+def _parsed(tree: Tree, path: str, budget: Budget | None) -> tuple[list[Document], list[Problem]]:
+    """``parse_bytes`` of the file, from ``PARSED`` when the tree names its blob and the budget allows."""
+    blob_id = tree.blob_id(path) if hasattr(tree, "blob_id") else None
+    if blob_id is None or budget is None:
+        return parse_bytes(tree.read(path), path, budget)
+    found = PARSED.get(blob_id, path)
+    if found is not None:
+        documents, problems, taken = found
+        if budget.documents + taken <= budget.max_documents:
+            budget.documents += taken
+            return documents, problems
+    before = budget.documents
+    documents, problems = parse_bytes(tree.read(path), path, budget)
+    if not budget.spent:
+        PARSED.put(blob_id, path, documents, problems, budget.documents - before)
+    return documents, problems
 
 
 def resolve_reference(tree: Tree, from_file: str, ref: str) -> tuple[str | None, str | None]:

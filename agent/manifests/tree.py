@@ -14,9 +14,10 @@ import os
 import posixpath
 import re
 import tempfile
+from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 EXTENSIONS = (".yaml", ".yml", ".json")
 _SYMLINK_MODE = 0o120000
@@ -186,7 +187,6 @@ class GitTree:
         # The commit's message (trailers such as ecs-gitops-allow-prune are read from it).
         self.message = message if isinstance(message, str) else message.decode("utf-8", "replace")
         self.subdir = subdir.strip("/")
-        # path -> (mode, blob) for every blob under the root; trees are implied by paths.
         self._blobs: dict[str, object] = {}
         self._dirs: set[str] = {""}
         self._missing: MissingFolder | None = None  # no root: walk() raises it, the loader reports it
@@ -198,14 +198,19 @@ class GitTree:
                 root = None
             if root is None or root.type != "tree":
                 self._missing = MissingFolder(self.subdir, commit.hexsha)
+                self.content_id = f"missing:{commit.hexsha}:{self.subdir}"
                 return
         self._root = root
-        for item in root.traverse():
-            rel = item.path[len(self.subdir) + 1 :] if self.subdir else item.path
-            if item.type == "tree":
-                self._dirs.add(rel)
-            elif item.type == "blob":
-                self._blobs[rel] = item
+        # The git id of the manifest root's tree: equal ids, equal content.
+        self.content_id = f"{root.hexsha}:{self.subdir}"
+        # path -> (mode, blob) for every blob under the root; trees are implied by paths.
+        self._blobs, self._dirs = _listing(self.repo, root, self.subdir)
+
+    def blob_id(self, path: str) -> str | None:
+        """The git blob id of the file ``path`` leads to (equal ids, equal bytes), None when there is none."""
+        real = self.resolve(path)
+        blob = self._blobs.get(real) if real is not None else None
+        return str(blob.hexsha) if blob is not None else None  # type: ignore[attr-defined]
 
     def describe(self) -> str:
         """``label`` when given (the agent's clone gives one without its own path), else URL@sha:subdir."""
@@ -277,3 +282,37 @@ class GitTree:
 
     def size(self, path: str) -> int:
         return int(self._blob(path).size)
+
+
+# The listings of the last few manifest-root trees read (path -> (blob id, mode), folders): a tick at an
+# unchanged commit walks no tree.
+_LISTINGS: OrderedDict[tuple[str, str, str], tuple[dict[str, tuple[bytes, int]], frozenset[str]]] = (
+    OrderedDict()
+)
+_LISTINGS_KEPT = 4
+
+
+def _listing(repo: Any, root: Any, subdir: str) -> tuple[dict[str, object], set[str]]:
+    """Every blob (by path) and folder under ``root``, from a small cache keyed by the tree's id."""
+    from git import Blob
+
+    key = (str(repo.git_dir), str(root.hexsha), subdir)
+    if key not in _LISTINGS:
+        found: dict[str, tuple[bytes, int]] = {}
+        dirs: set[str] = {""}
+        for item in root.traverse():
+            rel = item.path[len(subdir) + 1 :] if subdir else item.path
+            if item.type == "tree":
+                dirs.add(rel)
+            elif item.type == "blob":
+                found[rel] = (item.binsha, item.mode)
+        _LISTINGS[key] = (found, frozenset(dirs))
+        while len(_LISTINGS) > _LISTINGS_KEPT:
+            _LISTINGS.popitem(last=False)
+    _LISTINGS.move_to_end(key)
+    listed, folders = _LISTINGS[key]
+    prefix = f"{subdir}/" if subdir else ""
+    blobs: dict[str, object] = {
+        rel: Blob(repo, binsha, mode=mode, path=prefix + rel) for rel, (binsha, mode) in listed.items()
+    }
+    return blobs, set(folders)

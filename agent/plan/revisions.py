@@ -11,7 +11,7 @@ from agent.plan.diff import diff
 from agent.plan.model import NO_CHANGE, REGISTER, REUSE, Change, TaskDefinitionRef
 from agent.plan.observed import Observed
 from agent.plan.resources import active, cluster_name
-from agent.plan.taskdefs import content_hash, family_revision, normalise_task_definition, register_request
+from agent.plan.taskdefs import family_revision, file_hash, normalise_task_definition, register_request
 
 
 def running_task_definition(service: Mapping[str, Any]) -> str | None:
@@ -55,12 +55,18 @@ def task_definition_change(
     """The change for one family (``users``: its services by name, see :func:`services_by_family`), and
     the reference services of that family run."""
     tdf = desired.task_definitions[family]
-    wanted = normalise_task_definition(tdf.body)
-    digest = content_hash(tdf.body)
+    digest = file_hash(tdf)
     source = tdf.source.file
     current_arn = current_revision(family, users, desired, observed)
     current = observed.task_definitions.get(current_arn) if current_arn else None
-    if current_arn and current is not None and normalise_task_definition(current) == wanted:
+    # The observer vouches that the running revision carries the wanted content hash: no need to compare.
+    vouched = current_arn is not None and observed.revisions_by_hash.get((family, digest)) == current_arn
+    wanted = None if vouched and current is not None else normalise_task_definition(tdf.body)
+    if (
+        current_arn
+        and current is not None
+        and (wanted is None or normalise_task_definition(current) == wanted)
+    ):
         label = family_revision(current_arn)
         change = Change(
             "TaskDefinition",
@@ -86,10 +92,10 @@ def task_definition_change(
         )
         return change, TaskDefinitionRef(family, digest, reused)
     if current is not None and current_arn:
-        fields = diff(normalise_task_definition(current), wanted)
+        fields = diff(normalise_task_definition(current), wanted or normalise_task_definition(tdf.body))
         reason = f"content {digest} differs from {family_revision(current_arn)}"
     else:
-        fields = diff({}, wanted)
+        fields = diff({}, wanted or normalise_task_definition(tdf.body))
         reason = (
             f"content {digest}, first revision of the family"
             if not current_arn

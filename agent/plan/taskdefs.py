@@ -59,7 +59,6 @@ _DEFAULT_PLATFORM = {"cpuArchitecture": "X86_64", "operatingSystemFamily": "LINU
 _HEALTH_CHECK_DEFAULTS = {"interval": 30, "timeout": 5, "retries": 3}
 
 
-
 def unwrap(body: Mapping[str, Any]) -> dict[str, Any]:
     """The task definition itself, out of a ``{"taskDefinition": {...}, "tags": [...]}`` wrapper if any."""
     inner = body.get("taskDefinition")
@@ -293,6 +292,17 @@ def content_hash(body: Mapping[str, Any]) -> str:
     """First 16 hex characters of the SHA-256 of the canonical JSON: stable across key order, env order
     and unit spelling, different for any change ECS would register as different."""
     return hashlib.sha256(canonical_json(body).encode("utf-8")).hexdigest()[:16]
+
+
+def file_hash(tdf: Any) -> str:
+    """``content_hash`` of a loaded task-definition file (``TaskDefinitionFile``), worked out once per
+    file object: a Desired reused from tick to tick hashes nothing again, and the hash lives exactly as
+    long as the file it belongs to. The file is frozen and its body never changed in place."""
+    found = tdf.__dict__.get("_content_hash")
+    if found is None:
+        found = content_hash(tdf.body)
+        object.__setattr__(tdf, "_content_hash", found)
+    return str(found)
 
 
 def register_request(body: Mapping[str, Any]) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from typing import Any
 
 from agent.manifests.model import Desired, Manifest
 from agent.plan.services import resolve_strategy
-from agent.plan.taskdefs import content_hash
+from agent.plan.taskdefs import file_hash
 from agent.rollout.decisions import RolloutRecord
 
 # Service spec fields that are not part of what ECS runs: they only tell the agent what to do.
@@ -30,7 +30,7 @@ def fingerprint(desired: Desired, manifest: Manifest) -> str:
     td = desired.task_definitions.get(family) if family else None
     strategy = resolve_strategy(manifest.spec.get("strategy"), desired.strategies)
     spec = {k: v for k, v in manifest.spec.items() if k not in AGENT_ONLY_FIELDS}
-    text = json.dumps([spec, strategy, content_hash(td.body) if td else None], sort_keys=True, default=str)
+    text = json.dumps([spec, strategy, file_hash(td) if td else None], sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

@@ -23,7 +23,7 @@ from agent.engines.hooks import DEFAULT_SECRET_ENV, HookCaller
 from agent.errors import InvalidInput, PermanentError
 from agent.manifests.model import Desired
 from agent.plan.drift import mark_drift
-from agent.plan.model import Plan
+from agent.plan.model import REGISTER, Plan
 from agent.plan.observed import Observed
 from agent.plan.ordering import ordering
 from agent.plan.planning import build_plan
@@ -43,15 +43,36 @@ class Lanes:
         self.config = config
         self.store = store
         self.accounts = accounts
-        self.home = Lane.open(None, aws, pacer)
+        self.home = self._kept(Lane.open(None, aws, pacer))
         self._lanes: dict[str, Lane] = {}
         self._engines: dict[str | None, Engines] = {}
 
     def lane(self, account: Any) -> Lane:
         if account.name not in self._lanes:
             aws = aws_for(self.aws, account)
-            self._lanes[account.name] = Lane.open(account, aws, Pacer.from_config(self.config))
+            self._lanes[account.name] = self._kept(Lane.open(account, aws, Pacer.from_config(self.config)))
         return self._lanes[account.name]
+
+    def _kept(self, lane: Lane) -> Lane:
+        """The lane, its revision index kept in the store (scoped by account and region)."""
+        if self.store is not None:
+            name = lane.account.name if lane.account is not None else "home"
+            lane.observer.index.keep_in(self.store, f"{name}@{lane.aws.region}")
+        return lane
+
+    def intend(self, parts: list[PlanResult]) -> None:
+        """Tell each lane's revision index which families its plan registers, before anything is applied."""
+        for part in parts:
+            families = [
+                c.name for c in part.plan.changes if c.kind == "TaskDefinition" and c.action == REGISTER
+            ]
+            if families:
+                self.of(part).observer.intend(families)
+
+    def save(self) -> None:
+        """Store what each lane's revision index learnt (the revisions just registered)."""
+        for lane in (self.home, *self._lanes.values()):
+            lane.observer.save()
 
     def of(self, result: PlanResult) -> Lane:
         """The lane a plan was made in (the home lane without ``accounts``)."""

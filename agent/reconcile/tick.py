@@ -27,7 +27,7 @@ from agent.aws.clients import Aws
 from agent.aws.pacing import DEFAULT_CONCURRENCY, Pacer
 from agent.engines.taskset import TasksetEngine
 from agent.errors import InvalidInput, Problem
-from agent.manifests import load_desired
+from agent.manifests.caching import DesiredCache
 from agent.manifests.model import Desired
 from agent.manifests.tree import Tree
 from agent.plan.drift import mark_drift
@@ -70,6 +70,7 @@ class Reconciler:
         self.lanes = Lanes(aws, config, store, self.pacer, accounts_of(config, aws.region))
         self.pruner = Pruner(config, store)
         self.reporter = Reporter(store, outbox, clock, self.lanes.accounts)
+        self.desired = DesiredCache()  # an unchanged manifest root is not loaded again
 
     @property
     def executor(self) -> Any:
@@ -83,7 +84,7 @@ class Reconciler:
     # -- the read-only half: validate and plan ---------------------------------------------------------
 
     def plan(self, tree: Tree) -> PlanResult:
-        desired = load_desired(tree, self.config)  # raises InvalidInput: nothing below runs
+        desired = self.desired.load(tree, self.config)  # raises InvalidInput: nothing below runs
         revision = getattr(tree, "revision", None)
         if self.lanes.accounts:
             return self.lanes.plan(desired, revision, self.pruner, self._settled)
@@ -127,6 +128,7 @@ class Reconciler:
         decisions = gate(decisions, ordering(result.desired.services), running=reported, starting=starting)
 
         # Act: each lane its share.
+        self.lanes.intend(parts)
         actor = Actor(self.store, self.concurrency)
         errors: dict[str, str] = {}
         unfinished: dict[str, BaseException] = {}
@@ -140,6 +142,7 @@ class Reconciler:
                 label = f"{lane.account.label}: " if lane.account else ""
                 joined = "; ".join(filter(None, [errors.get(AGGREGATE), label + part_errors[AGGREGATE]]))
                 errors[AGGREGATE] = truncate(joined)
+        self.lanes.save()
         if unfinished:  # a transient error: what was applied is remembered, the rest is retried next tick
             raise next(iter(unfinished.values()))
 

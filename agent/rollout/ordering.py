@@ -79,9 +79,7 @@ def gate(
             out[name] = Decision((), None, FAILURE, f"not started: {_failure(failed, name, order)}")
             stopped.add(name)
             continue
-        waiting = [
-            a for a in upstream if a not in running and (out[a].state != SUCCESS or starts(a))
-        ]
+        waiting = [a for a in upstream if a not in running and (out[a].state != SUCCESS or starts(a))]
         if waiting:
             wakes: list[datetime] = [w for w in (out[a].wake_at for a in waiting) if w is not None]
             out[name] = Decision(

@@ -28,6 +28,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--interval", type=int, default=5, help="poll interval X, seconds (default 5)")
     parser.add_argument("--trials", type=int, default=5, help="latency samples per trigger (default 5)")
     parser.add_argument("--out", default=str(OUT), help="where results.json and cost.png go")
+    parser.add_argument(
+        "--slope-ticks", type=int, default=200, help="no-op ticks for the slopes (default 200)"
+    )
     parser.add_argument("--faults-n", type=int, default=50, help="services in the faults scenario (0: skip)")
     parser.add_argument("--faults-rate", type=float, default=0.2, help="share of AWS requests failing")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # internal: measure one N, print JSON
@@ -35,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.one is not None:
-        print(json.dumps(measure(args.one, args.interval, args.trials)), flush=True)
+        print(json.dumps(measure(args.one, args.interval, args.trials, args.slope_ticks)), flush=True)
         return 0
     if args.faults_one is not None:
         print(json.dumps(measure_faults(args.faults_one, args.faults_rate, seed=6)), flush=True)
@@ -48,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"N={n} ...", flush=True)
         proc = subprocess.run(
             [sys.executable, "-m", "agent.sandbox.bench", "--one", str(n), "--interval", str(args.interval),
-             "--trials", str(args.trials)],
+             "--trials", str(args.trials), "--slope-ticks", str(args.slope_ticks)],
             capture_output=True, text=True, check=False,
         )  # fmt: skip
         if proc.returncode != 0:

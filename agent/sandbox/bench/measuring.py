@@ -77,7 +77,39 @@ def paced_floor_seconds(n: int) -> float:
 # ------------------------------------------------------------------------------------- one size
 
 
-def measure(n: int, interval: int, trials: int) -> dict[str, Any]:
+def slope(values: list[float]) -> float:
+    """Least-squares slope of ``values`` against their index (units per tick)."""
+    k = len(values)
+    if k < 2:
+        return 0.0
+    mean_x, mean_y = (k - 1) / 2, statistics.fmean(values)
+    num = sum((i - mean_x) * (v - mean_y) for i, v in enumerate(values))
+    return num / sum((i - mean_x) ** 2 for i in range(k))
+
+
+def flat(agent: Any, ticks: int) -> dict[str, Any]:
+    """``ticks`` no-op ticks in a row: CPU and RSS of each, their slopes, first and last tenth."""
+    cpus: list[float] = []
+    rsss: list[float] = []
+    for _ in range(ticks):
+        cpu0 = time.process_time()
+        result = agent.tick()
+        cpus.append(time.process_time() - cpu0)
+        rsss.append(rss_mb())
+        assert result is not None and result.outcome == "unchanged", result
+    tenth = max(1, ticks // 10)
+    return {
+        "ticks": ticks,
+        "cpu_ms_per_tick_slope": round(slope(cpus) * 1000, 4),
+        "rss_mb_per_tick_slope": round(slope(rsss), 4),
+        "cpu_s_first_tenth": round(statistics.median(cpus[:tenth]), 4),
+        "cpu_s_last_tenth": round(statistics.median(cpus[-tenth:]), 4),
+        "rss_mb_first": rsss[0],
+        "rss_mb_last": rsss[-1],
+    }
+
+
+def measure(n: int, interval: int, trials: int, slope_ticks: int = 200) -> dict[str, Any]:
     """Every measurement for n services (run in a process of its own: see ``main``)."""
     quiet_logs()
     from agent.aws.clients import Aws
@@ -151,6 +183,17 @@ def measure(n: int, interval: int, trials: int) -> dict[str, Any]:
             "peak_rss_is_per_tick": can_reset,
         }
         out["idle_rss_mb"] = rss_mb()
+
+        # (b2): one commit changing one file: the CPU of the tick that applies it, then the run of no-op
+        # ticks whose CPU and RSS must stay flat (least-squares slope per tick).
+        repo.write_taskdef(0, "one")
+        repo.commit("bump svc0000")
+        gc.collect()
+        cpu0 = time.process_time()
+        one = agent.tick()
+        out["one_file_commit"] = {"cpu_s": round(time.process_time() - cpu0, 3), "outcome": one.outcome}
+        settle()
+        out["flat"] = flat(agent, slope_ticks)
 
         # (c): one commit bumps the image of all N services; tick until every one is reported deployed.
         for i in range(n):

@@ -1,0 +1,122 @@
+"""With a state store, a new process starts warm: the revision index (task-definition ARN -> content hash,
+how far each family is accounted for, the descriptions of the revisions running) is kept in the store,
+so a cold ``plan``, a restarted daemon and a cold ``apply`` make no task-definition read (counted through
+botocore events)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from agent.aws.clients import Aws
+from agent.aws.pacing import Pacer
+from agent.manifests.tree import DirTree
+from agent.reconcile import Reconciler
+from agent.sandbox.harness import write
+from agent.store.sqlite import SqliteStore
+
+N = 20
+
+
+def _manifests(root: Path, tag: str, n: int, cluster: str) -> None:
+    """``n`` services, each with its own task-definition family, all running image ``:tag``."""
+    write(
+        root,
+        "cluster.yaml",
+        f"apiVersion: ecs-gitops/v1\nkind: Cluster\nmetadata: {{name: {cluster}}}\nspec: {{}}\n",
+    )
+    docs = []
+    for i in range(n):
+        family = f"{cluster}{i:03d}"
+        write(root, f"taskdefs/{family}.json", {
+            "family": family, "networkMode": "bridge", "requiresCompatibilities": ["EC2"],
+            "containerDefinitions": [{"name": "app", "image": f"repo/app:{tag}", "memory": 128}],
+        })  # fmt: skip
+        docs.append(
+            f"apiVersion: ecs-gitops/v1\nkind: Service\nmetadata: {{name: {family}}}\n"
+            f"spec: {{cluster: {cluster}, taskDefinition: taskdefs/{family}.json, desiredCount: 1, "
+            "launchType: EC2}\n"
+        )
+    write(root, "services.yaml", "---\n".join(docs))
+
+
+class Process:
+    """One agent process: its own clients, call counter and reconciler, over the store at ``path``."""
+
+    def __init__(self, sandbox, path: Path) -> None:
+        self.aws = Aws(region=sandbox.region, endpoint_url=sandbox.endpoint)
+        self.store = SqliteStore(path)
+        self.reconciler = Reconciler(self.aws, store=self.store, pacer=Pacer(limits={}))
+
+    def tick(self, root: Path) -> dict[str, int]:
+        self.aws.counter.reset()
+        self.reconciler.tick(DirTree(root), "0" * 40)
+        return dict(self.aws.counter.counts)
+
+    def plan(self, root: Path) -> dict[str, int]:
+        self.aws.counter.reset()
+        self.reconciler.plan(DirTree(root))
+        return dict(self.aws.counter.counts)
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def _ecs(counts: dict[str, int]) -> dict[str, int]:
+    return {k: n for k, n in counts.items() if k.startswith("ecs.")}
+
+
+def test_cold_plan_restart_and_apply_with_a_warm_store_make_no_task_definition_read(
+    sandbox, tmp_path: Path
+) -> None:
+    """After one process deployed N services: a new process's plan and no-op tick make ceil(N/10)
+    DescribeServices + one DescribeClusters and nothing else; a new process's image bump makes at most 2.2
+    calls per service (N RegisterTaskDefinition + N UpdateService + the no-op reads), and so does a revert
+    (N UpdateService, nothing registered, no look-back)."""
+    cluster, root, state = "warm", tmp_path / "repo", tmp_path / "state.db"
+    floor = {"ecs.DescribeServices": math.ceil(N / 10), "ecs.DescribeClusters": 1}
+    _manifests(root, "1", N, cluster)
+    first = Process(sandbox, state)
+    first.tick(root)
+    first.close()
+
+    planner = Process(sandbox, state)  # `ecs-gitops plan --data-dir`
+    assert _ecs(planner.plan(root)) == floor
+    planner.close()
+
+    daemon = Process(sandbox, state)  # a restarted daemon
+    assert _ecs(daemon.tick(root)) == floor
+    daemon.close()
+
+    _manifests(root, "2", N, cluster)
+    apply = Process(sandbox, state)  # `ecs-gitops apply` of an image bump
+    bump = _ecs(apply.tick(root))
+    assert apply.aws.counter.mutating() == {"ecs.RegisterTaskDefinition": N, "ecs.UpdateService": N}
+    assert sum(bump.values()) <= 2.2 * N, bump
+    apply.close()
+
+    _manifests(root, "1", N, cluster)
+    revert = Process(sandbox, state)
+    back = _ecs(revert.tick(root))
+    assert revert.aws.counter.mutating() == {"ecs.UpdateService": N}
+    assert "ecs.ListTaskDefinitions" not in back and "ecs.DescribeTaskDefinition" not in back, back
+    assert _ecs(revert.tick(root)) == floor
+    revert.close()
+
+
+def test_a_damaged_index_entry_is_read_from_ecs(sandbox, tmp_path: Path) -> None:
+    """An index entry that cannot be used is ignored: the agent reads ECS as a cold agent would."""
+    cluster, root, state = "damaged", tmp_path / "repo", tmp_path / "state.db"
+    _manifests(root, "1", 3, cluster)
+    first = Process(sandbox, state)
+    first.tick(root)
+    for key, _ in first.store.items("revisions/"):
+        first.store.put(key, {"newest": "not a pair", "arns": 7})
+    first.close()
+
+    again = Process(sandbox, state)
+    counts = _ecs(again.tick(root))
+    assert again.aws.counter.mutating() == {}
+    assert counts["ecs.DescribeTaskDefinition"] == 3
+    assert _ecs(again.tick(root)) == {"ecs.DescribeServices": 1, "ecs.DescribeClusters": 1}
+    again.close()
