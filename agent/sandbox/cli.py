@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from agent.sandbox.lambdas import HOOK_STATES
+from agent.sandbox.overlay.task_definitions import ECHO_ECS, ECHO_MODES
 from agent.sandbox.seed import DEFAULT_SEED_PATH, SeedError, load_seed
 from agent.sandbox.server import ALARM_STATES, DUMMY_CREDENTIALS, Sandbox, SandboxError
 from agent.sandbox.simulator import DEFAULT_FAILURE_PATTERN, DEFAULT_TASK_START_SECONDS
@@ -44,13 +45,15 @@ def sandbox_up(
     stop: threading.Event | None = None,
     task_seconds: float = DEFAULT_TASK_START_SECONDS,
     failure_pattern: str = DEFAULT_FAILURE_PATTERN,
+    echo: str = ECHO_ECS,
 ) -> int:
     """Start, seed, serve until SIGINT/SIGTERM (or ``stop`` is set); 0 on a clean stop, 1 on error.
 
     ``seed`` is a seed file; when None, ``manifests-example/sandbox-seed.yaml`` under the current
     directory is used if it exists. ``use_seed=False`` starts an empty sandbox. ``task_seconds`` is
     how long the simulator takes to start (or fail) one task; images matching ``failure_pattern``
-    never start.
+    never start. ``echo`` "verbatim" describes task definitions as registered instead of with the
+    defaults ECS adds.
     """
     if task_seconds <= 0:
         print("error: --task-seconds must be positive", file=sys.stderr)
@@ -65,7 +68,11 @@ def sandbox_up(
             return 1
     region = (seed_data or {}).get("region") or DEFAULT_REGION
     sandbox = Sandbox(
-        port=port, region=region, task_start_seconds=task_seconds, failure_pattern=failure_pattern
+        port=port,
+        region=region,
+        task_start_seconds=task_seconds,
+        failure_pattern=failure_pattern,
+        echo=echo,
     )
     try:
         endpoint = sandbox.start()
@@ -144,6 +151,13 @@ def _add_up_parser(subparsers: Any) -> argparse.ArgumentParser:
         metavar="GLOB",
         help=f"images matching this fnmatch pattern never start (default {DEFAULT_FAILURE_PATTERN!r})",
     )
+    up.add_argument(
+        "--echo",
+        choices=ECHO_MODES,
+        default=ECHO_ECS,
+        help="how task definitions are described: 'ecs' adds the defaults ECS adds (default), 'verbatim' "
+        "gives them back as registered",
+    )
     up.set_defaults(func=_run_up)
     return up
 
@@ -155,6 +169,7 @@ def _run_up(args: argparse.Namespace) -> int:
         use_seed=not args.no_seed,
         task_seconds=args.task_seconds,
         failure_pattern=args.failure_pattern,
+        echo=args.echo,
     )
 
 
