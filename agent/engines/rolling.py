@@ -17,11 +17,13 @@ import structlog
 
 from agent.engines.base import Step, Subject, Tick, apply_service, held
 from agent.engines.gating import gate_of, hold_for_windows
-from agent.plan.model import CREATE
+from agent.plan.diff import diff
+from agent.plan.model import ABSENT, CREATE, NO_CHANGE, REUSE, UPDATE
+from agent.plan.revisions import running_task_definition
 from agent.plan.services import engine_of
-from agent.plan.taskdefs import family_revision
+from agent.plan.taskdefs import family_revision, normalise_task_definition
 from agent.rollout import rolling
-from agent.rollout.decisions import APPLY, Decision, RolloutRecord
+from agent.rollout.decisions import APPLY, SUCCESS, Decision, RolloutRecord
 
 log = structlog.get_logger()
 
@@ -46,6 +48,7 @@ class RollingEngine:
                 target=s.target,
                 deployments=deployments(s.live),
                 events=tuple(e.get("message", "") for e in (s.live or {}).get("events", ())[:20]),
+                residual=residual(tick, s),
             )
             for s in subjects
         }
@@ -56,6 +59,18 @@ class RollingEngine:
             return early
         record = RolloutRecord.from_json(subject.stored)
         decision = rolling.advance(record, observation, tick.sha, now)
+        if (
+            observation.residual
+            and decision.state == SUCCESS
+            and record
+            and record.result != rolling.SUCCEEDED
+        ):
+            log.warning(
+                "rollout.residual_diff",
+                service=subject.name,
+                fields=list(observation.residual),
+                message=rolling.residual_warning(observation.residual, limit=len(observation.residual)),
+            )
         if APPLY in decision.actions:
             creating = subject.service_change is not None and subject.service_change.action == CREATE
             decision = hold_for_windows(
@@ -78,6 +93,35 @@ class RollingEngine:
             )
             apply_service(tick, subject, step)
         return None
+
+
+def residual(tick: Tick, subject: Subject) -> tuple[str, ...]:
+    """The fields in which ECS describes what this service already runs differently from Git, when that
+    is the only difference left (see agent.rollout.rolling); () when anything else differs.
+
+    The task definition counts when the plan reuses the very revision the service runs (its content-hash
+    tag says it was registered for this content, so whatever differs is how ECS describes it); service
+    fields count when the manifest does not set them at all."""
+    fields: list[str] = []
+    td = subject.td_change
+    if td is not None and (td.action != NO_CHANGE or td.fields):
+        arn = td.request.get("taskDefinitionArn")
+        current = tick.observed.task_definitions.get(arn) if arn else None
+        tdf = tick.desired.task_definitions.get(subject.family or "")
+        if td.action != REUSE or current is None or tdf is None:
+            return ()
+        if arn != running_task_definition(subject.live or {}):
+            return ()
+        wanted = normalise_task_definition(tdf.body)
+        fields += [f"/taskDefinition{f.path}" for f in diff(normalise_task_definition(current), wanted)]
+    service = subject.service_change
+    if service is not None and service.changes_anything:
+        if service.action != UPDATE or service.hold is not None:
+            return ()
+        if any(f.new is not ABSENT for f in service.fields):
+            return ()
+        fields += [f.path for f in service.fields]
+    return tuple(fields)
 
 
 def deployments(service: Mapping[str, Any] | None) -> tuple[rolling.Deployment, ...]:

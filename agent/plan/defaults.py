@@ -282,6 +282,30 @@ CONDITIONAL: tuple[tuple[str, str, str], ...] = (
 )
 
 
+# Rows ECS's DescribeTaskDefinition carries even when the request left them out (wherever the object
+# holding them exists): seen in real output (tests/corpus/ecs-output/, and the EFS and docker-volume
+# outputs the normaliser's first gaps came from). The sandbox adds these on RegisterTaskDefinition, so
+# everything that goes through it exercises the normaliser; the other rows are only accepted either way.
+ECHOED: frozenset[str] = frozenset(
+    {
+        "/containerDefinitions/*/essential",
+        "/containerDefinitions/*/portMappings/*/protocol",
+        "/containerDefinitions/*/healthCheck/interval",
+        "/containerDefinitions/*/healthCheck/timeout",
+        "/containerDefinitions/*/healthCheck/retries",
+        "/volumes/*/efsVolumeConfiguration/rootDirectory",
+        "/volumes/*/efsVolumeConfiguration/authorizationConfig/iam",
+        "/volumes/*/dockerVolumeConfiguration/driver",
+        "/volumes/*/dockerVolumeConfiguration/scope",
+        "/enableFaultInjection",
+    }
+)
+
+
+def echoed_rows() -> tuple[Default, ...]:
+    return tuple(d for d in DEFAULTS if d.path in ECHOED)
+
+
 def drop_rows() -> tuple[Default, ...]:
     return tuple(d for d in DEFAULTS if d.mode == "drop")
 

@@ -16,7 +16,8 @@ CreateService API:
 ``normalise_service`` turns either a desired request or a DescribeServices entry into the same shape:
 request fields only, ECS defaults filled (``platformVersion`` LATEST on Fargate, ``schedulingStrategy``
 REPLICA, ``propagateTags`` NONE, managed tags and execute command off, grace period 0, rolling 200/100
-with the circuit breaker off, ``deploymentController`` ECS, a lifecycle hook's ``targetType``
+with the circuit breaker off (``resetOnHealthyTask`` true), canary 5 % baked 10 minutes, linear steps of
+10 % baked 6 minutes, ``deploymentController`` ECS, a lifecycle hook's ``targetType``
 AWS_LAMBDA and timeout 1440 minutes / ROLLBACK), subnets/security groups/load balancers/
 registries/constraints sorted (placement strategy keeps its order: it is evaluated in order), tags as a
 sorted list, and ``taskDefinition`` as ``family:revision`` (``family:(new)`` for a revision not yet
@@ -38,6 +39,7 @@ from agent.plan.strategies import (
     HOOK_STAGES,
     PAUSE_STAGE,
     PAUSE_TIMEOUT_MINUTES,
+    STEP_DEFAULTS,
     WINDOW_PAUSE_HOOK,
     deployment_settings,
     engine_of,
@@ -57,6 +59,7 @@ __all__ = [
     "MANAGED_TAG_KEY",
     "PAUSE_STAGE",
     "PAUSE_TIMEOUT_MINUTES",
+    "STEP_DEFAULTS",
     "TASK_SET_FIELDS",
     "WINDOW_PAUSE_HOOK",
     "alarm_name",
@@ -234,6 +237,7 @@ def _deployment_configuration(config: Any, scheduling: str) -> Any:
     breaker = dict(config.get("deploymentCircuitBreaker") or {})
     breaker.setdefault("enable", False)
     breaker.setdefault("rollback", False)
+    breaker.setdefault("resetOnHealthyTask", True)  # DeploymentCircuitBreaker: "The default is true."
     config["deploymentCircuitBreaker"] = breaker
     config.setdefault("strategy", "ROLLING")
     alarms = config.get("alarms")
@@ -247,9 +251,12 @@ def _deployment_configuration(config: Any, scheduling: str) -> Any:
                 "enable": bool(alarms.get("enable")),
                 "rollback": bool(alarms.get("rollback")),
             }
-    for key in ("canaryConfiguration", "linearConfiguration"):
+    for key, strategy in (("canaryConfiguration", "CANARY"), ("linearConfiguration", "LINEAR")):
+        if config["strategy"] == strategy and config.get(key) is None:
+            config[key] = {}
         if isinstance(config.get(key), Mapping):
-            config[key] = {k: (float(v) if k.endswith("Percent") else v) for k, v in config[key].items()}
+            filled = {**STEP_DEFAULTS[key], **{k: v for k, v in config[key].items() if v is not None}}
+            config[key] = {k: (float(v) if k.endswith("Percent") else v) for k, v in filled.items()}
     hooks = [_lifecycle_hook(h) for h in config.pop("lifecycleHooks", None) or [] if isinstance(h, Mapping)]
     if hooks:
         config["lifecycleHooks"] = _sort_canonically(hooks)

@@ -40,6 +40,14 @@ HOOK_STAGES = {
 PAUSE_STAGE = "PRE_PRODUCTION_TRAFFIC_SHIFT"
 PAUSE_TIMEOUT_MINUTES = 20160
 DEFAULT_HOOK_TIMEOUT_MINUTES = 1440
+# What ECS uses for a canary or linear deployment that leaves a value out. CanaryConfiguration:
+# canaryPercent "The default value is 5.0.", canaryBakeTimeInMinutes "The default value is 10.";
+# LinearConfiguration: stepPercent "The default value is 10.0.", stepBakeTimeInMinutes "The default
+# value is 6."
+STEP_DEFAULTS: dict[str, dict[str, Any]] = {
+    "canaryConfiguration": {"canaryPercent": 5.0, "canaryBakeTimeInMinutes": 10},
+    "linearConfiguration": {"stepPercent": 10.0, "stepBakeTimeInMinutes": 6},
+}
 WINDOW_PAUSE_HOOK: dict[str, Any] = {
     "targetType": "PAUSE",
     "lifecycleStages": [PAUSE_STAGE],

@@ -21,6 +21,18 @@ With a broken image instead, ECS's circuit breaker fails the deployment and roll
 ====  ========================================  ==============================  =========================
 
 A later commit with different content (a fix, or a revert to F1) has a new fingerprint and applies.
+
+Success and failure come from ECS (the PRIMARY deployment's rolloutState and reason, the service's
+"deployment failed" events), never from the plan still differing. When ECS completed the revision Git
+asks for but describes fields the manifests do not say (``residual``: a default ECS added that the
+normaliser does not know, say), the rollout is a success with a warning naming them, and later ticks stay
+at success without applying again:
+
+====  ========================================  ==============================  =========================
+3"    out of sync only by residual fields;      F2 in_progress                  success "web:5 running 4/4;
+      PRIMARY web:5 COMPLETED 4/4                                               ECS returned /x that ..."
+4"    the same                                  F2 succeeded                    the same, no action
+====  ========================================  ==============================  =========================
 """
 
 from __future__ import annotations
@@ -56,6 +68,10 @@ class Observation:
     target: str | None  # family:revision desired, when known ("web:(new)" before registration)
     deployments: tuple[Deployment, ...] = ()
     events: tuple[str, ...] = ()  # the service's event messages, newest first
+    # When the only difference left is in what ECS describes of the content this service already runs
+    # (the revision registered for this very content, or service fields the manifest does not set): the
+    # differing fields. Empty otherwise.
+    residual: tuple[str, ...] = ()
 
     @property
     def primary(self) -> Deployment | None:
@@ -69,6 +85,9 @@ def advance(record: RolloutRecord | None, obs: Observation, sha: str, now: datet
         return _follow(record if mine else None, obs, sha, now)
     if mine and record is not None and record.result == FAILED:
         return Decision((), record, FAILURE, record.reason or "rollout failed; fix or revert the commit")
+    if mine and record is not None and obs.residual and _on_target(obs):
+        # ECS runs what was applied and only describes it differently: its deployment decides.
+        return _warn_residual(_follow(record, obs, sha, now), obs.residual)
     if mine and record is not None and record.result == IN_PROGRESS:
         # We had applied this content and ECS now runs something else: the circuit breaker rolled back.
         reason = _cut(f"rolled back: {_failure_reason(obs)}")
@@ -98,6 +117,30 @@ def _follow(record: RolloutRecord | None, obs: Observation, sha: str, now: datet
         f"rolling out {name}: {primary.running}/{primary.desired} tasks running",
         now + POLL,
     )
+
+
+def _on_target(obs: Observation) -> bool:
+    """ECS's PRIMARY deployment runs the revision Git asks for (a registered one, not ``family:(new)``)."""
+    primary = obs.primary
+    target = obs.target or ""
+    return (
+        primary is not None
+        and bool(target)
+        and not target.endswith(":(new)")
+        and (primary.task_definition == target)
+    )
+
+
+def residual_warning(fields: tuple[str, ...], limit: int = 2) -> str:
+    """The words for fields ECS describes that the manifests do not say."""
+    named = ", ".join(fields[:limit]) + (f" +{len(fields) - limit} more" if len(fields) > limit else "")
+    return f"ECS returned {named} that the manifest does not say; add it or report a normaliser gap"
+
+
+def _warn_residual(decision: Decision, fields: tuple[str, ...]) -> Decision:
+    if decision.state != SUCCESS:
+        return decision
+    return replace(decision, description=_cut(f"{residual_warning(fields)} ({decision.description})"))
 
 
 def _failure_reason(obs: Observation) -> str:

@@ -35,6 +35,7 @@ from typing import Any, TextIO
 
 from agent.sandbox.hooks import STATES as HTTP_HOOK_STATES
 from agent.sandbox.lambdas import HOOK_STATES
+from agent.sandbox.overlay.task_definitions import ECHO_ECS, ECHO_MODES
 from agent.sandbox.seed import DEFAULT_SEED_PATH, SeedError, load_seed
 from agent.sandbox.server import ALARM_STATES, DUMMY_CREDENTIALS, Sandbox, SandboxError
 from agent.sandbox.simulation.clock import SandboxClock
@@ -55,6 +56,7 @@ def sandbox_up(
     failure_pattern: str = DEFAULT_FAILURE_PATTERN,
     clock_speed: float = 1.0,
     clock_start: datetime | None = None,
+    echo: str = ECHO_ECS,
 ) -> int:
     """Start, seed, serve until SIGINT/SIGTERM (or ``stop`` is set); 0 on a clean stop, 1 on error.
 
@@ -62,6 +64,7 @@ def sandbox_up(
     directory is used if it exists. ``use_seed=False`` starts an empty sandbox. ``task_seconds`` is
     how long the simulator takes to start (or fail) one task; images matching ``failure_pattern``
     never start. ``clock_speed`` and ``clock_start``: the sandbox's clock (real time from now, by default).
+    ``echo`` "verbatim" describes task definitions as registered instead of with the defaults ECS adds.
     """
     if task_seconds <= 0:
         print("error: --task-seconds must be positive", file=sys.stderr)
@@ -85,6 +88,7 @@ def sandbox_up(
         clock=SandboxClock(speed=clock_speed, start=clock_start),
         task_start_seconds=task_seconds,
         failure_pattern=failure_pattern,
+        echo=echo,
     )
     try:
         endpoint = sandbox.start()
@@ -194,6 +198,13 @@ def _add_up_parser(subparsers: Any) -> argparse.ArgumentParser:
         metavar="ISO",
         help="the sandbox's time at start, e.g. 2026-06-02T10:00:00Z (default: now)",
     )
+    up.add_argument(
+        "--echo",
+        choices=ECHO_MODES,
+        default=ECHO_ECS,
+        help="how task definitions are described: 'ecs' adds the defaults ECS adds (default), 'verbatim' "
+        "gives them back as registered",
+    )
     up.set_defaults(func=_run_up)
     return up
 
@@ -225,6 +236,7 @@ def _run_up(args: argparse.Namespace) -> int:
         failure_pattern=args.failure_pattern,
         clock_speed=args.clock_speed,
         clock_start=args.clock_start,
+        echo=args.echo,
     )
 
 

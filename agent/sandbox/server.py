@@ -39,6 +39,7 @@ from agent.sandbox.hooks import STATES as HOOK_STATES
 from agent.sandbox.hooks import HookReceiver
 from agent.sandbox.lambdas import LambdaFunctions
 from agent.sandbox.overlay import EcsOverlay
+from agent.sandbox.overlay.task_definitions import ECHO_ECS, ECHO_MODES
 from agent.sandbox.seed import SeedResult, apply_seed, load_seed
 from agent.sandbox.simulator import (
     DEFAULT_FAILURE_PATTERN,
@@ -101,9 +102,14 @@ class Sandbox:
         *,
         task_start_seconds: float = DEFAULT_TASK_START_SECONDS,
         failure_pattern: str = DEFAULT_FAILURE_PATTERN,
+        echo: str = ECHO_ECS,
     ) -> None:
+        if echo not in ECHO_MODES:
+            raise SandboxError(f"echo must be one of {', '.join(ECHO_MODES)}, not {echo!r}")
         self.port = port
         self.region = region
+        # "ecs": task definitions are described with the defaults ECS adds; "verbatim": as registered.
+        self.echo = echo
         self.simulator = Simulator(
             clock, task_start_seconds=task_start_seconds, failure_pattern=failure_pattern
         )
@@ -139,6 +145,7 @@ class Sandbox:
             _reset_moto()
             self.simulator.reset()
             self.overlay = EcsOverlay(DomainDispatcherApplication(create_backend_app))
+            self.overlay.echo = self.echo
             self.simulator.install(self.overlay)
             self.overlay.filters.append(external_id_filter)
             self.faults = Faults()

@@ -182,19 +182,25 @@ class ServiceDeployments(NativeLifecycle, ServiceDeploymentApi):
                 self._finish(record, ROLLBACK_SUCCESSFUL, record.status_reason, at)
 
     def failed(
-        self, service: SimService, deployment: SimDeployment, rollback: SimDeployment | None, at: float
+        self,
+        service: SimService,
+        deployment: SimDeployment,
+        rollback: SimDeployment | None,
+        at: float,
+        cause: str = "the circuit breaker detected tasks failing to start",
     ) -> None:
-        """The circuit breaker failed a rolling deployment (and, with rollback on, started ``rollback``)."""
+        """The circuit breaker or an alarm (``cause``) failed a rolling deployment (and, with rollback on,
+        started ``rollback``)."""
         for record in self.by_service.get(service.arn, []):
             if record.target is deployment and record.status == IN_PROGRESS:
-                reason = "Service deployment failed: the circuit breaker detected tasks failing to start."
+                reason = f"Service deployment failed: {cause}."
                 if rollback is None:
                     record.status, record.stopped_at = STOPPED, at
                     record.status_reason, record.updated_at = reason, at
                     continue
                 record.rollback_to = rollback
                 rollback.revision_arn = deployment_revision(rollback, service)
-                self._roll_back(record, reason.replace("failed:", "rolled back because"), at)
+                self._roll_back(record, reason.replace("failed:", "rolled back because", 1), at)
                 record.status = ROLLBACK_IN_PROGRESS
 
     def has_work(self, service: SimService) -> bool:

@@ -71,6 +71,7 @@ class Overlay(Protocol):
 
     state: OverlayState
     now: Callable[[], float]  # the sandbox clock (epoch seconds) for createdAt, registeredAt...
+    echo: str  # "ecs": task definitions come back with the defaults ECS adds; "verbatim": as registered
 
     def call_moto(self, environ: dict[str, Any], operation: str, params: Json) -> Reply: ...
 

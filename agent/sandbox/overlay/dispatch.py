@@ -22,6 +22,7 @@ from xml.sax.saxutils import escape as xml_escape
 
 from agent.sandbox.overlay import capacity_providers, clusters, services, task_definitions
 from agent.sandbox.overlay.calls import Call, EcsError, Handler, Json, OverlayState, PostProcessor, Reply
+from agent.sandbox.overlay.task_definitions import ECHO_ECS
 
 TARGET_PREFIX = "AmazonEC2ContainerServiceV20141113."
 CONTENT_TYPE = "application/x-amz-json-1.1"
@@ -71,6 +72,9 @@ class EcsOverlay:
         self.lock = threading.RLock()
         self.state = OverlayState()
         self.now = now  # the sandbox clock (epoch seconds) for createdAt, registeredAt...
+        # How RegisterTaskDefinition is stored: "ecs" adds the defaults ECS adds, "verbatim" keeps the
+        # request as moto stores it (agent.sandbox.overlay.task_definitions).
+        self.echo = ECHO_ECS
         self.handlers: dict[str, Handler] = dict(DEFAULT_HANDLERS)
         self.post_processors: dict[str, list[PostProcessor]] = {
             op: list(fns) for op, fns in DEFAULT_POST_PROCESSORS.items()

@@ -53,6 +53,7 @@ class SimDeployment:
     reason: str = ""
     updated_at: float = 0.0
     revision_arn: str = ""  # the service revision it runs (ServiceDeployment APIs)
+    rollback: bool = False  # started by ECS to roll a failed deployment back (no alarms watched on it)
 
     def render(self, desired: int) -> Json:
         pending = 0

@@ -19,6 +19,13 @@ rollback to the last completed deployment. Timing model (``T`` = ``task_start_se
   one becomes ACTIVE, keeps rolloutState FAILED, and is removed when the rollback completes, ``N * T``
   seconds later, since the rollback replaces the old tasks like any update). Without the circuit
   breaker the deployment stays IN_PROGRESS and ``failedTasks`` climbs for ever.
+* **Alarms.** With ``deploymentConfiguration.alarms`` enabled, ECS watches the alarms while the
+  deployment is IN_PROGRESS: on the first tick one of them is in ALARM the deployment turns FAILED (its
+  reason and the service event name the alarms) and, with the alarms' ``rollback`` on, rolls back to the
+  last COMPLETED deployment exactly as the circuit breaker does (the rollback itself is not failed by
+  the alarm that caused it). (Developer Guide, "How CloudWatch alarms
+  detect Amazon ECS deployment failures": "When the alarm is triggered, the deployment fails. ... If you
+  configured rollback, Amazon ECS rolls back the deployment to the last completed deployment.")
 
 BLUE_GREEN, LINEAR and CANARY deployments are driven by :mod:`agent.sandbox.service_deployments`
 instead (:meth:`RollingDeployments._tick_deployments` hands them over).
@@ -30,6 +37,7 @@ import copy
 import math
 from typing import TYPE_CHECKING
 
+from agent.sandbox.simulation.deployment_lifecycle import alarm_state
 from agent.sandbox.simulation.model import (
     ACTIVE,
     CIRCUIT_BREAKER_REASON,
@@ -72,6 +80,12 @@ class RollingDeployments:
             return
         primary = service.primary
         if primary is None or primary.rollout_state == FAILED:
+            return
+        if (
+            primary.rollout_state == IN_PROGRESS
+            and not primary.rollback
+            and self._alarms_failed(service, primary, at)
+        ):
             return
         desired = service.desired
         config = service.config
@@ -120,13 +134,44 @@ class RollingDeployments:
         deployment.updated_at = at
         service.history.append({**deployment.render(0), "finishedAt": at})
 
-    def _fail(self, service: SimService, failed: SimDeployment, at: float) -> None:
+    def _alarms_failed(self, service: SimService, primary: SimDeployment, at: float) -> bool:
+        """Fail (and with ``rollback`` roll back) the deployment when one of its alarms is in ALARM."""
+        alarms = service.deployment_configuration.get("alarms") or {}
+        if not alarms.get("enable") or not alarms.get("alarmNames"):
+            return False
+        firing = [n for n in alarms["alarmNames"] if alarm_state(service.arn, n) == "ALARM"]
+        if not firing:
+            return False
+        names = ", ".join(firing)
+        self._fail(
+            service,
+            primary,
+            at,
+            reason=f"ECS deployment {primary.id} failed: alarm(s) {names} went into ALARM.",
+            event=f"(deployment {primary.id}) deployment failed: alarm(s) {names} detected.",
+            rollback=bool(alarms.get("rollback")),
+            cause=f"the CloudWatch alarm(s) {names} went into ALARM",
+        )
+        return True
+
+    def _fail(
+        self,
+        service: SimService,
+        failed: SimDeployment,
+        at: float,
+        reason: str = CIRCUIT_BREAKER_REASON,
+        event: str = "",
+        rollback: bool | None = None,
+        cause: str = "",
+    ) -> None:
         failed.rollout_state = FAILED
-        failed.reason = CIRCUIT_BREAKER_REASON
+        failed.reason = reason
         failed.updated_at = at
-        self._event(service, at, f"(deployment {failed.id}) deployment failed: tasks failed to start.")
-        rollback = self._rollback_rolling(service, failed, at) if service.config["rollback"] else None
-        self.service_deployments.failed(service, failed, rollback, at)
+        event = event or f"(deployment {failed.id}) deployment failed: tasks failed to start."
+        self._event(service, at, event)
+        roll_back = service.config["rollback"] if rollback is None else rollback
+        started = self._rollback_rolling(service, failed, at) if roll_back else None
+        self.service_deployments.failed(service, failed, started, at, *([cause] if cause else []))
 
     def _rollback_rolling(
         self, service: SimService, failed: SimDeployment, at: float
@@ -144,6 +189,7 @@ class RollingDeployments:
             updated_at=at,
             fields=copy.deepcopy(target.fields),
             revision_arn=target.revision_arn,
+            rollback=True,
         )
         service.deployments.insert(0, rollback)
         self._event(service, at, f"rolling back to deployment {target.id}.")

@@ -413,7 +413,11 @@ def test_described_service_normalises_like_the_request() -> None:
                     "maximumPercent": 200,
                     "minimumHealthyPercent": 100,
                     "strategy": "ROLLING",
-                    "deploymentCircuitBreaker": {"enable": False, "rollback": False},
+                    "deploymentCircuitBreaker": {
+                        "enable": False,
+                        "rollback": False,
+                        "resetOnHealthyTask": True,
+                    },
                 }
             },
         ),
@@ -425,7 +429,11 @@ def test_described_service_normalises_like_the_request() -> None:
                     "maximumPercent": 100,
                     "minimumHealthyPercent": 0,
                     "strategy": "ROLLING",
-                    "deploymentCircuitBreaker": {"enable": False, "rollback": False},
+                    "deploymentCircuitBreaker": {
+                        "enable": False,
+                        "rollback": False,
+                        "resetOnHealthyTask": True,
+                    },
                 }
             },
         ),
