@@ -81,12 +81,15 @@ class _Family:
         return max(found, key=revision_of) if found else None
 
     def to_json(self) -> dict[str, Any]:
+        """What is stored: the hashes always; a description only when it holds no plain environment value
+        (values may be secrets, and the state store never holds one: such a revision is described from
+        ECS again after a restart, when its content is needed)."""
         return {
             "arns": self.arns,
             "newest": list(self.newest),
             "accounted": self.accounted,
             "running": self.running,
-            "bodies": self.bodies,
+            "bodies": {arn: body for arn, body in self.bodies.items() if not _has_environment(body)},
         }
 
     @classmethod
@@ -100,6 +103,11 @@ class _Family:
         f.running = [str(a) for a in value.get("running") or ()][-RUNNING_KEPT:]
         f.bodies = {str(a): b for a, b in (value.get("bodies") or {}).items() if isinstance(b, dict)}
         return f
+
+
+def _has_environment(described: dict[str, Any]) -> bool:
+    containers = (described.get("taskDefinition") or {}).get("containerDefinitions") or ()
+    return any(isinstance(c, dict) and c.get("environment") for c in containers)
 
 
 class RevisionIndex:
