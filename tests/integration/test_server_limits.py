@@ -37,7 +37,9 @@ def server() -> Iterator[AgentServer]:
         secret=lambda: None,
         branch="main",
     )
+    before = set(threading.enumerate())  # threads of other tests in this process do not count
     with AgentServer(endpoints, "127.0.0.1", 0, workers=WORKERS) as running:
+        running.threads_before = before  # type: ignore[attr-defined]
         yield running
 
 
@@ -51,8 +53,10 @@ def _connect(server: AgentServer, n: int, send: bytes = b"") -> list[socket.sock
     return held
 
 
-def _http_threads() -> int:
-    return sum(1 for t in threading.enumerate() if t.name.startswith("http"))
+def _http_threads(server: AgentServer) -> int:
+    """The threads this server started (and still runs)."""
+    before = server.threads_before  # type: ignore[attr-defined]
+    return sum(1 for t in threading.enumerate() if t not in before)
 
 
 def test_held_connections_cost_no_thread_and_healthz_answers(server: AgentServer) -> None:
@@ -62,7 +66,7 @@ def test_held_connections_cost_no_thread_and_healthz_answers(server: AgentServer
         _wait_for(lambda: server._httpd.stats()["waiting"] == 300, "300 waiting connections")
         with urllib.request.urlopen(server.url + "/healthz", timeout=10) as response:
             assert (response.status, json.loads(response.read())) == (200, {"status": "ok"})
-        assert _http_threads() <= WORKERS + 2  # the workers, the serving thread and the waiting room
+        assert _http_threads(server) <= WORKERS + 2  # the workers, the serving thread and the waiting room
     finally:
         for sock in held:
             sock.close()
@@ -83,7 +87,7 @@ def test_stalled_requests_fill_the_workers_and_the_queue_then_503(server: AgentS
         sock.close()
         assert answer.startswith(b"HTTP/1.0 503"), answer
         assert time.monotonic() - started < 5
-        assert _http_threads() <= WORKERS + 2
+        assert _http_threads(server) <= WORKERS + 2
     finally:
         for sock in held:
             sock.close()
