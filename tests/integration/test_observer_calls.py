@@ -34,11 +34,11 @@ def _generate(root: Path) -> None:
     write(root, "services.yaml", "---\n".join(docs))
 
 
-def test_planning_1000_services_makes_100_describe_services_and_one_describe_per_arn(
+def test_planning_1000_services_makes_100_describe_services_and_no_task_definition_read(
     sandbox, harness, tmp_path: Path
 ) -> None:
-    """1,000 services take exactly ceil(1000/10) DescribeServices calls and one DescribeTaskDefinition
-    per distinct ARN; a second plan with the same agent reads no task definition again."""
+    """1,000 services take exactly ceil(1000/10) DescribeServices calls; the agent that registered their
+    revisions knows each one's content hash, so neither that plan nor the next reads a task definition."""
     sandbox.client("ecs").create_cluster(clusterName="bench")
     _generate(tmp_path)
     harness.apply(tmp_path)
@@ -48,7 +48,7 @@ def test_planning_1000_services_makes_100_describe_services_and_one_describe_per
     counts = harness.aws.counter.counts
     assert not result.plan.has_changes
     assert counts["ecs.DescribeServices"] == math.ceil(N_SERVICES / 10)
-    assert counts["ecs.DescribeTaskDefinition"] == N_FAMILIES
+    assert counts["ecs.DescribeTaskDefinition"] == 0
     assert counts["ecs.ListTaskDefinitions"] == 0
     assert harness.aws.counter.mutating() == {}
 
