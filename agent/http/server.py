@@ -336,14 +336,17 @@ class _Handler(BaseHTTPRequestHandler):
             left -= len(chunk)
 
     def _send(self, response: Response, body: bool = True) -> None:
-        self.send_response(response.status)
-        self.send_header("Content-Type", response.content_type)
-        self.send_header("Content-Length", str(len(response.body)))
-        for name, value in response.headers:
-            self.send_header(name, value)
-        self.end_headers()
-        if body:
-            self.wfile.write(response.body)
+        try:
+            self.send_response(response.status)
+            self.send_header("Content-Type", response.content_type)
+            self.send_header("Content-Length", str(len(response.body)))
+            for name, value in response.headers:
+                self.send_header(name, value)
+            self.end_headers()
+            if body:
+                self.wfile.write(response.body)
+        except (BrokenPipeError, ConnectionResetError):  # the client left: nothing to answer, no traceback
+            log.debug("http.client_gone", client=self.client_address[0])
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("http.request", client=self.client_address[0], request=format % args)
