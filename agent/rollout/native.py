@@ -217,14 +217,7 @@ def _adopt(
     d = obs.deployment
     assert d is not None
     base = mine or _new(obs, now)
-    others: tuple[tuple[str, str, str], ...] = ()
-    if (
-        previous is not None
-        and previous is not mine
-        and previous.result == IN_PROGRESS
-        and previous.sha != obs.sha
-    ):
-        others = ((previous.sha, FAILURE, f"superseded by {obs.sha[:12]} before it finished"),)
+    others = _superseded(mine, previous, obs)
     adopted = replace(
         base,
         result=IN_PROGRESS,
@@ -237,6 +230,21 @@ def _adopt(
         reason="",
     )
     return replace(_follow(adopted, obs, strategy, now), other_commits=others)
+
+
+def _superseded(
+    mine: NativeRecord | None, previous: NativeRecord | None, obs: Observation
+) -> tuple[tuple[str, str, str], ...]:
+    """The failure status for the commit whose rollout was still in progress when this one arrived, if
+    any (it was superseded before it finished); empty otherwise."""
+    if (
+        previous is None
+        or previous is mine
+        or previous.result != IN_PROGRESS
+        or previous.sha == obs.sha
+    ):
+        return ()
+    return ((previous.sha, FAILURE, f"superseded by {obs.sha[:12]} before it finished"),)
 
 
 def _supersede(
@@ -252,14 +260,8 @@ def _supersede(
         and previous.source is not None
         and obs.target == previous.source
     ) or base.revert
-    others: tuple[tuple[str, str, str], ...] = ()
-    if (
-        previous is not None
-        and previous is not mine
-        and previous.result == IN_PROGRESS
-        and previous.sha != obs.sha
-    ):
-        others = ((previous.sha, FAILURE, f"superseded by {obs.sha[:12]} before it finished"),)
+    others = _superseded(mine, previous, obs)
+    if others and previous is not None:
         base = replace(base, superseded=previous.sha, source=previous.source)
     base = replace(base, result=IN_PROGRESS, deployment=d.arn, applied=False, revert=revert)
     going = (
