@@ -4,7 +4,7 @@ on demand) and ``FakeGitHub`` (commit statuses and pull-request comments, kept a
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Self
 
 
 class FakeGitHost:
@@ -100,7 +100,48 @@ class FakeGitHost:
             pass  # the client gave up (its timeout fired while the request hung)
 
 
-class FakeGitHub:
+class LoopbackHost:
+    """A fake Git host's HTTP side on 127.0.0.1: a context manager that serves until ``kill`` closes the
+    port, and ``revive`` serves again on the same port. Subclasses give ``_handler()``."""
+
+    _port = 0
+    _server: Any = None
+    thread_name = "fake-git-host"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._port}"
+
+    def __enter__(self) -> Self:
+        return self.revive()
+
+    def __exit__(self, *exc: object) -> None:
+        self.kill()
+
+    def _handler(self) -> Any:
+        raise NotImplementedError
+
+    def revive(self) -> Self:
+        """Serve (again, on the same port once it had one)."""
+        import threading
+        from http.server import ThreadingHTTPServer
+
+        if self._server is None:
+            self._server = ThreadingHTTPServer(("127.0.0.1", self._port), self._handler())
+        self._server.daemon_threads = True
+        self._port = int(self._server.server_address[1])
+        threading.Thread(target=self._server.serve_forever, name=self.thread_name, daemon=True).start()
+        return self
+
+    def kill(self) -> None:
+        """Stop serving and close the port: requests are refused until ``revive``."""
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+
+class FakeGitHub(LoopbackHost):
     """GitHub's commit-status and issue-comment endpoints on 127.0.0.1, keeping what they are sent.
 
     Enough of the REST API for the agent's publishers: ``GET /repos/{o}/{r}``, ``POST
@@ -113,6 +154,8 @@ class FakeGitHub:
     issue, ``requests`` every (method, path). ``kill()`` closes the port (connections are refused) and
     ``revive()`` listens on it again. Use as a context manager; ``url`` is the API base to configure.
     """
+
+    thread_name = "fake-github"
 
     MAX_STATUSES = 1000
 
@@ -131,34 +174,6 @@ class FakeGitHub:
         self._next_id = 1000
         self._server: ThreadingHTTPServer | None = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._port = int(self._server.server_address[1])
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._port}"
-
-    def __enter__(self) -> FakeGitHub:
-        return self.revive()
-
-    def __exit__(self, *exc: object) -> None:
-        self.kill()
-
-    def revive(self) -> FakeGitHub:
-        """Serve (again, on the same port)."""
-        import threading
-        from http.server import ThreadingHTTPServer
-
-        if self._server is None:
-            self._server = ThreadingHTTPServer(("127.0.0.1", self._port), self._handler())
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, name="fake-github", daemon=True).start()
-        return self
-
-    def kill(self) -> None:
-        """Stop serving and close the port: requests are refused until ``revive``."""
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
 
     def answer(self, method: str, path: str, body: Any) -> tuple[int, Any]:
         """(HTTP status, JSON body) for one request; the state changes as GitHub's would."""

@@ -32,6 +32,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from agent.sandbox.git_hosts import LoopbackHost
+
 STATES = ("pending", "running", "success", "failed", "canceled", "skipped")
 FIELDS = {"state", "ref", "name", "context", "target_url", "description", "coverage", "pipeline_id"}
 ACTIVE = ("created", "pending", "running")  # GitLab's running_or_pending scope (and a job just built)
@@ -46,11 +48,13 @@ EVENTS = {
 }
 
 
-class FakeGitLab:
+class FakeGitLab(LoopbackHost):
     """One GitLab project (``project_id``, ``path``) on 127.0.0.1; ``url`` is the base (``/api/v4`` is
     added by the publisher). ``jobs`` lists every status job, ``history`` every accepted post,
     ``merge_requests`` maps an iid to its source branch, ``violations`` the requests that broke the
     contract."""
+
+    thread_name = "fake-gitlab"
 
     def __init__(
         self, token: str = "glpat-fake-token", project_id: int = 42, path: str = "group/project"
@@ -68,31 +72,6 @@ class FakeGitLab:
         self._lock = threading.Lock()
         self._port = 0
         self._server: ThreadingHTTPServer | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._port}"
-
-    def __enter__(self) -> FakeGitLab:
-        return self.revive()
-
-    def __exit__(self, *exc: object) -> None:
-        self.kill()
-
-    def revive(self) -> FakeGitLab:
-        """Listen (again, on the same port once it had one)."""
-        self._server = ThreadingHTTPServer(("127.0.0.1", self._port), self._handler())
-        self._server.daemon_threads = True
-        self._port = int(self._server.server_address[1])
-        threading.Thread(target=self._server.serve_forever, name="fake-gitlab", daemon=True).start()
-        return self
-
-    def kill(self) -> None:
-        """Stop listening: requests are refused until ``revive``."""
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
 
     def states(self, sha: str, name: str) -> list[tuple[str, str]]:
         """(state, description) of each job of ``name`` on ``sha``, oldest first, as they are now."""
