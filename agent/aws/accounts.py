@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from agent.manifests.model import Desired, Manifest
 from agent.plan.model import AccountRef
+from agent.plan.planning import ServiceMemo
 
 from .clients import Aws
 from .executing import Executor
@@ -161,6 +162,7 @@ class Lane:
     resolver: Resolver
     observer: Observer
     executor: Executor
+    memo: ServiceMemo = field(default_factory=ServiceMemo)  # each service's last plan, reused if unchanged
 
     @classmethod
     def open(cls, account: Account | None, aws: Aws, pacer: Pacer) -> Lane:

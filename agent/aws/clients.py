@@ -13,6 +13,7 @@ import os
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlparse
 
@@ -20,11 +21,24 @@ import boto3
 import botocore.config
 import botocore.credentials
 import botocore.session
+import botocore.utils
 
 DEFAULT_REGION = "eu-west-1"
 ASSUMED_SESSION_SECONDS = 3600  # AssumeRole's default; every role allows it, even when chained
 _LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
 _ONCE = botocore.config.Config(retries={"mode": "standard", "total_max_attempts": 1})
+
+
+def parse_timestamp(value: Any) -> datetime:
+    """A response timestamp as an aware datetime: the epoch seconds of the JSON protocols (ECS, ELB,
+    CloudWatch...) in UTC at once, anything else by botocore's own parser. botocore's default builds a
+    local-time zone object for every value, a fifth of the CPU of reading 1,000 services."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        try:
+            return datetime.fromtimestamp(value, UTC)
+        except (OSError, OverflowError, ValueError):
+            pass
+    return botocore.utils.parse_timestamp(value)
 
 
 # Every ``service.Operation`` any Aws client of this process has called: the IAM coverage test
@@ -96,6 +110,7 @@ class Aws:
         self.region = region or core.get_config_variable("region") or DEFAULT_REGION
         if is_loopback(self.endpoint_url) and core.get_credentials() is None:
             core.set_credentials("sandbox", "sandbox")
+        core.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=parse_timestamp)
         self._core = core
         self._session = boto3.Session(botocore_session=core, region_name=self.region)
         self._config = botocore.config.Config(

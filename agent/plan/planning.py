@@ -37,8 +37,11 @@ Each resource's request, normal form and change are in their own module: ``agent
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import replace
+import hashlib
+import json
+from collections.abc import Mapping, MutableMapping
+from dataclasses import dataclass, replace
+from typing import Any
 
 from agent.manifests.model import Desired, Manifest
 from agent.plan.capacity_providers import (
@@ -53,6 +56,7 @@ from agent.plan.model import REGISTER, Change, Hold, Plan, TaskDefinitionRef
 from agent.plan.observed import Observed
 from agent.plan.ordering import Ordering, ordering
 from agent.plan.orphans import prune_change
+from agent.plan.resources import cluster_name, lookup
 from agent.plan.revisions import services_by_family, task_definition_change
 from agent.plan.service_changes import has_maintenance_window, service_change
 
@@ -67,14 +71,60 @@ __all__ = [
 ]
 
 
+@dataclass(frozen=True)
+class _Planned:
+    """One service's change and the warnings planning it added, under the digest of its inputs."""
+
+    key: bytes
+    change: Change
+    warnings: tuple[str, ...]
+
+
+class ServiceMemo:
+    """The last plan of each service, reused while the digest of everything its change is computed from
+    (its manifest, the strategies, windows and clusters it may name, its task-definition reference, the
+    revision, and ECS's description of it) is the same: an unchanged service in a no-op tick costs one
+    JSON encoding instead of a normalisation and a diff. Holds one entry per service of the last plan."""
+
+    def __init__(self) -> None:
+        self._entries: dict[str, _Planned] = {}
+
+    def get(self, name: str, key: bytes) -> _Planned | None:
+        entry = self._entries.get(name)
+        return entry if entry is not None and entry.key == key else None
+
+    def keep(self, entries: MutableMapping[str, _Planned]) -> None:
+        """The entries of this plan become the memo (services no longer planned are forgotten)."""
+        self._entries = dict(entries)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+def _digest(*parts: Any) -> bytes:
+    text = json.dumps(parts, default=repr, separators=(",", ":"))
+    return hashlib.blake2b(text.encode(), digest_size=16).digest()
+
+
+def _shared_inputs(desired: Desired) -> bytes:
+    """The digest of what any service's change may read besides its own manifest."""
+    named = (desired.strategies, desired.windows, desired.clusters)
+    return _digest([{n: [m.name, m.spec] for n, m in group.items()} for group in named])
+
+
 def build_plan(
-    desired: Desired, observed: Observed, revision: str | None = None, order: Ordering | None = None
+    desired: Desired,
+    observed: Observed,
+    revision: str | None = None,
+    order: Ordering | None = None,
+    memo: ServiceMemo | None = None,
 ) -> Plan:
     """Every change the manifests at ``revision`` ask of ECS as ``observed``, in application order.
 
     ``order`` is the rollout order of the whole commit when ``desired`` is only part of it (one account
     of several: a service may wait for one in another account, and waves span accounts); by default the
-    order of ``desired``'s own services.
+    order of ``desired``'s own services. ``memo`` (kept by the caller from one plan to the next) reuses
+    the change of each service whose inputs have not changed.
     """
     warnings: list[str] = []
     scoped = cluster_scoped_providers(desired)
@@ -97,8 +147,13 @@ def build_plan(
     order = order if order is not None else ordering(desired.services)
     sequence = [n for n in order.sequence() if n in desired.services]
     sequence += sorted(set(desired.services) - set(sequence))  # none when ``order`` covers them all
+    shared = _shared_inputs(desired) if memo is not None else b""
+    planned: dict[str, _Planned] = {}
     for manifest in (desired.services[n] for n in sequence):
-        change = service_change(manifest, desired, observed, refs, revision, warnings)
+        if memo is None:
+            change = service_change(manifest, desired, observed, refs, revision, warnings)
+        else:
+            change = _memoised(manifest, desired, observed, refs, revision, warnings, memo, shared, planned)
         change = _staged(change, manifest.name, order)
         changes.append(change)
         family = desired.service_task_family.get(manifest.name)
@@ -107,7 +162,42 @@ def build_plan(
     changes = [_held_with_services(c, held.get(c.name, [])) for c in changes]
     for (cluster, service_name), current in sorted(observed.orphans.items()):
         changes.append(prune_change(cluster, service_name, current, warnings))
+    if memo is not None:
+        memo.keep(planned)
     return Plan(changes=tuple(changes), revision=revision, warnings=tuple(warnings))
+
+
+def _memoised(
+    manifest: Manifest,
+    desired: Desired,
+    observed: Observed,
+    refs: Mapping[str, TaskDefinitionRef],
+    revision: str | None,
+    warnings: list[str],
+    memo: ServiceMemo,
+    shared: bytes,
+    planned: dict[str, _Planned],
+) -> Change:
+    """``service_change``, or the memo's change when its inputs are the same as last time."""
+    spec = manifest.spec
+    family = desired.service_task_family.get(manifest.name)
+    inline = spec.get("taskDefinition")
+    if family is None and isinstance(inline, Mapping):
+        family = str(inline.get("family"))
+    cluster = str(spec.get("cluster", ""))
+    service_name = str(spec.get("serviceName") or manifest.name)
+    live = lookup(observed.services, (cluster_name(desired, cluster), service_name), (cluster, service_name))
+    ref = refs.get(family) if family else None
+    key = _digest(shared.hex(), manifest.source.file, spec, ref, revision, live)
+    found = memo.get(manifest.name, key)
+    if found is None:
+        before = len(warnings)
+        change = service_change(manifest, desired, observed, refs, revision, warnings)
+        found = _Planned(key, change, tuple(warnings[before:]))
+    else:
+        warnings.extend(found.warnings)
+    planned[manifest.name] = found
+    return found.change
 
 
 def _held_with_services(change: Change, users: list[Change]) -> Change:

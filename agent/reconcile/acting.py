@@ -72,8 +72,11 @@ class Actor:
                 unfinished[name] = outcome
         for name in sorted(decisions):
             record = decisions[name].record
-            if name not in unfinished and name not in held and self.store is not None and record is not None:
-                self.store.put(rollout_key(result.desired.services[name]), record.to_json())
+            if name in unfinished or name in held or self.store is None or record is None:
+                continue
+            value = record.to_json()
+            if value != decided.stored.get(name):  # a record the tick read back unchanged is not rewritten
+                self.store.put(rollout_key(result.desired.services[name]), value)
         return errors, unfinished
 
     def _in_parallel(self, items: Iterable[str], work: Callable[[str], Any]) -> dict[str, Any]:

@@ -34,6 +34,7 @@ class Decided:
     chosen: dict[str, Chosen] = field(default_factory=dict)
     drifted: set[str] = field(default_factory=set)  # "cluster/service" of the services found drifted
     reported: set[str] = field(default_factory=set)  # drifted and only reported: they hold nobody back
+    stored: dict[str, Any] = field(default_factory=dict)  # name -> its rollout record as read from the store
 
     def starting(self) -> set[str]:
         """The services whose decision starts a rollout in an engine's own way (beyond an APPLY)."""
@@ -50,12 +51,12 @@ def decide(result: PlanResult, engines: Engines, store: Any, sha: str, now: date
     decided = Decided(tick)
     if result.error:  # the account could not be read: nothing is applied there
         for name, m in result.desired.services.items():
-            stored = store.get(rollout_key(m)) if store is not None else None
+            stored = decided.stored[name] = store.get(rollout_key(m)) if store is not None else None
             decided.decisions[name] = Decision((), rollout_record(stored), ERROR, truncate(result.error))
         return decided
     by_engine: dict[str, list[Subject]] = {}
     for name, manifest in result.desired.services.items():
-        stored = store.get(rollout_key(manifest)) if store is not None else None
+        stored = decided.stored[name] = store.get(rollout_key(manifest)) if store is not None else None
         subject = subject_of(tick, name, fingerprint(result.desired, manifest), stored)
         by_engine.setdefault(engine_of(subject, tick), []).append(subject)
     for engine in engines:  # in the registry's order

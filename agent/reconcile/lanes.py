@@ -113,7 +113,7 @@ class Lanes:
                 log.error("account.unreadable", account=account.label, error=str(e))
                 parts.append(PlanResult(Plan((), revision), subset, Observed(), lane=lane, error=str(e)))
                 continue
-            plan = build_plan(resolved, observed, revision=revision, order=order)
+            plan = build_plan(resolved, observed, revision=revision, order=order, memo=lane.memo)
             plan = mark_drift(plan, settled(resolved))
             parts.append(PlanResult(plan, resolved, observed, lane=lane))
         changes = tuple(

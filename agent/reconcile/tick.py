@@ -92,7 +92,7 @@ class Reconciler:
         resolved = home.resolver.resolve(desired)  # raises InvalidInput for names that match nothing
         observed = home.observer.observe(resolved)
         observed.orphans = self.pruner.orphans(resolved, home.observer, None)
-        plan = build_plan(resolved, observed, revision=revision)
+        plan = build_plan(resolved, observed, revision=revision, memo=home.memo)
         warnings = tuple(str(w) for w in desired.warnings)
         if warnings:
             plan = Plan(plan.changes, plan.revision, tuple(plan.warnings) + warnings)

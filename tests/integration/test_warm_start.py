@@ -120,3 +120,35 @@ def test_a_damaged_index_entry_is_read_from_ecs(sandbox, tmp_path: Path) -> None
     assert counts["ecs.DescribeTaskDefinition"] == 3
     assert _ecs(again.tick(root)) == {"ecs.DescribeServices": 1, "ecs.DescribeClusters": 1}
     again.close()
+
+
+def test_a_no_op_tick_writes_nothing_to_the_store(sandbox, tmp_path: Path) -> None:
+    """Once a commit is deployed, later no-op ticks write no row of the state store (a record read back
+    unchanged is not rewritten), while a tick that changes the services writes their records."""
+    import sqlite3
+
+    cluster, root, state = "quiet", tmp_path / "repo", tmp_path / "state.db"
+    _manifests(root, "1", 5, cluster)
+    daemon = Process(sandbox, state)
+    daemon.tick(root)
+    daemon.tick(root)
+    counter = sqlite3.connect(state, isolation_level=None)  # triggers count every row the agent writes
+    counter.execute("CREATE TABLE writes (key TEXT)")
+    for event in ("INSERT", "UPDATE"):
+        counter.execute(
+            f"CREATE TRIGGER count_{event.lower()} AFTER {event} ON state "
+            "BEGIN INSERT INTO writes VALUES (new.key); END"
+        )
+
+    def written() -> list[str]:
+        return [row[0] for row in counter.execute("SELECT key FROM writes")]
+
+    for _ in range(3):
+        daemon.tick(root)
+    assert written() == []
+
+    _manifests(root, "2", 5, cluster)
+    daemon.tick(root)
+    assert sum(key.startswith("rollout/") for key in written()) == 5
+    counter.close()
+    daemon.close()

@@ -564,6 +564,8 @@ def test_a_service_without_the_managed_tag_is_tagged() -> None:
     web = _change(build_plan(desired, observed, "abc"), "Service", "prod/web")
     assert web.fields == (FieldChange("/tags/ecs-gitops:managed", ABSENT, MANAGED),)
     assert web.request == {"tagResource": {"resourceArn": f"{ACCOUNT}:service/prod/web", "tags": [MANAGED]}}
+
+
 def _agent_engine_applied(live_group: str) -> tuple[Desired, Observed]:
     """web on the agent engine, applied, its PRIMARY task set registered to ``live_group``."""
     balancer = {
@@ -609,7 +611,6 @@ def test_agent_engine_service_on_alternate_group_is_no_change() -> None:
     assert [f.path for f in service.fields] == ["/loadBalancers/0/targetGroupArn"]
 
 
-
 def test_an_agent_engine_service_that_stays_on_the_agent_engine_is_no_strategy_switch() -> None:
     """A field change of an EXTERNAL service whose manifest keeps engine agent is a plain update, not a
     strategy switch."""
@@ -620,6 +621,7 @@ def test_an_agent_engine_service_that_stays_on_the_agent_engine_is_no_strategy_s
     assert [f.path for f in service.fields] == ["/desiredCount"]
     assert service.reason == "1 field(s) differ"
     assert "strategy" not in render_text(plan)
+
 
 CANARY_ECS = {"type": "canary", "engine": "ecs", "canary": {"percent": 10, "bake": "5m"}, "bake": "10m"}
 
@@ -677,3 +679,39 @@ def test_switching_from_the_agent_engine_updates_the_controller_once_one_task_se
     web = _change(busy, "Service", "prod/web")
     assert web.request == {} and web.reason == "strategy EXTERNAL -> CANARY: waiting"
     assert any("waits for one PRIMARY task set (2 now" in w for w in busy.warnings)
+
+
+def test_a_memo_reuses_unchanged_services_and_replans_what_changed(monkeypatch: Any) -> None:
+    """With a ServiceMemo, a service whose manifest, strategies, task-definition reference, revision and
+    live description are unchanged is not planned again, and the plan equals one made without the memo;
+    any changed input (live description, image, revision) plans that service again."""
+    import agent.plan.planning as planning
+
+    planned: list[str] = []
+    real = planning.service_change
+
+    def counting(manifest: Manifest, *args: Any) -> Any:
+        planned.append(manifest.name)
+        return real(manifest, *args)
+
+    monkeypatch.setattr(planning, "service_change", counting)
+    memo = planning.ServiceMemo()
+    desired = _desired()
+    observed = _applied(desired)
+    first = build_plan(desired, observed, "abc123", memo=memo)
+    assert sorted(planned) == ["api", "web"] and len(memo) == 2
+    planned.clear()
+    again = build_plan(_desired(), copy.deepcopy(observed), "abc123", memo=memo)
+    assert planned == [] and again == first == build_plan(desired, observed, "abc123")
+
+    planned.clear()
+    drifted = copy.deepcopy(observed)
+    drifted.services[("prod", "web")]["desiredCount"] = 5
+    plan = build_plan(_desired(), drifted, "abc123", memo=memo)
+    assert planned == ["web"]
+    assert _change(plan, "Service", "prod/web").fields == (FieldChange("/desiredCount", 5, 2),)
+
+    planned.clear()
+    bumped = build_plan(_desired("repo/app:v2"), observed, "def456", memo=memo)
+    assert sorted(planned) == ["api", "web"]  # a new revision is part of every service's inputs
+    assert bumped == build_plan(_desired("repo/app:v2"), observed, "def456")
