@@ -22,6 +22,7 @@ tick reconciles the last commit fetched.
 
 from __future__ import annotations
 
+import gc
 import os
 import threading
 import time
@@ -60,6 +61,15 @@ log = structlog.get_logger()
 def make_publisher(config: Any, source: GitSource) -> Publisher:
     """The commit-status publisher the config asks for (gitnotes by default, on the source's clone)."""
     return status_factory.make_publisher(config, source.clone_path)
+
+
+def freeze_heap() -> None:
+    """Collect, then take every object alive now (modules, botocore's service models, the first commit's
+    manifests and plan) out of the cyclic garbage collector's walks (``gc.freeze``): its full collections
+    then visit only what later ticks allocate, instead of the 150,000 objects of a 1,000-service agent.
+    Objects frozen are still freed when their last reference goes."""
+    gc.collect()
+    gc.freeze()
 
 
 class _Reconciler(Reconciler):
@@ -150,6 +160,7 @@ class Agent:
         self._restored = False  # the outbox has taken over the statuses kept in the store
         self._source_down = False  # the last tick could not fetch and reconciled the last commit fetched
         self._lead_lock = threading.Lock()
+        self._heap_frozen = False  # freeze_heap() runs after the first tick that finishes
 
     def tick(self, ref: str | None = None) -> TickResult | None:
         """Fetch, then reconcile the branch head (or ``ref``). None when the tick did not finish (Git or AWS
@@ -229,6 +240,9 @@ class Agent:
         seconds = self.monotonic() - started
         self._observe(result, seconds)
         self._took(seconds)
+        if result is not None and not self._heap_frozen:
+            self._heap_frozen = True
+            freeze_heap()
         return result
 
     def _took(self, seconds: float) -> None:
