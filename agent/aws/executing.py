@@ -135,7 +135,8 @@ class Executor:
         if self.on_registered is not None:
             # RegisterTaskDefinition answers what DescribeTaskDefinition would: no need to read it back.
             tags = out.get("tags") or change.request.get("tags") or []
-            self.on_registered({"taskDefinition": out["taskDefinition"], "tags": tags}, registered=True)
+            described = {"taskDefinition": out["taskDefinition"], "tags": tags}
+            self.on_registered(described, registered=True, request=change.request)
 
     def _register(self, change: Change) -> dict[str, Any]:
         """RegisterTaskDefinition, sent once; an answer lost on the way back is looked for among the family's

@@ -28,7 +28,7 @@ from typing import Any
 from agent.manifests.model import Desired
 from agent.plan.observed import Observed
 from agent.plan.services import MANAGED_TAG_KEY
-from agent.plan.taskdefs import HASH_TAG, content_hash, file_hash
+from agent.plan.taskdefs import HASH_TAG, content_hash, echoed_fields, file_hash
 
 from .errors import translated
 from .pacing import Pacer
@@ -136,6 +136,9 @@ class Observer:
             if arn and family:
                 index.ran(family_of(arn), arn)
                 observed.task_definitions[arn] = self.describe_task_definition(arn)
+                echoed = index.echoed(arn)
+                if echoed:
+                    observed.echoed[arn] = echoed
                 running.setdefault(family, arn)
         for family, td in sorted(desired.task_definitions.items()):
             wanted = file_hash(td)
@@ -206,13 +209,19 @@ class Observer:
             described = self.remember({"taskDefinition": out["taskDefinition"], "tags": out.get("tags", [])})
         return described
 
-    def remember(self, described: dict[str, Any], registered: bool = False) -> dict[str, Any]:
+    def remember(
+        self, described: dict[str, Any], registered: bool = False, request: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
         """Index a revision (``{"taskDefinition": ..., "tags": ...}``) by ARN and by (family, content hash).
 
-        The executor calls this with each revision it registers (``registered=True``): the agent then never
-        describes what it registered, and knows that no revision it has not seen lies below it.
+        The executor calls this with each revision it registers (``registered=True``) and the
+        RegisterTaskDefinition ``request`` it sent: the agent then never describes what it registered,
+        knows that no revision it has not seen lies below it, and keeps the fields ECS's answer added
+        that the normaliser does not explain, for the rollout to report (no extra call: the answer is the
+        revision as ECS stored it).
         """
-        self.index.add(described, registered)
+        echoed = echoed_fields(request, described["taskDefinition"]) if request is not None else ()
+        self.index.add(described, registered, echoed)
         return described
 
     @staticmethod

@@ -10,7 +10,10 @@ Per family it holds:
 * ``accounted``: N such that every revision numbered <= N (within the look-back) is in ``arns``;
 * the descriptions of a few revisions: the newest, and those its services last ran. Every other
   description is dropped once indexed, so memory is bounded by the number of families, not by how many
-  revisions the agent has seen.
+  revisions the agent has seen;
+* ``echoed``: for a revision the agent registered, the fields ECS's answer held that the request did not
+  ask for and the normaliser does not explain (agent.plan.taskdefs.echoed_fields), kept while its hash
+  is: a rollout of that revision reports them (agent.engines.rolling.residual).
 
 In the store each family is one key, ``revisions/<scope>/<family>`` (``scope`` names the account and
 region: an ARN of another region must never be reused), written only when it changed, once per
@@ -59,7 +62,7 @@ def revision_of(arn: str) -> int:
 
 
 class _Family:
-    __slots__ = ("accounted", "arns", "bodies", "newest", "running")
+    __slots__ = ("accounted", "arns", "bodies", "echoed", "newest", "running")
 
     def __init__(self) -> None:
         self.arns: dict[str, str] = {}  # ARN -> content hash ("" when INACTIVE)
@@ -67,6 +70,7 @@ class _Family:
         self.accounted: int | None = None
         self.running: list[str] = []  # the ARNs services of this family ran when last observed, newest last
         self.bodies: dict[str, dict[str, Any]] = {}  # ARN -> described, for newest and running only
+        self.echoed: dict[str, list[str]] = {}  # ARN -> fields ECS added when the agent registered it
 
     def trim(self) -> None:
         keep = {self.newest[1], *self.running}
@@ -75,6 +79,8 @@ class _Family:
         if len(self.arns) > KEPT_REVISIONS:
             ranked = sorted(self.arns.items(), key=lambda kv: revision_of(kv[0]), reverse=True)
             self.arns = dict(ranked[:KEPT_REVISIONS])
+        for arn in [a for a in self.echoed if a not in self.arns]:
+            del self.echoed[arn]
 
     def by_hash(self, digest: str) -> str | None:
         found = [a for a, h in self.arns.items() if h == digest]
@@ -84,13 +90,16 @@ class _Family:
         """What is stored: the hashes always; a description only when it holds no plain environment value
         (values may be secrets, and the state store never holds one: such a revision is described from
         ECS again after a restart, when its content is needed)."""
-        return {
+        value: dict[str, Any] = {
             "arns": self.arns,
             "newest": list(self.newest),
             "accounted": self.accounted,
             "running": self.running,
             "bodies": {arn: body for arn, body in self.bodies.items() if not _has_environment(body)},
         }
+        if self.echoed:
+            value["echoed"] = self.echoed
+        return value
 
     @classmethod
     def from_json(cls, value: dict[str, Any]) -> _Family:
@@ -102,6 +111,7 @@ class _Family:
         f.accounted = int(accounted) if accounted is not None else None
         f.running = [str(a) for a in value.get("running") or ()][-RUNNING_KEPT:]
         f.bodies = {str(a): b for a, b in (value.get("bodies") or {}).items() if isinstance(b, dict)}
+        f.echoed = {str(a): [str(p) for p in paths] for a, paths in (value.get("echoed") or {}).items()}
         return f
 
 
@@ -212,6 +222,12 @@ class RevisionIndex:
             f = self._families.get(family_of(arn))
             return f.arns.get(arn) if f is not None else None
 
+    def echoed(self, arn: str) -> tuple[str, ...]:
+        """The fields ECS added to a revision when the agent registered it (see the module docstring)."""
+        with self._lock:
+            f = self._families.get(family_of(arn))
+            return tuple(f.echoed.get(arn, ())) if f is not None else ()
+
     def complete(self, family: str) -> bool:
         """True when every revision of ``family`` seen is accounted for in the index."""
         with self._lock:
@@ -228,9 +244,10 @@ class RevisionIndex:
 
     # -- writes ----------------------------------------------------------------------------------------
 
-    def add(self, described: dict[str, Any], registered: bool = False) -> None:
+    def add(self, described: dict[str, Any], registered: bool = False, echoed: Iterable[str] = ()) -> None:
         """Index a revision (``{"taskDefinition": ..., "tags": ...}``) by (family, content hash); a revision
-        1 the agent registered, or the one following the accounted ones, extends ``accounted``."""
+        1 the agent registered, or the one following the accounted ones, extends ``accounted``. ``echoed``:
+        the fields ECS added when the agent registered it."""
         td = described["taskDefinition"]
         arn, family, revision = td["taskDefinitionArn"], td["family"], int(td.get("revision") or 0)
         digest = self._hash_of(described) if td.get("status", "ACTIVE") == "ACTIVE" else ""
@@ -241,6 +258,9 @@ class RevisionIndex:
             before = (f.newest, f.accounted, len(f.arns))
             f.bodies[arn] = described
             f.arns[arn] = digest
+            if echoed:
+                f.echoed[arn] = list(echoed)
+                self._dirty.add(family)
             if revision > f.newest[0]:
                 f.newest = (revision, arn)
             if registered and revision == 1:

@@ -100,11 +100,16 @@ def residual(tick: Tick, subject: Subject) -> tuple[str, ...]:
     is the only difference left (see agent.rollout.rolling); () when anything else differs.
 
     The task definition counts when the plan reuses the very revision the service runs (its content-hash
-    tag says it was registered for this content, so whatever differs is how ECS describes it); service
-    fields count when the manifest does not set them at all."""
+    tag says it was registered for this content, so whatever differs is how ECS describes it), and when
+    the plan is in sync with a revision the agent registered whose RegisterTaskDefinition answer held
+    fields the request did not (``Observed.echoed``: the tag proves it ours, the answer shows what ECS
+    added); service fields count when the manifest does not set them at all."""
     fields: list[str] = []
     td = subject.td_change
-    if td is not None and (td.action != NO_CHANGE or td.fields):
+    if td is not None and td.action == NO_CHANGE and not td.fields:
+        running = running_task_definition(subject.live or {})
+        fields += [f"/taskDefinition{f}" for f in tick.observed.echoed.get(running or "", ())]
+    elif td is not None:
         arn = td.request.get("taskDefinitionArn")
         current = tick.observed.task_definitions.get(arn) if arn else None
         tdf = tick.desired.task_definitions.get(subject.family or "")

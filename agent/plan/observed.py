@@ -19,6 +19,9 @@ class Observed:
     task_definitions: dict[str, dict[str, Any]] = field(default_factory=dict)
     # (family, content hash) -> ARN of an ACTIVE revision carrying that hash tag (for reuse and reverts)
     revisions_by_hash: dict[tuple[str, str], str] = field(default_factory=dict)
+    # task-definition ARN a service runs -> the fields ECS added when the agent registered that revision,
+    # which the normaliser does not explain (agent.plan.taskdefs.echoed_fields); absent when none
+    echoed: dict[str, tuple[str, ...]] = field(default_factory=dict)
     # family -> ARN of its latest ACTIVE revision (standalone task definitions), or None
     latest_revision: dict[str, str | None] = field(default_factory=dict)
     # cluster name -> DescribeClusters entry (include SETTINGS, TAGS, CONFIGURATIONS) or None

@@ -44,6 +44,8 @@ from typing import Any
 
 from agent.manifests.fields import READ_ONLY_FIELDS, cpu_units, memory_mib
 from agent.plan.defaults import DEFAULTS, drop_rows, holders, same, split
+from agent.plan.diff import diff
+from agent.plan.model import ABSENT
 
 HASH_TAG = "ecs-gitops:content-hash"
 
@@ -322,6 +324,14 @@ def register_request(body: Mapping[str, Any]) -> dict[str, Any]:
     by_key[HASH_TAG] = {"key": HASH_TAG, "value": content_hash(body)}
     td["tags"] = list(by_key.values())
     return td
+
+
+def echoed_fields(request: Mapping[str, Any], answer: Mapping[str, Any]) -> tuple[str, ...]:
+    """The fields RegisterTaskDefinition's ``answer`` (the revision as ECS stored it) holds that its
+    ``request`` did not ask for, both normalised: what ECS added or changed that the normaliser does not
+    explain. JSON pointers such as ``/containerDefinitions/web/stopTimeout``; () when the two agree."""
+    asked, stored = normalise_task_definition(request), normalise_task_definition(answer)
+    return tuple(f.path for f in diff(asked, stored) if f.new is not ABSENT)
 
 
 def family_revision(reference: str) -> str:

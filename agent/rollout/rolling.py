@@ -26,7 +26,9 @@ Success and failure come from ECS (the PRIMARY deployment's rolloutState and rea
 "deployment failed" events), never from the plan still differing. When ECS completed the revision Git
 asks for but describes fields the manifests do not say (``residual``: a default ECS added that the
 normaliser does not know, say), the rollout is a success with a warning naming them, and later ticks stay
-at success without applying again:
+at success without applying again. The same warning is given in sync, when the revision the service runs
+was registered by the agent and ECS's answer to RegisterTaskDefinition held fields the request did not
+(its content-hash tag proves the revision ours, so the plan has no difference to show, but the answer does):
 
 ====  ========================================  ==============================  =========================
 3"    out of sync only by residual fields;      F2 in_progress                  success "web:5 running 4/4;
@@ -69,8 +71,8 @@ class Observation:
     deployments: tuple[Deployment, ...] = ()
     events: tuple[str, ...] = ()  # the service's event messages, newest first
     # When the only difference left is in what ECS describes of the content this service already runs
-    # (the revision registered for this very content, or service fields the manifest does not set): the
-    # differing fields. Empty otherwise.
+    # (the revision registered for this very content, or service fields the manifest does not set), or
+    # when in sync, the fields ECS added on registering the revision it runs: those fields. Empty otherwise.
     residual: tuple[str, ...] = ()
 
     @property
@@ -82,7 +84,7 @@ def advance(record: RolloutRecord | None, obs: Observation, sha: str, now: datet
     """Decide the next step of a rolling deployment (see the module docstring for worked examples)."""
     mine = record is not None and record.fingerprint == obs.fingerprint
     if obs.in_sync:
-        return _follow(record if mine else None, obs, sha, now)
+        return _warn_residual(_follow(record if mine else None, obs, sha, now), obs.residual)
     if mine and record is not None and record.result == FAILED:
         return Decision((), record, FAILURE, record.reason or "rollout failed; fix or revert the commit")
     if mine and record is not None and obs.residual and _on_target(obs):
@@ -138,7 +140,7 @@ def residual_warning(fields: tuple[str, ...], limit: int = 2) -> str:
 
 
 def _warn_residual(decision: Decision, fields: tuple[str, ...]) -> Decision:
-    if decision.state != SUCCESS:
+    if decision.state != SUCCESS or not fields:
         return decision
     return replace(decision, description=_cut(f"{residual_warning(fields)} ({decision.description})"))
 

@@ -1,10 +1,9 @@
 """Rollouts are judged by ECS, not by the diff: the GitOps loop on the sandbox over HTTP, a driven clock.
 
-* ECS describes a field the manifests do not say (the sandbox echoes one the normaliser does not know):
-  the deployment COMPLETED and the revision carries the content-hash tag of what Git asked for, so the
-  commit gets success, and later ticks register nothing and change nothing. (The residual-diff warning
-  itself is unit-tested in tests/unit/rollout/test_rolling_residual.py: it shows where the content cannot
-  be proved ours by its tag.)
+* ECS stores a field the manifests do not say (the sandbox echoes one the normaliser does not know): the
+  deployment COMPLETED and the revision carries the content-hash tag of what Git asked for, so the commit
+  gets success, with the warning naming the field ECS's RegisterTaskDefinition answer added; later ticks
+  register nothing and change nothing.
 * A ROLLING deployment whose alarm goes into ALARM is failed and rolled back by ECS (the sandbox): the
   commit gets a failure naming the alarm.
 """
@@ -37,8 +36,8 @@ def _echo_stop_timeout(call: Any, body: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_a_field_ecs_adds_is_not_a_rollback(story: Story) -> None:
-    """A field ECS adds to a revision the agent registered ends in success, with one registration and no
-    write after it."""
+    """A field ECS adds to a revision the agent registered ends in success with a warning naming it, with one
+    registration and no write after it."""
     story.commit("deploy manifests-example")
     story.settle()
     overlay = story.sandbox.overlay
@@ -52,9 +51,11 @@ def test_a_field_ecs_adds_is_not_a_rollback(story: Story) -> None:
         assert story.running("prod", "worker") == "worker:2"
         status = story.notes(bump)["ecs-gitops/prod/worker"]
         assert status["state"] == "success", status
-        # The revision carries the content-hash tag of what Git asked for, so the planner knows it is ours
-        # without comparing descriptions: the field ECS added is never a difference (and so no warning).
-        assert "ECS returned" not in status["description"]
+        # The revision carries the content-hash tag of what Git asked for, so the plan shows no difference;
+        # the RegisterTaskDefinition answer held a field the request did not: the status names it.
+        assert status["description"].startswith("ECS returned /taskDefinition/containerDefinitions/"), status
+        gap = "/stopTimeout that the manifest does not say; add it or report a normaliser gap"
+        assert gap in status["description"]
         assert story.notes(bump)["ecs-gitops"]["state"] == "success"
         assert story.aws.counter.mutating().get("ecs.RegisterTaskDefinition") == 1
 
@@ -65,7 +66,7 @@ def test_a_field_ecs_adds_is_not_a_rollback(story: Story) -> None:
             story.agent.tick()
         assert story.aws.counter.mutating() == {}
         assert story.revisions("worker") == ["worker:1", "worker:2"]
-        assert story.notes(bump)["ecs-gitops/prod/worker"]["state"] == "success"
+        assert story.notes(bump)["ecs-gitops/prod/worker"] == status
     finally:
         for operation in ECHOING:
             overlay.post_processors[operation].remove(_echo_stop_timeout)

@@ -71,3 +71,20 @@ def test_new_content_is_applied_even_when_the_rest_is_residual() -> None:
     """A commit asking for something new applies; the residual rule is only for content already applied."""
     decision = advance(None, obs(COMPLETED), "sha3", NOW)
     assert decision.actions == (APPLY,) and decision.state == PENDING
+
+
+def test_in_sync_with_fields_ecs_added_on_registering_is_success_with_the_warning() -> None:
+    """In sync (the revision's tag proves it ours) but ECS's answer held a field the request did not: the
+    success names it, and the next tick says the same without applying."""
+    in_sync = Observation(True, "F2", "web:5", (COMPLETED,), residual=(FIELD,))
+    first = advance(rec(IN_PROGRESS), in_sync, "sha2", NOW)
+    assert first.state == SUCCESS and first.actions == ()
+    assert first.description.startswith(f"ECS returned {FIELD} that the manifest does not say")
+    assert first.record.result == SUCCEEDED
+    again = advance(first.record, in_sync, "sha2", NOW)
+    assert again.actions == () and again.description == first.description
+
+
+def test_in_sync_without_added_fields_has_no_warning() -> None:
+    decision = advance(rec(IN_PROGRESS), Observation(True, "F2", "web:5", (COMPLETED,)), "sha2", NOW)
+    assert decision.state == SUCCESS and decision.description == "web:5 running 4/4"
