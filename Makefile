@@ -39,9 +39,10 @@ test: lint
 fuzz: .venv
 	HYPOTHESIS_PROFILE=fuzz $(BIN)/pytest tests/fuzz -q --hypothesis-show-statistics
 
+# BENCH_ARGS=--peers adds the side-by-side with fabfuel ecs-deploy (docs/bench).
 bench: .venv
 	$(BIN)/python -m pip install --quiet -e '.[test,sandbox,bench]'
-	$(BIN)/python -m agent.sandbox.bench
+	$(BIN)/python -m agent.sandbox.bench $(BENCH_ARGS)
 
 # requirements.lock: the runtime dependencies (no extras) resolved in a fresh virtualenv, which the
 # Dockerfile installs in a layer of its own. Run after changing [project].dependencies.

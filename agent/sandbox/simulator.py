@@ -5,7 +5,8 @@ new deployment, no task starts, and CreateTaskSet crashes (HTTP 500) on Fargate 
 :class:`Simulator` owns that behaviour. It plugs into :class:`~agent.sandbox.overlay.EcsOverlay`
 (:meth:`Simulator.install`): post-processors replace moto's ``deployments`` / ``taskSets`` / counts /
 ``events`` in CreateService, UpdateService, DescribeServices and DeleteService replies, and handlers
-serve the five task-set operations without moto.
+serve the five task-set operations without moto, and the tasks of its services (ListTasks, DescribeTasks:
+:mod:`agent.sandbox.simulation.service_tasks`).
 
 State is a deterministic function of the :class:`SandboxClock`: before every ECS request (and every
 control request) the simulator *catches up* to ``clock.now()`` by replaying the ticks that fell due, so
@@ -74,6 +75,7 @@ from agent.sandbox.simulation.model import (
 )
 from agent.sandbox.simulation.rolling import RollingDeployments
 from agent.sandbox.simulation.service_replies import ServiceReplies
+from agent.sandbox.simulation.service_tasks import ServiceTasks
 from agent.sandbox.simulation.task_sets import TaskSets
 
 if TYPE_CHECKING:
@@ -105,7 +107,7 @@ __all__ = [
 ControlHandler = Callable[[re.Match[str], Json], Json]
 
 
-class Simulator(RollingDeployments, TaskSets, ServiceReplies):
+class Simulator(RollingDeployments, TaskSets, ServiceReplies, ServiceTasks):
     """Moves the sandbox's services forward with :attr:`clock` (see the module docstring)."""
 
     def __init__(
@@ -153,6 +155,8 @@ class Simulator(RollingDeployments, TaskSets, ServiceReplies):
             "UpdateTaskSet": self.update_task_set,
             "UpdateServicePrimaryTaskSet": self.update_service_primary_task_set,
             "DeleteTaskSet": self.delete_task_set,
+            "ListTasks": self.list_tasks,
+            "DescribeTasks": self.describe_tasks,
         }.items():
             overlay.handlers[operation] = handler
         self.service_deployments.install(overlay)

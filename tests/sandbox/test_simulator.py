@@ -267,6 +267,44 @@ def test_image_update_replaces_the_old_deployment(sim_sandbox: Sandbox, ecs: Any
     assert service["runningCount"] == 2
 
 
+def test_service_tasks_follow_the_running_counts(sim_sandbox: Sandbox, ecs: Any) -> None:
+    """ListTasks and DescribeTasks of a service show one RUNNING task per running count of each
+    deployment, of that deployment's revision, with ARNs that hold while the count does."""
+
+    def tasks(**extra: Any) -> list[tuple[str, str, str]]:
+        arns = ecs.list_tasks(cluster="sim-tasks", serviceName="web", **extra)["taskArns"]
+        if not arns:
+            return []
+        found = ecs.describe_tasks(cluster="sim-tasks", tasks=arns)["tasks"]
+        return sorted(
+            (t["taskArn"], t["taskDefinitionArn"].rsplit("/", 1)[-1], t["lastStatus"]) for t in found
+        )
+
+    _rolling_service(sim_sandbox, ecs, "sim-tasks", 2)
+    assert tasks() == []
+    _advance(sim_sandbox, 2 * T)
+    old = tasks()
+    assert [(td, status) for _, td, status in old] == [("sim-tasks:1", "RUNNING")] * 2
+    assert tasks() == old
+
+    _fargate_taskdef(ecs, "sim-tasks", "nginx:2")
+    ecs.update_service(cluster="sim-tasks", service="web", taskDefinition="sim-tasks:2")
+    _advance(sim_sandbox, T)
+    assert sorted(td for _, td, _ in tasks()) == ["sim-tasks:1", "sim-tasks:2"]
+    _advance(sim_sandbox, T)
+    new = tasks()
+    assert [td for _, td, _ in new] == ["sim-tasks:2"] * 2 and not {a for a, _, _ in new} & {
+        a for a, _, _ in old
+    }
+
+    page = ecs.list_tasks(cluster="sim-tasks", serviceName="web", maxResults=1)
+    rest = ecs.list_tasks(cluster="sim-tasks", serviceName="web", nextToken=page["nextToken"])
+    assert sorted(page["taskArns"] + rest["taskArns"]) == [a for a, _, _ in new] and "nextToken" not in rest
+    assert tasks(desiredStatus="STOPPED") == []
+    by_id = ecs.describe_tasks(cluster="sim-tasks", tasks=[new[0][0].rsplit("/", 1)[-1]])["tasks"]
+    assert [(t["taskArn"], t["group"]) for t in by_id] == [(new[0][0], "service:web")]
+
+
 def test_force_new_deployment_starts_a_deployment_of_the_same_revision(
     sim_sandbox: Sandbox, ecs: Any
 ) -> None:

@@ -25,6 +25,10 @@ And once, for ``--faults-n`` services (50 by default): the rollout of a new imag
 ``agent.sandbox.client_faults.AwsFaults``), against the same rollout without faults: requests, faults
 injected, botocore retries and the duration ratio.
 
+With ``--peers`` (``--peers-only``: that alone, kept with the other results of results.json), the peer
+scenario of :mod:`agent.sandbox.bench.peers`: fabfuel ecs-deploy against ``ecs-gitops apply`` (cold and
+warm) and the daemon, at N = 10 and 50, 3 trials each.
+
 It prints a table and writes ``docs/bench/results.json`` and ``docs/bench/cost.png`` (matplotlib, from the
 ``bench`` extra; skipped with a note when it is missing).
 """

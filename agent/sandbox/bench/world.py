@@ -36,11 +36,12 @@ class SandboxProcess:
         threading.Thread(target=self.proc.stdout.read, daemon=True).start()
         self.control("/_sandbox/config", {"taskStartSeconds": 0.001})
 
-    def control(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    def control(self, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        """POST ``body`` to a control route, or GET it when there is no body."""
         req = urllib.request.Request(
             self.endpoint + path,
-            data=json.dumps(body).encode(),
-            method="POST",
+            data=None if body is None else json.dumps(body).encode(),
+            method="GET" if body is None else "POST",
             headers={"Content-Type": "application/json"},
         )
         with urllib.request.urlopen(req, timeout=30) as resp:
@@ -57,17 +58,18 @@ class SandboxProcess:
 
 
 class Repo:
-    """A local git repository holding N services, each with its own task-definition family."""
+    """A local git repository holding N services, each with its own task-definition family, in one
+    cluster; services and families are named ``{prefix}0000``, ``{prefix}0001``..."""
 
-    def __init__(self, root: Path, n: int) -> None:
+    def __init__(self, root: Path, n: int, cluster: str = CLUSTER, prefix: str = "svc") -> None:
         import git
 
-        self.root, self.n = root, n
+        self.root, self.n, self.cluster, self.prefix = root, n, cluster, prefix
         self.git = git.Repo.init(root, initial_branch="main")
         with self.git.config_writer() as cw:
             cw.set_value("user", "name", "Bench").set_value("user", "email", "bench@example.com")
         (root / "cluster.yaml").write_text(
-            f"apiVersion: ecs-gitops/v1\nkind: Cluster\nmetadata: {{name: {CLUSTER}}}\nspec: {{}}\n"
+            f"apiVersion: ecs-gitops/v1\nkind: Cluster\nmetadata: {{name: {cluster}}}\nspec: {{}}\n"
         )
         (root / "taskdefs").mkdir()
         docs = []
@@ -75,21 +77,25 @@ class Repo:
             self.write_taskdef(i, "1")
             docs.append(
                 "apiVersion: ecs-gitops/v1\nkind: Service\n"
-                f"metadata: {{name: svc{i:04d}}}\n"
-                f"spec: {{cluster: {CLUSTER}, taskDefinition: taskdefs/svc{i:04d}.json, desiredCount: 1, "
+                f"metadata: {{name: {self.name(i)}}}\n"
+                f"spec: {{cluster: {cluster}, taskDefinition: taskdefs/{self.name(i)}.json, desiredCount: 1, "
                 "launchType: EC2}\n"
             )
         (root / "services.yaml").write_text("---\n".join(docs))
         self.commit("N services")
 
+    def name(self, i: int) -> str:
+        """The name of service i, and of its task-definition family."""
+        return f"{self.prefix}{i:04d}"
+
     def write_taskdef(self, i: int, tag: str) -> None:
         body = {
-            "family": f"svc{i:04d}",
+            "family": self.name(i),
             "networkMode": "bridge",
             "requiresCompatibilities": ["EC2"],
             "containerDefinitions": [{"name": "app", "image": f"repo/app:{tag}", "memory": 128}],
         }
-        (self.root / "taskdefs" / f"svc{i:04d}.json").write_text(json.dumps(body, indent=2))
+        (self.root / "taskdefs" / f"{self.name(i)}.json").write_text(json.dumps(body, indent=2))
 
     def commit(self, message: str) -> str:
         self.git.git.add(A=True)
