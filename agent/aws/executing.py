@@ -6,11 +6,15 @@ A crash at any point is healed by the next tick: registration is found again by 
 and every other call is an idempotent "make it so" of the desired state. RegisterTaskDefinition is the one
 call botocore does not repeat by itself: when its answer is lost (the connection dropped after the request
 went out, or a 5xx) it may have registered, so the family's newest revisions are searched for the
-content-hash tag before it is sent again.
+content-hash tag before it is sent again. CreateService and CreateTaskSet carry a ``clientToken`` derived
+from the request itself (:func:`client_token`), so botocore's retry of a call whose answer was lost, or a
+restarted agent sending the same request, gets the resource the first call made instead of a second one.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,13 +46,35 @@ _UPDATE_CALLS = {
 }
 
 
+TOKEN_PREFIX = "ecs-gitops-"
+TOKEN_LENGTH = 36  # ECS: "Up to 36 ASCII characters in the range of 33-126 (inclusive) are allowed."
+
+
+def client_token(operation: str, params: Mapping[str, Any], commit: str | None = None) -> str:
+    """The ``clientToken`` of a CreateService or CreateTaskSet request: a digest of the operation, the
+    request (cluster, service, task-definition revision, target groups, ``externalId``...) and the commit
+    it applies, so the same request for the same commit always carries the same token and any other
+    request another one.
+
+    ECS (Ensuring idempotency, API reference): "If you retry a request that completed successfully using
+    the same client token and the same parameters, the retry succeeds without performing any further
+    actions." A token is at most 36 ASCII characters in the range 33-126.
+    """
+    body = {k: v for k, v in params.items() if k != "clientToken"}
+    text = json.dumps([operation, commit, body], sort_keys=True, separators=(",", ":"), default=str)
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    return TOKEN_PREFIX + digest[: TOKEN_LENGTH - len(TOKEN_PREFIX)]
+
+
 @dataclass
 class Applied:
-    """What executing a plan did: ARNs registered by family, and each change carried out."""
+    """What executing a plan did: ARNs registered by family, and each change carried out; ``revision`` is
+    the commit the plan is of (the client tokens of its creations name it)."""
 
     registered: dict[str, str] = field(default_factory=dict)
     task_definitions: dict[str, str] = field(default_factory=dict)  # family -> ARN to run
     done: list[str] = field(default_factory=list)
+    revision: str | None = None
 
 
 def change_key(change: Change) -> str:
@@ -82,7 +108,7 @@ class Executor:
         ARN) are revisions an earlier ``execute`` of the same plan registered, for the services to use.
         """
         wanted = set(only) if only is not None else None
-        applied = Applied(task_definitions=dict(registered or {}))
+        applied = Applied(task_definitions=dict(registered or {}), revision=plan.revision)
         for change in plan.changes:
             if change.kind == "TaskDefinition" and change.request.get("taskDefinitionArn"):
                 applied.task_definitions[change.name] = change.request["taskDefinitionArn"]
@@ -194,7 +220,9 @@ class Executor:
     def _service_create(self, change: Change, applied: Applied) -> None:
         request = dict(change.request)
         task_set = request.pop("taskSet", None)
-        out = self._call("create_service", change, **self._with_arns(request, applied))
+        params = self._with_arns(request, applied)
+        token = client_token("CreateService", params, applied.revision)
+        out = self._call("create_service", change, **params, clientToken=token)
         if task_set is not None:
             self._replace_task_set(change, out["service"], task_set, applied)
 
@@ -231,9 +259,9 @@ class Executor:
         if existing:
             arn = existing[0]["taskSetArn"]
         else:
-            arn = self._call("create_task_set", change, cluster=cluster, service=name, **params)["taskSet"][
-                "taskSetArn"
-            ]
+            request = {"cluster": cluster, "service": name, **params}
+            token = client_token("CreateTaskSet", request)
+            arn = self._call("create_task_set", change, **request, clientToken=token)["taskSet"]["taskSetArn"]
         self._call(
             "update_service_primary_task_set", change, cluster=cluster, service=name, primaryTaskSet=arn
         )

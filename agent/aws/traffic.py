@@ -25,7 +25,7 @@ from agent.plan.taskdefs import HASH_TAG
 from agent.rollout.progressive import TaskSetView, Weights
 
 from .errors import translated
-from .executing import Executor
+from .executing import Executor, client_token
 
 # ELB documents no maximum for DescribeRules' RuleArns; 20 (DescribeTags' limit) keeps each call small:
 # ten services with a production and a test rule each.
@@ -218,11 +218,15 @@ class TrafficWriter:
         self.change = change
 
     def create_task_set(self, params: Mapping[str, Any]) -> str:
-        """CreateTaskSet (``params`` from :func:`task_set_request`); returns the new task set's ARN."""
+        """CreateTaskSet (``params`` from :func:`task_set_request`); returns the new task set's ARN.
+
+        The request carries a ``clientToken`` derived from it (the service, the task-definition revision,
+        green's target group, the commit as ``externalId``): a retry after a lost answer, or a restarted
+        agent creating the same task set, gets the one the first call made."""
+        request = {"cluster": self.cluster, "service": self.service, **params}
+        token = client_token("CreateTaskSet", request)
         with translated():
-            out = self.executor.call(
-                "ecs", "create_task_set", self.change, cluster=self.cluster, service=self.service, **params
-            )
+            out = self.executor.call("ecs", "create_task_set", self.change, **request, clientToken=token)
         return str(out["taskSet"]["taskSetArn"])
 
     def set_weights(self, rule: str, weights: Weights) -> None:

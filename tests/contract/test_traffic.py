@@ -108,8 +108,9 @@ def _task_sets(aws: Aws) -> dict[str, Any]:
 def test_task_sets_are_created_observed_made_primary_and_deleted(
     sim_sandbox: Any, world: dict, aws: Aws
 ) -> None:
-    """CreateTaskSet registers green's target group with the commit sha and the content-hash tag; the
-    Observer's DescribeServices shows both task sets, stable once their tasks run; primary and delete land."""
+    """CreateTaskSet registers green's target group with the commit sha and the content-hash tag (the same
+    request again makes no second one); the Observer's DescribeServices shows both task sets, stable once
+    their tasks run; primary and delete land."""
     calls: list[str] = []
     writer = _writer(aws, calls)
     blue = writer.create_task_set(
@@ -120,6 +121,11 @@ def test_task_sets_are_created_observed_made_primary_and_deleted(
         task_set_request(world["task_set"], world["td2"], world["groups"]["web-green"], "sha2")
     )
     assert calls == ["CreateTaskSet", "UpdateServicePrimaryTaskSet", "CreateTaskSet"]
+    # Another writer (a restarted agent) sends the same request, so the same clientToken: the same green.
+    again = _writer(aws).create_task_set(
+        task_set_request(world["task_set"], world["td2"], world["groups"]["web-green"], "sha2")
+    )
+    assert again == green
 
     seen = _task_sets(aws)
     assert (seen[world["td"]].status, seen[world["td2"]].status) == ("PRIMARY", "ACTIVE")

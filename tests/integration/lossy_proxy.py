@@ -10,7 +10,9 @@ whole answer, and then:
   SIGKILL the agent at the moment after its call reached ECS; released answers are dropped too.
 
 ``after`` lets that many matching requests through first; ``count`` is how many answers the rule takes.
-``reached`` counts, per operation, the requests forwarded to the sandbox. The operation is read from
+``reached`` counts, per operation, the requests forwarded to the sandbox; ``calls`` counts the calls among
+them: botocore sends every attempt of one call with the same ``amz-sdk-invocation-id``, so a call it
+retried after a lost answer counts once there and twice in ``reached``. The operation is read from
 ``X-Amz-Target`` (JSON protocols), the ``Action`` form field (query protocols) or ``/operation/<name>``
 (RPC v2 CBOR).
 """
@@ -58,6 +60,8 @@ class LossyProxy:
         self.upstream = (parsed.hostname or "127.0.0.1", parsed.port or 80)
         self.rules: list[Rule] = []
         self.reached: Counter[str] = Counter()
+        self.calls: Counter[str] = Counter()
+        self._invocations: set[tuple[str, str]] = set()
         self.lost: Counter[str] = Counter()
         self.held = 0
         self._lock = threading.Lock()
@@ -84,6 +88,10 @@ class LossyProxy:
                 if operation:
                     with proxy._lock:
                         proxy.reached[operation] += 1
+                        invocation = (operation, self.headers.get("amz-sdk-invocation-id") or "")
+                        if not invocation[1] or invocation not in proxy._invocations:
+                            proxy._invocations.add(invocation)
+                            proxy.calls[operation] += 1
                 if rule is not None:
                     proxy._drop(rule, operation)
                     self.close_connection = True
@@ -120,6 +128,8 @@ class LossyProxy:
         self.clear()
         with self._lock:
             self.reached.clear()
+            self.calls.clear()
+            self._invocations.clear()
             self.lost.clear()
 
     def _take(self, operation: str) -> Rule | None:

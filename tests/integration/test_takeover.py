@@ -1,5 +1,6 @@
 """Two replicas on one DynamoDB table: exactly one acts; when it dies mid-rollout the other takes over
-within the lease TTL plus one poll interval and finishes the rollout; the old one is fenced off."""
+within the lease TTL plus one poll interval and finishes the rollout (a rolling one, and a native canary
+left paused at the agent's PAUSE hook); the old one is fenced off."""
 
 from __future__ import annotations
 
@@ -11,12 +12,14 @@ from typing import Any
 
 import pytest
 from gitops_story import Story
+from test_kill_matrix import NATIVE_BASE, _native
 
 from agent.aws.clients import Aws
 from agent.aws.pacing import Pacer
 from agent.daemon import Agent
 from agent.errors import PermanentError
 from agent.sandbox.client_faults import GitRemoteFaults
+from agent.sandbox.harness import write
 from agent.store import LeaseLost
 from agent.store.dynamodb import create_table
 
@@ -28,8 +31,8 @@ _tables = itertools.count(1)
 class Replicas:
     """A story (remote, work tree, sim sandbox, fake clock) and agents sharing one DynamoDB table."""
 
-    def __init__(self, sandbox: Any, tmp_path: Path) -> None:
-        self.story = Story(sandbox, tmp_path)
+    def __init__(self, sandbox: Any, tmp_path: Path, copy_example: bool = True) -> None:
+        self.story = Story(sandbox, tmp_path, copy_example=copy_example)
         self.table = f"ecs-gitops-ha-{next(_tables)}"
         create_table(sandbox.client("dynamodb"), self.table)
         self.tmp_path = tmp_path
@@ -104,6 +107,100 @@ def test_the_standby_takes_over_a_dead_leader_mid_rollout_and_finishes_it(replic
     assert a.aws.counter.total("ecs.") == 0
     ready, body = a.readiness.check()
     assert ready and body["leader"]["owner"] == "b"
+
+
+class Killed(BaseException):
+    """The leader's process ends here: no handler of the agent runs after it (as with SIGKILL)."""
+
+
+def _newest_service_deployment(story: Story) -> dict[str, Any]:
+    briefs = story.ecs.list_service_deployments(cluster="native", service="canary")["serviceDeployments"]
+    newest = max(briefs, key=lambda b: b["createdAt"])["serviceDeploymentArn"]
+    return dict(
+        story.ecs.describe_service_deployments(serviceDeploymentArns=[newest])["serviceDeployments"][0]
+    )
+
+
+def test_the_standby_continues_a_native_canary_its_dead_leader_left_paused_at_the_pause_hook(
+    sim_sandbox: Any, tmp_path: Path
+) -> None:
+    """A native canary (engine ecs) whose PAUSE hook the leader dies in the act of continuing: ECS waits at
+    the hook; the standby takes over within TTL + interval, reads the paused deployment from ECS, continues
+    it exactly once, and ECS ends SUCCESSFUL; the commit reads pending at every step until ECS says
+    SUCCESSFUL, then success."""
+    replicas = Replicas(sim_sandbox, tmp_path, copy_example=False)
+    story = replicas.story
+    for rel, content in {**NATIVE_BASE, "canary.json": _native("repo/canary:1")}.items():
+        write(story.root, rel, content)
+    story.commit("a native canary service")
+    a, b = replicas.agent("a"), replicas.agent("b")
+    assert a.tick() is not None and a.leading
+    story.settle(a)
+    assert b.tick() is None and b.aws.counter.total("ecs.") == 0
+
+    def die(**_: Any) -> None:
+        raise Killed("SIGKILL")
+
+    a.aws.register("before-call.ecs.ContinueServiceDeployment", die)
+    write(story.root, "canary.json", _native("repo/canary:2"))
+    sha = story.commit("canary 2")
+    continued = sim_sandbox.faults.served["ContinueServiceDeployment"]
+    seen: list[tuple[str, str, str]] = []  # (the commit's status, its description, what ECS says)
+
+    def honest() -> None:
+        state, description = (
+            story.notes(sha)["ecs-gitops/native/canary"][k] for k in ("state", "description")
+        )
+        ecs_says = _newest_service_deployment(story)["status"]
+        seen.append((state, description, ecs_says))
+        assert state == "pending" or (state, ecs_says) == ("success", "SUCCESSFUL"), seen[-1]
+
+    for _ in range(60):  # the leader rolls the canary out until ECS waits at its PAUSE hook
+        try:
+            result = a.tick()
+        except Killed:
+            break
+        assert result is not None
+        honest()
+        story.advance(max(1.0, (result.wake_at - story.clock.now()).total_seconds()) if result.wake_at else 5)
+    else:
+        pytest.fail("the leader never came to continue the deployment")
+    died = story.clock.now()
+    paused = _newest_service_deployment(story)
+    assert paused["status"] == "IN_PROGRESS"
+    assert [(h["targetType"], h["status"]) for h in paused["lifecycleHookDetails"]] == [
+        ("PAUSE", "AWAITING_ACTION")
+    ]
+    assert paused["targetServiceRevision"]["requestedProductionTrafficWeight"] == 0.0  # green: no production
+    assert sim_sandbox.faults.served["ContinueServiceDeployment"] == continued  # it never reached ECS
+    honest()
+
+    continues: list[str] = []  # the hooks the new leader continues, in order
+    b.aws.register(
+        "provide-client-params.ecs.ContinueServiceDeployment",
+        lambda params, **_: continues.append(params["hookId"]),
+    )
+    while (result := b.tick()) is None:  # the standby leads once the dead leader's lease has expired
+        assert (story.clock.now() - died).total_seconds() <= TTL + INTERVAL, "no takeover in time"
+        story.advance(INTERVAL)
+    assert b.leading and b.lease.holder()["token"] == 2
+    for _ in range(60):  # and follows the deployment, read from ECS, to its end
+        honest()
+        if result.wake_at is None:
+            break
+        story.advance(max(1.0, (result.wake_at - story.clock.now()).total_seconds()))
+        result = b.tick()
+        assert result is not None
+    assert seen[-1][0] == "success" and seen[-1][2] == "SUCCESSFUL", seen
+    assert any(state == "pending" for state, _, _ in seen)
+    # The hook the leader died at is continued first, and every hook once (ECS pauses before each
+    # production traffic step: 50 %, then 100 %); nothing else reached ECS.
+    assert continues[0] == paused["lifecycleHookDetails"][0]["hookId"]
+    assert len(continues) == len(set(continues)) == 2
+    assert sim_sandbox.faults.served["ContinueServiceDeployment"] == continued + len(continues)
+    assert story.running("native", "canary") == "canary:2"
+    assert story.revisions("canary") == ["canary:1", "canary:2"]
+    assert a.tick() is None and not a.leading  # the old leader, back, stands by
 
 
 def test_a_leader_that_stops_cleanly_hands_over_at_once(replicas: Replicas) -> None:

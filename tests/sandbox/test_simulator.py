@@ -534,6 +534,48 @@ def test_task_set_errors_are_ecs_errors(sim_sandbox: Sandbox, ecs: Any) -> None:
         ecs.delete_task_set(cluster="sim-ts-errors-ext", service="web", taskSet=task_set["id"])
 
 
+def test_a_client_token_creates_one_task_set_or_service_however_often_the_request_is_sent(
+    sim_sandbox: Sandbox, ecs: Any
+) -> None:
+    """CreateTaskSet and CreateService sent again with the same clientToken (in the same cluster) create
+    nothing more and answer the first resource as it is now, even with other parameters; another token, or
+    the same token in another cluster, creates another; a token ECS would refuse is refused."""
+    _external_service(sim_sandbox, ecs, "sim-token", 2)
+    _external_service(sim_sandbox, ecs, "sim-token-b", 2)
+    first = _create_task_set(sim_sandbox, ecs, "sim-token", "nginx:1", "e" * 40, clientToken="tok-1")
+    _advance(sim_sandbox, T)
+    again = _create_task_set(sim_sandbox, ecs, "sim-token", "nginx:1", "e" * 40, clientToken="tok-1")
+    assert again["taskSetArn"] == first["taskSetArn"]
+    assert (again["runningCount"], again["createdAt"]) == (1, first["createdAt"])  # described now
+    other_params = _create_task_set(sim_sandbox, ecs, "sim-token", "nginx:9", "f" * 40, clientToken="tok-1")
+    assert other_params["taskSetArn"] == first["taskSetArn"]
+    (listed,) = ecs.describe_task_sets(cluster="sim-token", service="web")["taskSets"]
+    assert listed["taskSetArn"] == first["taskSetArn"]
+
+    other_token = _create_task_set(sim_sandbox, ecs, "sim-token", "nginx:1", "e" * 40, clientToken="tok-2")
+    other_cluster = _create_task_set(
+        sim_sandbox, ecs, "sim-token-b", "nginx:1", "e" * 40, clientToken="tok-1"
+    )
+    assert len({first["taskSetArn"], other_token["taskSetArn"], other_cluster["taskSetArn"]}) == 3
+    assert len(ecs.describe_task_sets(cluster="sim-token", service="web")["taskSets"]) == 2
+
+    arn = _fargate_taskdef(ecs, "sim-token", "nginx:1")
+    service = {
+        "cluster": "sim-token", "serviceName": "api", "taskDefinition": arn, "desiredCount": 1,
+        "launchType": "FARGATE", "networkConfiguration": _network(sim_sandbox), "clientToken": "svc-1",
+    }  # fmt: skip
+    created = ecs.create_service(**service)["service"]
+    _advance(sim_sandbox, 2 * T)
+    repeated = ecs.create_service(**service)["service"]
+    assert repeated["serviceArn"] == created["serviceArn"]
+    assert [d["id"] for d in repeated["deployments"]] == [d["id"] for d in created["deployments"]]
+    assert (repeated["runningCount"], repeated["deployments"][0]["rolloutState"]) == (1, "COMPLETED")
+
+    for token in ("x" * 37, "with space"):
+        with pytest.raises(ecs.exceptions.InvalidParameterException, match="clientToken"):
+            _create_task_set(sim_sandbox, ecs, "sim-token", "nginx:1", "e" * 40, clientToken=token)
+
+
 # -- control API and shapes ------------------------------------------------------------------------
 
 

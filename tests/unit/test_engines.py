@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from agent.aws.executing import client_token
 from agent.aws.traffic import forward_action, task_set_request, task_set_view
 from agent.engines.base import Tick, subject_of
 from agent.engines.gating import hold_for_windows, windows_of
@@ -228,6 +229,24 @@ def test_create_task_set_request_points_at_green() -> None:
         "tags": [{"key": HASH_TAG, "value": "abc123"}],
     }
     assert plan_task_set["loadBalancers"][0]["targetGroupArn"] == "arn:tg/blue"  # the plan is not changed
+
+
+def test_the_client_token_is_the_requests_own_and_fits_ecs_limits() -> None:
+    """The same request (and commit) always gets the same token, at most 36 ASCII characters 33-126; another
+    revision, commit (``externalId`` or the plan's) or operation gets another; a token already in the request
+    is ignored."""
+    params = {"cluster": "prod", "service": "web", "taskDefinition": "arn:td/web:5", "externalId": "sha5"}
+    token = client_token("CreateTaskSet", params)
+    assert token == client_token("CreateTaskSet", dict(reversed(params.items())))
+    assert token == client_token("CreateTaskSet", {**params, "clientToken": "earlier"})
+    assert len(token) <= 36 and all(33 <= ord(c) <= 126 for c in token)
+    others = {
+        client_token("CreateTaskSet", {**params, "taskDefinition": "arn:td/web:6"}),
+        client_token("CreateTaskSet", {**params, "externalId": "sha6"}),
+        client_token("CreateTaskSet", params, "sha6"),
+        client_token("CreateService", params),
+    }
+    assert token not in others and len(others) == 4
 
 
 def test_forward_action_and_task_set_view() -> None:

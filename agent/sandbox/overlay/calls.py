@@ -64,6 +64,8 @@ class OverlayState:
     # (account, region) -> names, in order
     asg_providers: dict[tuple[str, str], list[str]] = field(default_factory=dict)
     asg_patches: dict[str, Json] = field(default_factory=dict)  # provider ARN -> ASG provider fields
+    # (account, region, cluster, operation, clientToken) -> what that creation made (overlay.client_tokens)
+    creations: dict[tuple[str, str, str, str, str], Any] = field(default_factory=dict)
 
 
 class Overlay(Protocol):

@@ -2,10 +2,12 @@
 
 ECS JSON requests (``X-Amz-Target: AmazonEC2ContainerServiceV20141113.<Operation>``) become a
 :class:`~agent.sandbox.overlay.calls.Call` answered by ``handlers`` (or forwarded to moto) and then
-patched by ``post_processors``; ``/_sandbox/`` requests go to ``control_routes``; every other AWS request
-passes the ``pre_request`` hooks (faults), the ``filters`` (STS) and ``aws_routes`` (Lambda Invoke), else
-goes to moto untouched. :data:`DEFAULT_HANDLERS` and :data:`DEFAULT_POST_PROCESSORS` are the resource
-modules' entries; the simulator adds its own with :meth:`Simulator.install`.
+patched by ``post_processors``; a CreateService or CreateTaskSet whose ``clientToken`` already created a
+resource answers that one instead (:mod:`~agent.sandbox.overlay.client_tokens`). ``/_sandbox/`` requests
+go to ``control_routes``; every other AWS request passes the ``pre_request`` hooks (faults), the
+``filters`` (STS) and ``aws_routes`` (Lambda Invoke), else goes to moto untouched.
+:data:`DEFAULT_HANDLERS` and :data:`DEFAULT_POST_PROCESSORS` are the resource modules' entries; the
+simulator adds its own with :meth:`Simulator.install`.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from xml.sax.saxutils import escape as xml_escape
 
-from agent.sandbox.overlay import capacity_providers, clusters, services, task_definitions
+from agent.sandbox.overlay import capacity_providers, client_tokens, clusters, services, task_definitions
 from agent.sandbox.overlay.calls import Call, EcsError, Handler, Json, OverlayState, PostProcessor, Reply
 from agent.sandbox.overlay.task_definitions import ECHO_ECS
 
@@ -180,6 +182,10 @@ class EcsOverlay:
         for hook in self.before_dispatch:
             hook()
         try:
+            token = client_tokens.token_key(call)
+            if token is not None and token in self.state.creations:
+                creation = self.state.creations[token]
+                return client_tokens.replay(call, creation, lambda op, ps: self.dispatch(environ, op, ps))
             handler = self.handlers.get(operation)
             reply = handler(call) if handler else call.forward()
             if reply.ok:
@@ -187,6 +193,8 @@ class EcsOverlay:
                 for post in self.post_processors.get(operation, ()):
                     body = post(call, body)
                 reply = Reply(reply.status, body)
+                if token is not None:
+                    client_tokens.remember(self.state.creations, token, call, body)
             return reply
         except EcsError as exc:
             return _error_reply(exc)
