@@ -87,6 +87,9 @@ class DirTree:
     def __init__(self, root: Path | str) -> None:
         self.root = Path(root)
         self._real_root = Path(os.path.realpath(self.root))
+        self._root_text = str(self.root)
+        self._real_root_text = str(self._real_root)
+        self._real_prefix = os.path.join(self._real_root_text, "")
 
     def describe(self) -> str:
         return str(self.root)
@@ -135,16 +138,17 @@ class DirTree:
             return False
 
     def resolve(self, path: str) -> str | None:
+        # Plain strings, not Paths: the loader asks this three times of every file.
+        full = os.path.join(self._root_text, *path.split("/")) if path else self._root_text
         try:
-            real = Path(os.path.realpath(self._abs(path)))
+            real = os.path.realpath(full)
         except (OSError, ValueError):  # a NUL in the name, a name too long: it leads nowhere we can read
             return None
-        try:
-            rel = real.relative_to(self._real_root)
-        except ValueError:
+        if real == self._real_root_text:
+            return ""
+        if not real.startswith(self._real_prefix):
             return None
-        rel_posix = rel.as_posix()
-        return "" if rel_posix == "." else rel_posix
+        return real[len(self._real_prefix) :].replace(os.sep, "/")
 
 
 def _looks_like_url(repo: str) -> bool:

@@ -11,13 +11,15 @@ YAML-only types (timestamps, binary, sets) are refused, so a document is plain J
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import yaml
-from yaml.composer import ComposerError
-from yaml.constructor import ConstructorError
+from yaml.composer import Composer, ComposerError
+from yaml.constructor import ConstructorError, SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
-from yaml.reader import ReaderError
+from yaml.reader import Reader, ReaderError
+from yaml.resolver import Resolver
 
 from agent.errors import Problem
 from agent.manifests.documents import MAX_DEPTH, Document, child, whole_and_finite
@@ -37,7 +39,35 @@ class _TooDeep(yaml.MarkedYAMLError):
     pass
 
 
-class SafeManifestLoader(yaml.SafeLoader):
+class _ManifestRules:
+    """What both loaders add to PyYAML's composer and constructor: a depth limit while composing, and
+    mapping keys that are strings."""
+
+    _depth = 0
+
+    def compose_node(self, parent: Node | None, index: Any) -> Node:
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                event = self.peek_event()  # type: ignore[attr-defined]
+                raise _TooDeep(None, None, f"nesting is deeper than {MAX_DEPTH} levels", event.start_mark)
+            return super().compose_node(parent, index)  # type: ignore[misc,no-any-return]
+        finally:
+            self._depth -= 1
+
+    def construct_mapping(self, node: Node, deep: bool = False) -> dict[str, Any]:
+        if not isinstance(node, MappingNode):
+            raise ConstructorError(None, None, f"expected a mapping, found {node.id}", node.start_mark)
+        self.flatten_mapping(node)  # type: ignore[attr-defined]
+        mapping: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, ScalarNode):
+                raise ConstructorError(None, None, "a mapping key must be a string", key_node.start_mark)
+            mapping[key_node.value] = self.construct_object(value_node, deep=deep)  # type: ignore[attr-defined]
+        return mapping
+
+
+class SafeManifestLoader(_ManifestRules, yaml.SafeLoader):
     """SafeLoader with string keys, a depth limit while composing, and no YAML-only types."""
 
     def __init__(self, stream: str) -> None:
@@ -60,27 +90,6 @@ class SafeManifestLoader(yaml.SafeLoader):
             elif ch != "\ufeff":
                 self.column += 1
             length -= 1
-
-    def compose_node(self, parent: Node | None, index: Any) -> Node:  # type: ignore[override]
-        self._depth += 1
-        try:
-            if self._depth > MAX_DEPTH:
-                event = self.peek_event()
-                raise _TooDeep(None, None, f"nesting is deeper than {MAX_DEPTH} levels", event.start_mark)
-            return super().compose_node(parent, index)  # type: ignore[no-any-return]
-        finally:
-            self._depth -= 1
-
-    def construct_mapping(self, node: Node, deep: bool = False) -> dict[str, Any]:  # type: ignore[override]
-        if not isinstance(node, MappingNode):
-            raise ConstructorError(None, None, f"expected a mapping, found {node.id}", node.start_mark)
-        self.flatten_mapping(node)
-        mapping: dict[str, Any] = {}
-        for key_node, value_node in node.value:
-            if not isinstance(key_node, ScalarNode):
-                raise ConstructorError(None, None, "a mapping key must be a string", key_node.start_mark)
-            mapping[key_node.value] = self.construct_object(value_node, deep=deep)
-        return mapping
 
 
 def _number(construct: Any) -> Any:
@@ -114,6 +123,60 @@ SafeManifestLoader.yaml_implicit_resolvers = {
 }
 for _tag in ("timestamp", "binary", "set", "omap", "pairs"):
     SafeManifestLoader.add_constructor(f"tag:yaml.org,2002:{_tag}", _refuse_tag)
+
+
+class _NotAlike(Exception):
+    """libyaml's events for this text may differ from PyYAML's: read it again with the Python loader."""
+
+
+def _libyaml_loader() -> Any:
+    """A loader that takes its events from libyaml and builds nodes and data with the Python composer,
+    constructor and resolver of ``SafeManifestLoader`` (so the depth limit, the string keys and the
+    refused types apply alike), or None when PyYAML was built without libyaml."""
+    try:
+        from yaml._yaml import CParser
+    except ImportError:  # pragma: no cover - PyYAML without its C extension
+        return None
+
+    # Composer comes before CParser, so check_node/get_node/compose_* are PyYAML's Python ones, calling
+    # CParser's check_event/peek_event/get_event.
+    class LibyamlManifestLoader(_ManifestRules, Composer, CParser, SafeConstructor, Resolver):  # type: ignore[misc,valid-type]
+        yaml_constructors = SafeManifestLoader.yaml_constructors
+        yaml_multi_constructors = SafeManifestLoader.yaml_multi_constructors
+        yaml_implicit_resolvers = SafeManifestLoader.yaml_implicit_resolvers
+        yaml_path_resolvers = SafeManifestLoader.yaml_path_resolvers
+
+        def __init__(self, stream: str) -> None:
+            CParser.__init__(self, stream)
+            Composer.__init__(self)
+            SafeConstructor.__init__(self)
+            Resolver.__init__(self)
+            self._depth = 0
+
+        def compose_node(self, parent: Node | None, index: Any) -> Node:
+            node: Node = super().compose_node(parent, index)
+            # An empty plain scalar (``key:`` with no value, ``- `` with no item) can sit on another line
+            # in libyaml's marks than in PyYAML's, at the end of a stream.
+            if node.__class__ is ScalarNode and node.value == "" and node.style == "":
+                raise _NotAlike
+            return node
+
+    return LibyamlManifestLoader
+
+
+_LibyamlManifestLoader = _libyaml_loader()
+
+# Texts libyaml may read differently from PyYAML: a NEL, LS or PS (line breaks to libyaml, not to these
+# line numbers), a character PyYAML refuses, a byte-order mark, a tab (libyaml takes some that PyYAML
+# refuses), a block scalar header followed by "#" with no space, and a "?" in a file that has a flow
+# collection (libyaml reads "[a?b]" as one scalar).
+_UNLIKE = re.compile("[\x85\u2028\u2029\ufeff\t]|[|>][-+0-9]*#|" + Reader.NON_PRINTABLE.pattern)
+
+
+def _libyaml_reads_alike(text: str) -> bool:
+    if _UNLIKE.search(text):
+        return False
+    return "?" not in text or ("[" not in text and "{" not in text)
 
 
 def _children(node: Node) -> list[Node]:
@@ -175,6 +238,32 @@ def _measure(root: Node) -> tuple[str, int] | None:
         )
     if depth > MAX_DEPTH:
         return f"nesting (through aliases) is deeper than {MAX_DEPTH} levels", root.start_mark.line + 1
+    return None
+
+
+def _measure_tree(root: Node) -> tuple[str, int] | None:
+    """``_measure`` of a document without anchors: no node is shared, so nothing comes from an alias and
+    the composer's depth limit already holds; only the text can be too big."""
+    text = 0
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        value = node.value
+        if isinstance(node, ScalarNode):
+            text += 1 + (len(value) if value.isascii() else len(value.encode("utf-8", "surrogatepass")))
+        elif isinstance(node, SequenceNode):
+            text += 1
+            stack.extend(value)
+        else:
+            text += 1
+            for pair in value:
+                stack.extend(pair)
+    if text > MAX_DOCUMENT_BYTES:
+        return (
+            f"this document is {text} bytes once its aliases are expanded; the limit is "
+            f"{MAX_DOCUMENT_BYTES} bytes (1 MiB)",
+            root.start_mark.line + 1,
+        )
     return None
 
 
@@ -248,14 +337,35 @@ def _yaml_problem(file: str, err: yaml.YAMLError, text: str = "") -> Problem:
 def parse_yaml(text: str, file: str, budget: Budget | None = None) -> tuple[list[Document], list[Problem]]:
     """Every document of a YAML stream; a problem in one document does not hide the next ones, but a
     syntax error ends the file (the parser cannot resynchronise). Each document, empty or not, is taken
-    from ``budget`` (the commit's) before it is parsed; the one that overspends it ends the file."""
+    from ``budget`` (the commit's) before it is parsed; the one that overspends it ends the file.
+
+    A text libyaml reads as PyYAML does (``_libyaml_reads_alike``) is parsed from libyaml's events; when
+    that gives any problem, or the text is not such a text, PyYAML's own scanner and parser read it, so
+    the documents, lines and messages are always the pure-Python loader's."""
+    if _LibyamlManifestLoader is not None and _libyaml_reads_alike(text):
+        before = (budget.documents, budget.spent) if budget is not None else None
+        try:
+            documents, problems = _parse(_LibyamlManifestLoader, text, file, budget)
+            if not problems:
+                return documents, problems
+        except Exception:  # anything libyaml does differently is read again by PyYAML below
+            pass
+        if budget is not None and before is not None:
+            budget.documents, budget.spent = before
+    return _parse(SafeManifestLoader, text, file, budget)
+
+
+def _parse(
+    loader_class: Any, text: str, file: str, budget: Budget | None
+) -> tuple[list[Document], list[Problem]]:
     documents: list[Document] = []
     problems: list[Problem] = []
     try:
-        loader = SafeManifestLoader(text)  # checks every character first: ReaderError
+        loader = loader_class(text)  # the Python loader checks every character first: ReaderError
     except yaml.YAMLError as err:
         return [], [_yaml_problem(file, err, text)]
     index = 0
+    anchors = "&" in text  # no "&", no anchor: every document is a tree
     try:
         while loader.check_node():
             if budget is not None:
@@ -268,7 +378,7 @@ def parse_yaml(text: str, file: str, budget: Budget | None = None) -> tuple[list
             index += 1
             if node is None:
                 continue
-            bad = _measure(node)
+            bad = _measure(node) if anchors else _measure_tree(node)
             if bad:
                 problems.append(Problem(file, "", bad[0], bad[1]))
                 continue
