@@ -6,10 +6,12 @@ webhook, a commit the file watcher saw, the leader lease taken over). Asks that 
 coalesce into one follow-up tick: 300 webhooks during one tick cause one more tick, not 300.
 
 After a tick that ran to its end the loop always pauses: a tenth of the last tick, at least ``MIN_PAUSE``
-seconds. So a tick that outlasts the poll interval (a large repository, a slow AWS endpoint) never starves
-the rest of the agent: the agent's lock is free in the pause (``plan --publish``, the bench), a stop
-request waits for at most the tick in progress, and an asked-for tick starts at most one tick (plus the
-pause) after it was asked for. Each tick's duration goes to ``took`` (the daemon counts the overruns there).
+seconds, before a poll or a wake-up; ``MIN_PAUSE`` alone before an asked-for tick (a push should not wait
+for a tenth of a long tick). So a tick that outlasts the poll interval (a large repository, a slow AWS
+endpoint) never starves the rest of the agent: the agent's lock is free in the pause (the bench, tests), a
+stop request waits for at most the tick in progress, and an asked-for tick starts at most one tick (plus
+``MIN_PAUSE``) after it was asked for. Each tick's duration goes to ``took`` (the daemon counts the
+overruns there).
 
 An ask that arrives while a tick is still only reading (fetch, load, observe, plan: before its first AWS
 write) interrupts it: ``interrupting()`` turns true, the tick checks it at its safe points and raises
@@ -117,6 +119,7 @@ class TickLoop(_Asked):
         self._poll_at = 0.0
         self._wake_at: float | None = None
         self._not_before = 0.0  # the end of the last tick plus its pause
+        self._asked_not_before = 0.0  # the end of the last tick plus MIN_PAUSE (0 when it was interrupted)
         self._interruptible = True  # the tick in progress may be interrupted (none was just before it)
         self._interrupt = False  # an ask came while the tick in progress may be interrupted
         self.ticks = 0  # ticks run to their end so far
@@ -151,9 +154,9 @@ class TickLoop(_Asked):
         """When the next tick is due (monotonic seconds), under the condition's lock; None: stop."""
         if self._stopping:
             return None
-        due = self._poll_at if self._wake_at is None else min(self._poll_at, self._wake_at)
         if self._asked:
-            due = 0.0
+            return self._asked_not_before
+        due = self._poll_at if self._wake_at is None else min(self._poll_at, self._wake_at)
         return max(due, self._not_before)
 
     def _loop(self) -> None:
@@ -187,11 +190,12 @@ class TickLoop(_Asked):
                     self._poll_at = started + self.interval + random.uniform(0, self.jitter)
                     if interrupted:  # the next tick (asked for) starts at once
                         self.interrupted += 1
-                        self._not_before = ended
+                        self._not_before = self._asked_not_before = ended
                     else:
                         self.ticks += 1
                         self._wake_at = None if wake_in is None else ended + max(0.0, wake_in)
                         self._not_before = ended + pause_after(ended - started)
+                        self._asked_not_before = ended + MIN_PAUSE
                     self._changed.notify_all()
             if interrupted:
                 log.info("tick.interrupted", seconds=round(ended - started, 3))

@@ -231,3 +231,18 @@ def test_an_ask_during_a_tick_that_has_stopped_reading_does_not_interrupt_it() -
     finally:
         assert loop.stop(timeout=10)
     assert loop.interrupted == 0 and not loop.interrupting()
+
+
+def test_an_ask_after_a_long_tick_waits_the_shortest_pause_not_a_tenth_of_the_tick() -> None:
+    """After a tick of 50 s a poll would wait 5 s; an ask waits MIN_PAUSE."""
+    clock = _Clock()
+    ticks = _Ticks(clock, seconds=50.0)
+    loop = TickLoop(ticks, interval=3600, monotonic=clock).start()
+    try:
+        _wait_for(lambda: loop.ticks == 1, 10, "the first tick")
+        loop.ask()
+        _wait_for(lambda: len(ticks.spans) == 2, 10, "the asked-for tick")
+    finally:
+        assert loop.stop(timeout=10)
+    (_, first_end), (second_start, _) = ticks.spans
+    assert MIN_PAUSE - 0.01 <= second_start - first_end < pause_after(50.0)
