@@ -130,9 +130,14 @@ class Reconciler:
 
     def tick(self, tree: Tree, sha: str) -> TickResult:
         """Reconcile ECS with the manifests at ``sha`` and report on that commit."""
+        try:
+            return self._tick(tree, sha)
+        finally:
+            self._acting = False  # until the next tick acts, it only reads
+
+    def _tick(self, tree: Tree, sha: str) -> TickResult:
         now = self.clock()
         bound = log.bind(sha=sha[:12])
-        self._acting = False
         try:
             loaded = self.desired.load(tree, self.config)
             first, first_others = self._first_pass(loaded, tree, sha, now)
