@@ -6,8 +6,11 @@
 calls ``tick`` every ``interval`` (with jitter), at each ``wake_at`` a rollout asks for, and soon after a
 local repository gets a commit (watchfiles) or a push webhook arrives (``trigger_now``). Ticks never
 overlap and never run back to back: the loop pauses after each one, with the tick lock free, and asks
-made meanwhile coalesce into one follow-up tick. A tick that outlasts the interval counts as an overrun
-(the ``ecs_gitops_tick_overrun_total`` metric, a ``tick.overrun`` log line, the /readyz body).
+made meanwhile coalesce into one follow-up tick. An ask that arrives while the tick is still only reading
+(before its first AWS write) interrupts it instead, and the next tick starts at once; a commit that
+changes a few services is acted on first for those services (agent/reconcile/focusing.py). A tick that
+outlasts the interval counts as an overrun (the ``ecs_gitops_tick_overrun_total`` metric, a
+``tick.overrun`` log line, the /readyz body).
 Pull-request plans run on a thread of their own, after each tick, with a reconciler of their own: they
 never hold the tick lock, so a huge proposal never delays a deployment. ``run()`` also serves /healthz,
 /readyz, /metrics, the webhooks and the dashboard (agent/http/); every tick's outcome feeds readiness,
@@ -56,6 +59,10 @@ from agent.status.outbox import Outbox
 from agent.store import LeaseLost, SoleLease, open_store
 
 log = structlog.get_logger()
+
+
+def _never() -> bool:
+    return False
 
 
 def make_publisher(config: Any, source: GitSource) -> Publisher:
@@ -162,11 +169,14 @@ class Agent:
         self._lead_lock = threading.Lock()
         self._heap_frozen = False  # freeze_heap() runs after the first tick that finishes
 
-    def tick(self, ref: str | None = None) -> TickResult | None:
+    def tick(
+        self, ref: str | None = None, interrupted: Callable[[], bool] | None = None
+    ) -> TickResult | None:
         """Fetch, then reconcile the branch head (or ``ref``). None when the tick did not finish (Git or AWS
         unreachable, see the log), this replica stands by (``leading`` is False), or a tick was running:
         then one more tick is queued (run()'s loop runs it; without the loop, the running call does, after
-        releasing the lock), never dropped."""
+        releasing the lock), never dropped. Raises ``Interrupted`` when ``interrupted()`` turned true
+        before the tick's first AWS write (run()'s loop passes it: a newer event asks for a tick)."""
         while True:
             if not self._lock.acquire(blocking=False):
                 loop = self._loop
@@ -178,8 +188,10 @@ class Agent:
                     return None  # the running call sees the flag once it has released the lock
             try:
                 self._again.clear()
+                self.reconciler.interrupted = interrupted or _never
                 result = self._tick_once(ref)
             finally:
+                self.reconciler.interrupted = _never
                 self._lock.release()
             if self._loop is not None or not self._again.is_set():
                 return result
@@ -224,8 +236,9 @@ class Agent:
             return self.previewer.preview(ref, sha, number)
 
     def trigger_now(self) -> None:
-        """Ask for a tick soon (a push webhook): run()'s loop runs it after the tick in progress and its
-        pause (asks coalesce); without the loop, on a thread of its own."""
+        """Ask for a tick soon (a push webhook): run()'s loop runs it at once, or when the tick in progress
+        has stopped reading (interrupted) or has ended and paused (asks coalesce); without the loop, on a
+        thread of its own."""
         loop = self._loop
         if loop is not None:
             loop.ask()
@@ -329,6 +342,7 @@ class Agent:
                     log.error("commit.untrusted", sha=sha[:12], reason=e.reason)
                     return self.reconciler.untrusted(sha, str(e))
                 tree = self.source.tree(sha, self.config.source.path)
+                self.reconciler.checkpoint()
             phase = "reconcile"
             with bound_contextvars(phase=phase, sha=sha[:12]):
                 return self.reconciler.tick(tree, sha)
@@ -447,7 +461,7 @@ class Agent:
         previews = Worker(self.plan_proposals, name="plan-proposals").start()
 
         def tick() -> float | None:
-            result = self.tick()
+            result = self.tick(interrupted=loop.interrupting)
             if self.config.source.plan_refs:
                 previews.ask()
             if result is None or result.wake_at is None:

@@ -110,3 +110,9 @@ class Waiting(AgentError):
     def __init__(self, reason: str, wake_at: datetime) -> None:
         super().__init__(reason)
         self.wake_at = wake_at
+
+
+class Interrupted(Exception):
+    """A tick stopped in its read-only half (before any AWS write or report) because a newer event asked
+    for a tick: the loop starts that one at once. Not an AgentError: nothing failed, and no handler of
+    failures may turn it into a status or a log line of one."""

@@ -1,6 +1,9 @@
 """Read live ECS state for a Desired set with as few calls as ECS allows.
 
-* DescribeServices: 10 services per call (the API's maximum), grouped by cluster.
+* DescribeServices: 10 services per call (the API's maximum), grouped by cluster, ``READ_THREADS``
+  calls in flight at once (each takes its token from the shared Pacer first, so together they stay
+  within the DescribeServices bucket). Before each call the observer calls ``checkpoint``, which the
+  reconciler makes raise ``Interrupted`` when a newer event stops a tick that is only reading.
 * DescribeTaskDefinition: once per ARN (revisions are immutable): the revision index
   (revision_index.py) keeps the descriptions of each family's newest revision and of those its services
   run, and the revisions the executor registers are fed back through :meth:`Observer.remember`, so they
@@ -22,7 +25,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from agent.manifests.model import Desired
@@ -35,6 +39,7 @@ from .pacing import Pacer
 from .revision_index import RevisionIndex, family_of, revision_of
 
 SERVICES_PER_CALL = 10
+READ_THREADS = 4  # DescribeServices calls in flight at once
 CLUSTERS_PER_CALL = 100
 # How many recent revisions of a family are examined when looking for one to reuse.
 REUSE_LOOKBACK = 10
@@ -72,6 +77,7 @@ class Observer:
         self.ecs = aws.client("ecs")
         self.pacer = pacer or Pacer(limits={})
         self.index = RevisionIndex(self._hash_of)  # remember() is called from the executor's threads
+        self.checkpoint: Callable[[], None] = _carry_on  # raises to stop a read (agent.errors.Interrupted)
 
     def observe(self, desired: Desired, clusters_of: dict[str, str] | None = None) -> Observed:
         """Everything the planner needs for ``desired``.
@@ -80,9 +86,11 @@ class Observer:
         """
         observed = Observed()
         with translated():
+            self.checkpoint()
             self._clusters(desired, observed)
             self._capacity_providers(desired, observed)
             self._services(desired, observed)
+            self.checkpoint()
             self._task_definitions_for(desired, observed)
         return observed
 
@@ -109,21 +117,44 @@ class Observer:
         by_cluster: dict[str, list[str]] = {}
         for m in desired.services.values():
             by_cluster.setdefault(m.spec["cluster"], []).append(m.spec.get("serviceName", m.name))
+        batches: list[tuple[str, list[str]]] = []
         for cluster, names in sorted(by_cluster.items()):
-            cluster_missing = cluster in observed.clusters and observed.clusters[cluster] is None
-            for batch in chunks(sorted(set(names)), SERVICES_PER_CALL):
-                found: dict[str, dict[str, Any]] = {}
-                if not cluster_missing:
-                    self.pacer.acquire("DescribeServices")
-                    try:
-                        out = self.ecs.describe_services(cluster=cluster, services=batch, include=["TAGS"])
-                    except self.ecs.exceptions.ClusterNotFoundException:
-                        out = {}
-                    found = {
-                        s["serviceName"]: s for s in out.get("services", []) if s.get("status") != "INACTIVE"
-                    }
-                for name in batch:
-                    observed.services[(cluster, name)] = found.get(name)
+            batches.extend((cluster, batch) for batch in chunks(sorted(set(names)), SERVICES_PER_CALL))
+        missing = {cluster for cluster, found in observed.clusters.items() if found is None}
+        calls = [(cluster, batch) for cluster, batch in batches if cluster not in missing]
+        answers = self._in_parallel(calls, self._describe_services)
+        for cluster, batch in batches:
+            found = answers.get((cluster, tuple(batch)), {})
+            for name in batch:
+                observed.services[(cluster, name)] = found.get(name)
+
+    def _describe_services(self, cluster: str, batch: list[str]) -> dict[str, dict[str, Any]]:
+        """One DescribeServices call: the batch's services that exist (not INACTIVE), by name."""
+        self.checkpoint()
+        self.pacer.acquire("DescribeServices")
+        try:
+            out = self.ecs.describe_services(cluster=cluster, services=batch, include=["TAGS"])
+        except self.ecs.exceptions.ClusterNotFoundException:
+            out = {}
+        return {s["serviceName"]: s for s in out.get("services", []) if s.get("status") != "INACTIVE"}
+
+    def _in_parallel(
+        self, calls: list[tuple[str, list[str]]], call: Callable[[str, list[str]], dict[str, dict[str, Any]]]
+    ) -> dict[tuple[str, tuple[str, ...]], dict[str, dict[str, Any]]]:
+        """``call(cluster, batch)`` for each of ``calls``, ``READ_THREADS`` at a time; the first exception
+        (an error, or ``Interrupted``) is raised once the calls in flight have ended, and no call starts
+        after it."""
+        if len(calls) <= 1:
+            return {(cluster, tuple(batch)): call(cluster, batch) for cluster, batch in calls}
+        pool = ThreadPoolExecutor(min(READ_THREADS, len(calls)), thread_name_prefix="observe")
+        try:
+            futures = [pool.submit(call, cluster, batch) for cluster, batch in calls]
+            return {
+                (cluster, tuple(batch)): future.result()
+                for (cluster, batch), future in zip(calls, futures, strict=True)
+            }
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def _task_definitions_for(self, desired: Desired, observed: Observed) -> None:
         index = self.index
@@ -252,6 +283,10 @@ class Observer:
                 found = arn
                 observed.revisions_by_hash[(family, wanted)] = arn
         self.index.looked_back(family, _revision_of(arns[0]) if arns else 0)
+
+
+def _carry_on() -> None:
+    """The checkpoint of an observer nobody interrupts."""
 
 
 _family_of = family_of

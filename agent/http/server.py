@@ -13,9 +13,10 @@
   /webhook/gitlab`` (``X-Gitlab-Token``) ask for a tick at once when the tracked branch got a push.
   Both compare in constant time, answer 401 to a missing or wrong signature, 403 while no secret is
   configured, and 413 to a body over 1 MiB (before reading it). A delivery ID seen before (a replay, a
-  redelivery) asks for nothing; asks that arrive while a tick runs coalesce into one more tick. With
-  ``server.webhookPort`` set they are served on that port alone (every other path 404 there), so they
-  can be exposed without the rest.
+  redelivery) asks for nothing; an ask interrupts a tick that is only reading, and asks that arrive while
+  a tick acts coalesce into one more tick (agent/reconcile/scheduling.py). With ``server.webhookPort``
+  set they are served on that port alone (every other path 404 there), so they can be exposed without
+  the rest.
 * ``GET /dashboard/`` (with its ``dashboard.js`` and ``dashboard.css``) and ``GET /dashboard/state.json``:
   the read-only dashboard (agent/http/dashboard.py), on an agent that has one.
 

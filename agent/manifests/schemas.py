@@ -11,16 +11,22 @@ checkout or an editable install finds them next to the package (``Path(__file__)
 wheel installs them as data files under ``<prefix>/share/ecs-gitops/schemas`` (pyproject.toml:
 ``[tool.setuptools.data-files] "share/ecs-gitops/schemas" = ["schemas/*.json"]``), looked for under
 ``sys.prefix`` and then the user base (``pip install --user``).
+
+A document validated before gives its answer again without being validated: the answers of the last
+``VALIDATED_KEPT`` documents are kept by a digest of (kind, the document as JSON), so a commit that
+changes one file of a large repository validates that file's documents only.
 """
 
 from __future__ import annotations
 
 import difflib
+import hashlib
 import json
 import re
 import site
 import sys
-from collections import defaultdict
+import threading
+from collections import OrderedDict, defaultdict
 from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
@@ -89,6 +95,20 @@ def schema(kind: str) -> dict[str, Any]:
     return _validator(kind).schema
 
 
+VALIDATED_KEPT = 8192
+_validated: OrderedDict[bytes, tuple[tuple[str, str], ...]] = OrderedDict()
+_validated_lock = threading.Lock()  # the tick and the pull-request plans load on threads of their own
+
+
+def _digest(kind: str, instance: Any) -> bytes | None:
+    """The key of a document's answer: equal JSON, equal answer (documents are plain JSON data)."""
+    try:
+        text = json.dumps([kind, instance], separators=(",", ":"))
+    except (TypeError, ValueError):  # not JSON data: validated every time
+        return None
+    return hashlib.blake2b(text.encode(), digest_size=16).digest()
+
+
 def validate(kind: str, instance: Any) -> list[tuple[str, str]]:
     """Every problem with ``instance`` as a ``kind``, as (JSON pointer, plain-words message), by pointer.
 
@@ -96,11 +116,24 @@ def validate(kind: str, instance: Any) -> list[tuple[str, str]]:
     ...                     "spec": {"type": "freeze", "schedule": "0 0 * * *", "duration": "2 hours"}})
     [('/spec/duration', 'must be a duration such as 90s, 5m, 1h30m or 2h (got "2 hours")')]
     """
+    key = _digest(kind, instance)
+    if key is not None:
+        with _validated_lock:
+            known = _validated.get(key)
+            if known is not None:
+                _validated.move_to_end(key)
+                return list(known)
     found: set[tuple[str, str]] = set()
     for error in _validator(kind).iter_errors(instance):
         for path, message in _explain(error):
             found.add((pointer(path), message))
-    return sorted(found, key=lambda item: (_pointer_key(item[0]), item[1]))
+    answer = sorted(found, key=lambda item: (_pointer_key(item[0]), item[1]))
+    if key is not None:
+        with _validated_lock:
+            _validated[key] = tuple(answer)
+            while len(_validated) > VALIDATED_KEPT:
+                _validated.popitem(last=False)
+    return answer
 
 
 def pointer(path: Any) -> str:

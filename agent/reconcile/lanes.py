@@ -43,6 +43,7 @@ class Lanes:
         self.config = config
         self.store = store
         self.accounts = accounts
+        self.checkpoint: Callable[[], None] = lambda: None  # each lane's observer calls it between reads
         self.home = self._kept(Lane.open(None, aws, pacer))
         self._lanes: dict[str, Lane] = {}
         self._engines: dict[str | None, Engines] = {}
@@ -54,7 +55,9 @@ class Lanes:
         return self._lanes[account.name]
 
     def _kept(self, lane: Lane) -> Lane:
-        """The lane, its revision index kept in the store (scoped by account and region)."""
+        """The lane, its revision index kept in the store (scoped by account and region), its observer
+        calling ``checkpoint`` between reads."""
+        lane.observer.checkpoint = lambda: self.checkpoint()
         if self.store is not None:
             name = lane.account.name if lane.account is not None else "home"
             lane.observer.index.keep_in(self.store, f"{name}@{lane.aws.region}")

@@ -51,3 +51,5 @@ class TickResult:
     pruned: tuple[str, ...] = ()  # "cluster/service" of services deleted on this tick
     # Statuses written on other commits (the commit a newer one superseded), by (sha, context).
     other_statuses: dict[tuple[str, str], CommitStatus] = field(default_factory=dict)
+    # "cluster/service" of the services the tick acted on in a first pass, before reading the others.
+    first_pass: tuple[str, ...] = ()

@@ -5,11 +5,19 @@ began, at the wake-up time the last tick asked for (a bake, a window), and soon 
 webhook, a commit the file watcher saw, the leader lease taken over). Asks that arrive while a tick runs
 coalesce into one follow-up tick: 300 webhooks during one tick cause one more tick, not 300.
 
-Between two ticks the loop always pauses: a tenth of the last tick, at least ``MIN_PAUSE`` seconds. So a
-tick that outlasts the poll interval (a large repository, a slow AWS endpoint) never starves the rest of
-the agent: the agent's lock is free in the pause (``plan --publish``, the bench), a stop request waits for
-at most the tick in progress, and an asked-for tick starts at most one tick (plus the pause) after it was
-asked for. Each tick's duration goes to ``took`` (the daemon counts the overruns there).
+After a tick that ran to its end the loop always pauses: a tenth of the last tick, at least ``MIN_PAUSE``
+seconds, before a poll or a wake-up; ``MIN_PAUSE`` alone before an asked-for tick (a push should not wait
+for a tenth of a long tick). So a tick that outlasts the poll interval (a large repository, a slow AWS
+endpoint) never starves the rest of the agent: the agent's lock is free in the pause (the bench, tests), a
+stop request waits for at most the tick in progress, and an asked-for tick starts at most one tick (plus
+``MIN_PAUSE``) after it was asked for. Each tick's duration goes to ``took`` (the daemon counts the
+overruns there).
+
+An ask that arrives while a tick is still only reading (fetch, load, observe, plan: before its first AWS
+write) interrupts it: ``interrupting()`` turns true, the tick checks it at its safe points and raises
+``Interrupted``, and the loop starts the next tick at once, with no pause (the interrupted tick wrote
+nothing, so there is nothing to let the rest of the agent catch up with). The tick that follows an
+interrupted one is not interrupted in turn, so a stream of asks delays a tick by at most one more.
 
 A ``Worker`` is the same idea without a schedule: a thread that runs its function when asked, one run at
 a time, asks coalescing (the pull-request plans run on one, apart from the ticks).
@@ -24,6 +32,8 @@ from collections.abc import Callable
 from typing import Self
 
 import structlog
+
+from agent.errors import Interrupted
 
 log = structlog.get_logger()
 
@@ -85,8 +95,9 @@ class _Asked:
 class TickLoop(_Asked):
     """Runs ``tick`` on a thread of its own (see the module docstring).
 
-    ``tick()`` returns in how many seconds the next tick is wanted (a rollout's wake-up time), or None.
-    ``took(seconds)`` is called after each tick with its duration.
+    ``tick()`` returns in how many seconds the next tick is wanted (a rollout's wake-up time), or None;
+    it raises ``Interrupted`` when it stopped because ``interrupting()`` said so. ``took(seconds)`` is
+    called after each tick that was not interrupted, with its duration.
     """
 
     def __init__(
@@ -108,7 +119,25 @@ class TickLoop(_Asked):
         self._poll_at = 0.0
         self._wake_at: float | None = None
         self._not_before = 0.0  # the end of the last tick plus its pause
-        self.ticks = 0  # ticks run so far
+        self._asked_not_before = 0.0  # the end of the last tick plus MIN_PAUSE (0 when it was interrupted)
+        self._interruptible = True  # the tick in progress may be interrupted (none was just before it)
+        self._interrupt = False  # an ask came while the tick in progress may be interrupted
+        self.ticks = 0  # ticks run to their end so far
+        self.interrupted = 0  # ticks interrupted so far
+
+    def ask(self) -> None:
+        """Ask for a tick as soon as possible: at once when idle, and when a tick is reading, once it has
+        stopped at its next safe point (see ``interrupting``); after the tick in progress otherwise."""
+        with self._changed:
+            self._asked = True
+            if self._running and self._interruptible:
+                self._interrupt = True
+            self._changed.notify_all()
+
+    def interrupting(self) -> bool:
+        """Whether the tick in progress should stop at its next safe point, if it is still only reading: an
+        ask came during it (and it does not follow an interrupted tick). Called from the tick's threads."""
+        return self._interrupt
 
     @property
     def running(self) -> bool:
@@ -125,9 +154,9 @@ class TickLoop(_Asked):
         """When the next tick is due (monotonic seconds), under the condition's lock; None: stop."""
         if self._stopping:
             return None
-        due = self._poll_at if self._wake_at is None else min(self._poll_at, self._wake_at)
         if self._asked:
-            due = 0.0
+            return self._asked_not_before
+        due = self._poll_at if self._wake_at is None else min(self._poll_at, self._wake_at)
         return max(due, self._not_before)
 
     def _loop(self) -> None:
@@ -142,22 +171,35 @@ class TickLoop(_Asked):
                         break
                     self._changed.wait(wait)
                 self._asked = False
+                self._interrupt = False
                 self._running = True
             started = self._monotonic()
             wake_in: float | None = None
+            interrupted = False
             try:
                 wake_in = self._tick()
+            except Interrupted:
+                interrupted = True
             except Exception as e:  # pragma: no cover - the tick logs its own errors; keep the loop alive
                 log.error("tick.crashed", error=repr(e))
             finally:
                 ended = self._monotonic()
                 with self._changed:
                     self._running = False
-                    self.ticks += 1
+                    self._interruptible = not interrupted
                     self._poll_at = started + self.interval + random.uniform(0, self.jitter)
-                    self._wake_at = None if wake_in is None else ended + max(0.0, wake_in)
-                    self._not_before = ended + pause_after(ended - started)
+                    if interrupted:  # the next tick (asked for) starts at once
+                        self.interrupted += 1
+                        self._not_before = self._asked_not_before = ended
+                    else:
+                        self.ticks += 1
+                        self._wake_at = None if wake_in is None else ended + max(0.0, wake_in)
+                        self._not_before = ended + pause_after(ended - started)
+                        self._asked_not_before = ended + MIN_PAUSE
                     self._changed.notify_all()
+            if interrupted:
+                log.info("tick.interrupted", seconds=round(ended - started, 3))
+                continue
             try:
                 self._took(ended - started)
             except Exception as e:  # pragma: no cover - a metrics bug must not stop the loop

@@ -1,12 +1,13 @@
 """The tick loop: asks made during a tick coalesce into one follow-up, ticks that outlast the interval are
-never run back to back, an ask waits for at most the tick in progress, and a stop ends the loop after the
-tick in progress without starting another."""
+never run back to back, an ask waits for at most the tick in progress (and interrupts it while it only
+reads), and a stop ends the loop after the tick in progress without starting another."""
 
 from __future__ import annotations
 
 import threading
 import time
 
+from agent.errors import Interrupted
 from agent.reconcile.scheduling import MIN_PAUSE, TickLoop, Worker, pause_after
 
 
@@ -145,3 +146,103 @@ def test_a_worker_runs_once_per_batch_of_asks() -> None:
     _wait_for(lambda: worker.runs == 2, 10, "the second run")
     assert worker.stop(timeout=10)
     assert runs == [1, 1]
+
+
+class _Reading:
+    """A tick that reads until the test lets it go on (``go``), then stops if the loop says it is
+    interrupted, as a reconciler does at a safe point; it records whether it was interrupted."""
+
+    def __init__(self) -> None:
+        self.loop: TickLoop | None = None
+        self.started = [threading.Event() for _ in range(4)]
+        self.go = [threading.Event() for _ in range(4)]
+        self.ended = [threading.Event() for _ in range(4)]
+        self.stopped: list[bool] = []
+
+    def __call__(self) -> None:
+        i = len(self.stopped)
+        self.started[i].set()
+        assert self.go[i].wait(30)
+        assert self.loop is not None
+        stopping = self.loop.interrupting()
+        self.stopped.append(stopping)
+        self.ended[i].set()
+        if stopping:
+            raise Interrupted("asked")
+
+
+def test_an_ask_while_a_tick_reads_interrupts_it_and_the_next_tick_starts_without_a_pause() -> None:
+    """On a clock that never moves, a tick interrupted by an ask is followed by the next one at once (a
+    pause would never end), the interrupted tick is not counted as run and its duration is not taken."""
+    reading = _Reading()
+    took: list[float] = []
+    loop = TickLoop(reading, interval=3600, monotonic=lambda: 100.0, took=took.append)
+    reading.loop = loop
+    loop.start()
+    try:
+        assert reading.started[0].wait(10)
+        loop.ask()
+        reading.go[0].set()
+        assert reading.started[1].wait(10), "the asked-for tick did not start at once"
+        reading.go[1].set()
+        assert reading.ended[1].wait(10)
+    finally:
+        reading.go[2].set()
+        assert loop.stop(timeout=10)
+    assert reading.stopped[:2] == [True, False]
+    assert loop.interrupted == 1 and loop.ticks == 1 and len(took) == 1
+
+
+def test_the_tick_after_an_interrupted_one_is_not_interrupted_in_turn() -> None:
+    """An ask during the tick that follows an interrupted one waits for it to end: a stream of asks delays
+    a tick by at most one more."""
+    reading = _Reading()
+    loop = TickLoop(reading, interval=3600, monotonic=lambda: 100.0)
+    reading.loop = loop
+    loop.start()
+    try:
+        assert reading.started[0].wait(10)
+        loop.ask()
+        reading.go[0].set()
+        assert reading.started[1].wait(10)
+        loop.ask()  # during the tick that follows the interrupted one
+        assert not loop.interrupting()
+        reading.go[1].set()
+        assert reading.ended[1].wait(10)
+    finally:
+        assert loop.stop(timeout=10)
+    assert reading.stopped == [True, False] and loop.ticks == 1
+    assert not reading.started[2].is_set()  # the follow-up waits for the pause, which never ends here
+
+
+def test_an_ask_during_a_tick_that_has_stopped_reading_does_not_interrupt_it() -> None:
+    """A tick that no longer checks (it has begun to act) runs to its end; the ask is its follow-up, and
+    the flag is cleared when that follow-up starts."""
+    clock = _Clock()
+    ticks = _Ticks(clock)
+    ticks.gate.clear()
+    loop = TickLoop(ticks, interval=3600, monotonic=clock).start()
+    try:
+        _wait_for(lambda: ticks.started == 1, 10, "the first tick")
+        loop.ask()
+        assert loop.interrupting()  # it would stop at a safe point, were it still reading
+        ticks.gate.set()
+        _wait_for(lambda: loop.ticks == 2 and loop.idle, 10, "the follow-up tick")
+    finally:
+        assert loop.stop(timeout=10)
+    assert loop.interrupted == 0 and not loop.interrupting()
+
+
+def test_an_ask_after_a_long_tick_waits_the_shortest_pause_not_a_tenth_of_the_tick() -> None:
+    """After a tick of 50 s a poll would wait 5 s; an ask waits MIN_PAUSE."""
+    clock = _Clock()
+    ticks = _Ticks(clock, seconds=50.0)
+    loop = TickLoop(ticks, interval=3600, monotonic=clock).start()
+    try:
+        _wait_for(lambda: loop.ticks == 1, 10, "the first tick")
+        loop.ask()
+        _wait_for(lambda: len(ticks.spans) == 2, 10, "the asked-for tick")
+    finally:
+        assert loop.stop(timeout=10)
+    (_, first_end), (second_start, _) = ticks.spans
+    assert MIN_PAUSE - 0.01 <= second_start - first_end < pause_after(50.0)

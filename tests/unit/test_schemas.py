@@ -425,3 +425,27 @@ def test_unknown_kind_is_refused() -> None:
     """Asking for a kind without a schema is a programming error, not a validation result."""
     with pytest.raises(ValueError, match="unknown kind"):
         validate("Ingress", {})
+
+
+def test_a_document_validated_before_is_answered_from_memory_and_a_changed_one_afresh(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The same document (as JSON) is validated once; a copy gets the same answer without jsonschema; a
+    changed value, a value of another type or another kind is validated again."""
+    window = {
+        "apiVersion": "ecs-gitops/v1",
+        "kind": "Window",
+        "metadata": {"name": "memo-window"},
+        "spec": {"type": "freeze", "schedule": "0 0 * * *", "duration": "2 hours"},
+    }
+    first = validate("Window", window)
+    assert first and first[0][0] == "/spec/duration"
+    validators: list[str] = []
+    real = schemas._validator
+    monkeypatch.setattr(schemas, "_validator", lambda kind: validators.append(kind) or real(kind))
+    assert validate("Window", json.loads(json.dumps(window))) == first and validators == []
+    fixed = {**window, "spec": {**window["spec"], "duration": "2h"}}
+    assert validate("Window", fixed) == [] and validators == ["Window"]
+    typed = {**window, "spec": {**window["spec"], "duration": True}}
+    assert validate("Window", typed) != first and validators == ["Window", "Window"]
+    assert validate("Cluster", window) and validators[-1] == "Cluster"

@@ -1,6 +1,7 @@
 """The bench's measurements: for one N, AWS calls, CPU and RSS per no-op tick, a rollout to all N
-services and commit-to-first-call latency (``measure``); the same rollout with AWS faults
-(``measure_faults``). Each runs in a process of its own (see ``agent.sandbox.bench.__main__``)."""
+services and commit-to-first-call latency by file watcher, push webhook and polling (``measure``); the
+same rollout with AWS faults (``measure_faults``). Each runs in a process of its own (see
+``agent.sandbox.bench.__main__``)."""
 
 from __future__ import annotations
 
@@ -233,7 +234,12 @@ def measure(n: int, interval: int, trials: int, slope_ticks: int = 200) -> dict[
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _latency(agent: Any, repo: Repo, interval: int, trials: int) -> dict[str, Any]:
+def _latency(
+    agent: Any, repo: Repo, interval: int, trials: int, modes: tuple[str, ...] = ("watch", "webhook", "poll")
+) -> dict[str, Any]:
+    """Commit to first mutating call with ``Agent.run``: the watchfiles trigger (``watch``), a signed push
+    webhook posted to the agent's server right after the commit (``webhook``, no watcher), and polling
+    alone (``poll``)."""
     from agent.git.source import GitSource
 
     armed: dict[str, float] = {}
@@ -250,7 +256,7 @@ def _latency(agent: Any, repo: Repo, interval: int, trials: int) -> dict[str, An
     tag = [2]
     rng = random.Random(8)
 
-    def trial(max_wait: float) -> float:
+    def trial(max_wait: float, push: Any = None) -> float:
         tag[0] += 1
         i = rng.randrange(repo.n)
         repo.write_taskdef(i, str(tag[0]))
@@ -260,6 +266,8 @@ def _latency(agent: Any, repo: Repo, interval: int, trials: int) -> dict[str, An
         repo.commit(f"bump svc{i:04d}")
         with lock:
             armed["commit"] = time.perf_counter()
+        if push is not None:
+            push(f"bench-{tag[0]}")
         if not hit.wait(max_wait):
             raise RuntimeError(f"no mutating call {max_wait} s after the commit")
         return armed["call"] - armed["commit"]
@@ -270,13 +278,12 @@ def _latency(agent: Any, repo: Repo, interval: int, trials: int) -> dict[str, An
         with agent._lock:  # held while a tick runs
             pass
 
+    class Polled(GitSource):
+        local_path = property(lambda self: None)  # type: ignore[assignment]
+
     results: dict[str, Any] = {}
-    for mode in ("watch", "poll"):
-        if mode == "poll":  # as with a remote repository: no file watcher, only the interval job
-
-            class Polled(type(agent.source)):  # type: ignore[misc]
-                local_path = property(lambda self: None)
-
+    for mode in modes:
+        if mode != "watch":  # as with a remote repository: no file watcher, the interval job (and webhooks)
             agent.source.__class__ = Polled
         stop = threading.Event()
         runner = threading.Thread(target=agent.run, args=(stop,), name=f"bench-agent-{mode}")
@@ -284,10 +291,11 @@ def _latency(agent: Any, repo: Repo, interval: int, trials: int) -> dict[str, An
         idle(agent, 1.0)
         samples = []
         try:
+            push = _webhook(agent) if mode == "webhook" else None
             for _ in range(trials):
                 if mode == "poll":
                     time.sleep(rng.uniform(0, interval))  # commits land at any point of the poll cycle
-                samples.append(round(trial(interval * 3 + 60), 3))
+                samples.append(round(trial(interval * 3 + 60, push), 3))
                 idle(agent, 0.5)
         finally:
             stop.set()
@@ -299,6 +307,8 @@ def _latency(agent: Any, repo: Repo, interval: int, trials: int) -> dict[str, An
             "median_s": round(statistics.median(samples), 3),
             "max_s": max(samples),
         }
+    if "poll" not in results:
+        return results
     jitter = poll_jitter(interval)
     results["poll"].update(
         {
@@ -309,6 +319,40 @@ def _latency(agent: Any, repo: Repo, interval: int, trials: int) -> dict[str, An
         }
     )
     return results
+
+
+def _webhook(agent: Any) -> Any:
+    """``push(delivery)``: post a signed GitHub push of the tracked branch to the agent's server (the
+    secret is set for this process); raises unless the agent answers that it asked for a tick."""
+    import json
+    import os
+    import urllib.request
+
+    from agent.http.server import github_signature
+
+    secret = "bench-webhook-secret"
+    os.environ[agent.config.server.webhook_secret_env] = secret
+    deadline = time.monotonic() + 30
+    while agent.server is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    url = agent.server.url + "/webhook/github"
+    body = json.dumps({"ref": f"refs/heads/{agent.config.source.branch}"}).encode()
+    headers = {
+        "Content-Type": "application/json",
+        "X-GitHub-Event": "push",
+        "X-Hub-Signature-256": github_signature(secret, body),
+    }
+
+    def push(delivery: str) -> None:
+        request = urllib.request.Request(
+            url, data=body, headers={**headers, "X-GitHub-Delivery": delivery}, method="POST"
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            answer = json.loads(response.read())
+        if not answer.get("triggered"):
+            raise RuntimeError(f"the webhook asked for no tick: {answer}")
+
+    return push
 
 
 def measure_faults(n: int, rate: float, seed: int) -> dict[str, Any]:

@@ -27,6 +27,7 @@ def table(results: list[dict[str, Any]]) -> str:
             "reads/svc",
             "ECS-paced s",
             "watch ms (med/max)",
+            "webhook ms (med/max)",
             "poll s (med/max) /X",
             "overruns",
         )
@@ -53,7 +54,8 @@ def table(results: list[dict[str, Any]]) -> str:
                 f"{roll['mutating_per_service']:.2f}",
                 f"{roll['reads_beyond_per_service']:.3f}",
                 f"{roll['paced_floor_s']:.0f}",
-                f"{lat['watch']['median_s'] * 1000:.0f}/{lat['watch']['max_s'] * 1000:.0f}",
+                _ms(lat["watch"]),
+                _ms(lat.get("webhook")),
                 f"{lat['poll']['median_s']:.1f}/{lat['poll']['max_s']:.1f} /{lat['poll']['interval_s']}",
                 str(r.get("overruns", {}).get("count", "-")),
             )
@@ -62,6 +64,13 @@ def table(results: list[dict[str, Any]]) -> str:
     lines = ["  ".join(cell.rjust(w) for cell, w in zip(row, widths, strict=True)) for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+def _ms(latency: dict[str, Any] | None) -> str:
+    """Median/max of one trigger's latency samples, in milliseconds ("-" when not measured)."""
+    if latency is None:
+        return "-"
+    return f"{latency['median_s'] * 1000:.0f}/{latency['max_s'] * 1000:.0f}"
 
 
 def faults_line(f: dict[str, Any]) -> str:
