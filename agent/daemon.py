@@ -71,10 +71,8 @@ def make_publisher(config: Any, source: GitSource) -> Publisher:
 
 
 def freeze_heap() -> None:
-    """Collect, then take every object alive now (modules, botocore's service models, the first commit's
-    manifests and plan) out of the cyclic garbage collector's walks (``gc.freeze``): its full collections
-    then visit only what later ticks allocate, instead of the 150,000 objects of a 1,000-service agent.
-    Objects frozen are still freed when their last reference goes."""
+    """Collect, then leave every object alive now (modules, botocore's models, the first plan) out of the
+    cyclic collector's walks (``gc.freeze``); they are still freed when their last reference goes."""
     gc.collect()
     gc.freeze()
 
