@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from agent.errors import Problem
-from agent.manifests.fields import cpu_units, memory_mib
+from agent.manifests.fields import MAX_DIGITS, cpu_units, memory_mib
 from agent.manifests.model import TaskDefinitionFile
 
 # RegisterTaskDefinition family / ContainerDefinition name: "Up to 255 letters (uppercase and lowercase),
@@ -62,12 +62,36 @@ def _name_problem(value: Any, what: str) -> str | None:
     return None
 
 
+def _task_size(body: dict[str, Any]) -> list[tuple[str, str]]:
+    """Task-level cpu and memory in a spelling ECS reads. RegisterTaskDefinition cpu: "It can be
+    expressed as an integer using CPU units (for example, 1024) or as a string using vCPUs (for example,
+    1 vCPU or 1 vcpu)"; memory: "as an integer using MiB (for example, 1024) or as a string using GB
+    (for example, 1GB or 1 GB)". A string of more than MAX_DIGITS digits is no size either."""
+    found = []
+    for key, read, spelled in (("cpu", cpu_units, "CPU units (1024) or vCPUs (1 vCPU)"),
+                               ("memory", memory_mib, "MiB (1024) or GB (2 GB)")):  # fmt: skip
+        value = body.get(key)
+        if value is None or isinstance(value, bool) or not isinstance(value, str | int | float):
+            continue  # the schema reports a value of another type
+        units = read(value)
+        if not (isinstance(units, str) and units.isascii() and units.isdigit() and len(units) <= MAX_DIGITS):
+            if isinstance(value, int):
+                shown = f"of {value.bit_length()} bits"  # str() refuses an int of 4,300 digits
+            elif len(str(value)) > 24:
+                shown = f"{str(value)[:20]!r}… ({len(str(value))} characters)"
+            else:
+                shown = repr(value)
+            found.append((f"/{key}", f"task {key} {shown} is not a size ECS reads: {spelled}"))
+    return found
+
+
 def _fargate_size(body: dict[str, Any]) -> list[tuple[str, str]]:
     if "FARGATE" not in _items(body.get("requiresCompatibilities")):
         return []
     cpu, memory = cpu_units(body.get("cpu")), memory_mib(body.get("memory"))
     if not (isinstance(cpu, str) and cpu.isdigit() and isinstance(memory, str) and memory.isdigit()):
-        return []  # missing or unreadable: other checks (and the schema) report it
+        return []  # missing or unreadable: _task_size (and the schema) report it
+    sizes = ", ".join(str(c) for c in FARGATE_SIZES)
     cpu_n, memory_n = int(cpu), int(memory)
     platform = body.get("runtimePlatform") if isinstance(body.get("runtimePlatform"), dict) else {}
     family = str(platform.get("operatingSystemFamily", "LINUX"))
@@ -76,7 +100,6 @@ def _fargate_size(body: dict[str, Any]) -> list[tuple[str, str]]:
     if family.upper().startswith("WINDOWS") and cpu_n < 1024:
         return [("/cpu", f"Fargate runs Windows containers with at least 1 vCPU (1024 units), not {cpu_n}")]
     if cpu_n not in FARGATE_SIZES:
-        sizes = ", ".join(str(c) for c in FARGATE_SIZES)
         return [("/cpu", f"Fargate has no task size with cpu {cpu_n}; cpu must be one of {sizes}")]
     allowed = FARGATE_SIZES[cpu_n]
     if memory_n not in allowed:
@@ -151,7 +174,8 @@ def problems(body: Any) -> list[tuple[str, str]]:
     message = _name_problem(body.get("family"), "family")
     if message:
         found.append(("/family", message))
-    found += _fargate_size(body)
+    size = _task_size(body)
+    found += size or _fargate_size(body)
     for ci, container in enumerate(_items(body.get("containerDefinitions"))):
         if not isinstance(container, dict):
             continue

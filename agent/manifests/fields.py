@@ -6,6 +6,7 @@ builds the requests. Keeping these here lets the planner depend on the manifests
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -70,6 +71,11 @@ _CPU_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*vcpus?\s*$", re.IGNORECASE)
 _MEMORY_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(gb|gib|mb|mib)\s*$", re.IGNORECASE)
 
 
+# The most digits a task size is read with: any real size has a handful; a longer string of digits is
+# kept as written (and refused by validation) rather than converted.
+MAX_DIGITS = 18
+
+
 def cpu_units(value: Any) -> Any:
     """Task-level CPU as ECS stores it: ``"0.25 vCPU"`` -> ``"256"``, ``1024`` -> ``"1024"``.
 
@@ -90,15 +96,18 @@ def _in_units(value: Any, spelled: re.Pattern[str], amount: Any) -> Any:
     ``amount(match)`` rounded; anything else unchanged."""
     if isinstance(value, bool):
         return value
-    if isinstance(value, int | float):
-        return str(int(value))
+    if isinstance(value, int):
+        return str(value) if value.bit_length() <= 60 else value  # str() refuses an int of 4,300 digits
+    if isinstance(value, float):
+        return str(int(value)) if math.isfinite(value) and abs(value) < 10**MAX_DIGITS else value
     if isinstance(value, str):
         text = value.strip()
-        if text.isdigit():
-            return str(int(text))
+        if text.isascii() and text.isdigit():
+            return str(int(text)) if len(text) <= MAX_DIGITS else text  # int() refuses 4,300 digits
         match = spelled.match(text)
         if match:
-            return str(round(amount(match)))
+            units = amount(match)
+            return str(round(units)) if math.isfinite(units) and units < 10**MAX_DIGITS else value
     return value
 
 

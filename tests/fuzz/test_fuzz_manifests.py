@@ -592,6 +592,23 @@ FOUND = {
         "/spec/bake",
         "longer than a year",
     ),
+    "a Fargate cpu of 4,304 digits": (
+        "taskdefs/big.json",
+        b'{"family": "big", "requiresCompatibilities": ["FARGATE"], "networkMode": "awsvpc", "cpu": "'
+        + b"1024" * 1076
+        + b'", "memory": "2048", "containerDefinitions": [{"name": "app", "image": "nginx:1"}]}',
+        "taskdefs/big.json",
+        "/cpu",
+        "(4304 characters) is not a size ECS reads",
+    ),
+    "a Fargate memory of 400 nines in GB": (
+        "taskdefs/big.json",
+        b'{"family": "big", "requiresCompatibilities": ["FARGATE"], "networkMode": "awsvpc", "cpu": "256", '
+        b'"memory": "' + b"9" * 400 + b' GB", "containerDefinitions": [{"name": "app", "image": "nginx:1"}]}',
+        "taskdefs/big.json",
+        "/memory",
+        "is not a size ECS reads: MiB (1024) or GB (2 GB)",
+    ),
     "a duration in Devanagari digits": (
         "strategies/odd.yaml",
         "apiVersion: ecs-gitops/v1\nkind: DeploymentStrategy\nmetadata: {name: odd}\n"

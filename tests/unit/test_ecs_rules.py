@@ -32,6 +32,11 @@ def body(**changes: Any) -> dict[str, Any]:
 
 
 BAD = [
+    ("cpu-not-a-size", body(cpu="fast"), "/cpu", "'fast' is not a size ECS reads"),
+    ("memory-not-a-size", body(requiresCompatibilities=["EC2"], memory="2 TB"), "/memory", "not a size"),
+    ("cpu-of-4304-digits", body(cpu="1024" * 1076), "/cpu", "(4304 characters) is not a size"),
+    ("memory-of-400-nines-gb", body(memory="9" * 400 + " GB"), "/memory", "is not a size ECS reads"),
+    ("cpu-int-of-5000-digits", body(cpu=10**5000), "/cpu", "bits is not a size ECS reads"),
     ("family-with-dot", body(family="web.v2"), "/family", "letters, numbers, underscores and hyphens"),
     ("family-256-chars", body(family="a" * 256), "/family", "up to 255"),
     ("family-with-space", body(family="my web"), "/family", "is not accepted by ECS"),
@@ -181,6 +186,8 @@ GOOD = [
     ("awsvpc-host-port-equal", body(container={"portMappings": [{"containerPort": 80, "hostPort": 80}]})),
     ("port-range", body(container={"portMappings": [{"containerPortRange": "8000-9000"}]})),
     ("ec2-any-size", body(requiresCompatibilities=["EC2"], cpu="300", memory="700")),
+    ("sizes-as-numbers", body(cpu=512, memory=1024)),
+    ("sizes-in-gib-and-mib", body(cpu="0.5 vcpu", memory="1024 MiB")),
     ("fargate-16-vcpu", body(cpu="16 vCPU", memory="120 GB")),
     (
         "fargate-windows-1-vcpu",
