@@ -59,6 +59,8 @@ from agent.plan.orphans import prune_change
 from agent.plan.resources import cluster_name, lookup
 from agent.plan.revisions import services_by_family, task_definition_change
 from agent.plan.service_changes import has_maintenance_window, service_change
+from agent.plan.services import resolve_strategy
+from agent.plan.strategies import deployment_settings
 
 __all__ = [
     "build_plan",
@@ -167,6 +169,17 @@ def build_plan(
     return Plan(changes=tuple(changes), revision=revision, warnings=tuple(warnings))
 
 
+def _uses_revision(spec: Mapping[str, Any], desired: Desired) -> bool:
+    """Whether a service's change depends on the commit: only an agent-engine (EXTERNAL) service's does,
+    its task set carrying the commit as ``externalId``."""
+    try:
+        strategy = resolve_strategy(spec.get("strategy"), desired.strategies)
+    except KeyError:
+        return True
+    controller, _ = deployment_settings(strategy, has_maintenance_window(spec, desired))
+    return bool(controller["type"] == "EXTERNAL")
+
+
 def _memoised(
     manifest: Manifest,
     desired: Desired,
@@ -188,7 +201,8 @@ def _memoised(
     service_name = str(spec.get("serviceName") or manifest.name)
     live = lookup(observed.services, (cluster_name(desired, cluster), service_name), (cluster, service_name))
     ref = refs.get(family) if family else None
-    key = _digest(shared.hex(), manifest.source.file, spec, ref, revision, live)
+    used = revision if _uses_revision(spec, desired) else None  # the task set's externalId, only
+    key = _digest(shared.hex(), manifest.source.file, spec, ref, used, live)
     found = memo.get(manifest.name, key)
     if found is None:
         before = len(warnings)

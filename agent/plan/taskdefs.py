@@ -39,6 +39,8 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
@@ -296,13 +298,30 @@ def content_hash(body: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical_json(body).encode("utf-8")).hexdigest()[:16]
 
 
+# The content hash of the bodies hashed last, by the digest of their JSON as written (a new commit loads
+# every file again, as new objects: an unchanged body is then one JSON encoding, not a normalisation).
+_HASHED: OrderedDict[bytes, str] = OrderedDict()
+_HASHED_LOCK = threading.Lock()  # the pull-request plans run on a thread of their own
+HASHED_KEPT = 4096
+
+
 def file_hash(tdf: Any) -> str:
     """``content_hash`` of a loaded task-definition file (``TaskDefinitionFile``), worked out once per
     file object: a Desired reused from tick to tick hashes nothing again, and the hash lives exactly as
-    long as the file it belongs to. The file is frozen and its body never changed in place."""
+    long as the file it belongs to. The file is frozen and its body never changed in place. Another file
+    object with the same body (the next commit's load of an unchanged file) finds it in ``_HASHED``."""
     found = tdf.__dict__.get("_content_hash")
     if found is None:
-        found = content_hash(tdf.body)
+        text = json.dumps(tdf.body, sort_keys=True, separators=(",", ":"), default=repr)
+        key = hashlib.blake2b(text.encode(), digest_size=16).digest()
+        with _HASHED_LOCK:
+            found = _HASHED.get(key)
+        if found is None:
+            found = content_hash(tdf.body)
+            with _HASHED_LOCK:
+                _HASHED[key] = found
+                while len(_HASHED) > HASHED_KEPT:
+                    _HASHED.popitem(last=False)
         object.__setattr__(tdf, "_content_hash", found)
     return str(found)
 

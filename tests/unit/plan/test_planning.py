@@ -682,9 +682,9 @@ def test_switching_from_the_agent_engine_updates_the_controller_once_one_task_se
 
 
 def test_a_memo_reuses_unchanged_services_and_replans_what_changed(monkeypatch: Any) -> None:
-    """With a ServiceMemo, a service whose manifest, strategies, task-definition reference, revision and
-    live description are unchanged is not planned again, and the plan equals one made without the memo;
-    any changed input (live description, image, revision) plans that service again."""
+    """With a ServiceMemo, a service whose manifest, strategies, task-definition reference and live
+    description are unchanged is not planned again, and the plan equals one made without the memo; any
+    changed input (live description, image, and the commit for an agent-engine service) plans it again."""
     import agent.plan.planning as planning
 
     planned: list[str] = []
@@ -713,5 +713,19 @@ def test_a_memo_reuses_unchanged_services_and_replans_what_changed(monkeypatch: 
 
     planned.clear()
     bumped = build_plan(_desired("repo/app:v2"), observed, "def456", memo=memo)
-    assert sorted(planned) == ["api", "web"]  # a new revision is part of every service's inputs
+    assert planned == ["web"]  # a new image; api's inputs are the same (a rolling service ignores the commit)
     assert bumped == build_plan(_desired("repo/app:v2"), observed, "def456")
+
+    def agent_engine() -> Desired:
+        desired = _desired("repo/app:v2")
+        desired.strategies["bg"] = _manifest(
+            "DeploymentStrategy", "bg", {"type": "blueGreen", "engine": "agent"}, "strategies.yaml"
+        )
+        desired.services["api"].spec["strategy"] = "bg"
+        return desired
+
+    build_plan(agent_engine(), observed, "def456", memo=memo)
+    planned.clear()
+    later = build_plan(agent_engine(), observed, "0a1b2c", memo=memo)
+    assert planned == ["api"]  # an agent-engine service's task set carries the commit as externalId
+    assert later == build_plan(agent_engine(), observed, "0a1b2c")
