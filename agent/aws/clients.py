@@ -1,4 +1,4 @@
-"""One place that makes boto3 clients: endpoint, region, profile, retries, and call accounting.
+"""One place that makes AWS clients (botocore's): endpoint, region, profile, retries, call accounting.
 
 ``AWS_ENDPOINT_URL`` (and the per-service ``AWS_ENDPOINT_URL_<SERVICE>``) is honoured by botocore
 itself; ``--endpoint-url`` overrides it for every client. Against a loopback endpoint (the sandbox)
@@ -17,7 +17,6 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlparse
 
-import boto3
 import botocore.config
 import botocore.credentials
 import botocore.session
@@ -84,7 +83,7 @@ class CallCounter:
 
 
 class Aws:
-    """A factory of boto3 clients that share one session, endpoint, retry policy and call counter."""
+    """A factory of botocore clients that share one session, endpoint, retry policy and call counter."""
 
     def __init__(
         self,
@@ -111,8 +110,9 @@ class Aws:
         if is_loopback(self.endpoint_url) and core.get_credentials() is None:
             core.set_credentials("sandbox", "sandbox")
         core.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=parse_timestamp)
+        # Clients come from botocore's session directly: boto3's Session adds nothing the agent uses (its
+        # resources and S3 transfer methods) and importing it costs a new process about 0.1 s.
         self._core = core
-        self._session = boto3.Session(botocore_session=core, region_name=self.region)
         self._config = botocore.config.Config(
             retries={"mode": "adaptive", "max_attempts": max_attempts},
             connect_timeout=5,
@@ -138,10 +138,10 @@ class Aws:
         with self._lock:
             if key not in self._clients:
                 config = self._config if retried else self._config.merge(_ONCE)
-                kwargs: dict[str, Any] = {"config": config}
+                kwargs: dict[str, Any] = {"config": config, "region_name": self.region}
                 if self.endpoint_url:
                     kwargs["endpoint_url"] = self.endpoint_url
-                client = self._session.client(service, **kwargs)  # type: ignore[call-overload]
+                client = self._core.create_client(service, **kwargs)
                 client.meta.events.register("before-call.*.*", self.counter)
                 client.meta.events.register("before-call.*.*", _record)
                 for event, handler in self._handlers:
@@ -203,7 +203,7 @@ class Aws:
         kwargs: dict[str, Any] = {"config": self._config, "region_name": region, **credentials}
         if self.endpoint_url:
             kwargs["endpoint_url"] = self.endpoint_url
-        client = self._session.client("sts", **kwargs)
+        client = self._core.create_client("sts", **kwargs)
         client.meta.events.register("before-call.*.*", self.counter)
         client.meta.events.register("before-call.*.*", _record)
         return client
