@@ -204,6 +204,7 @@ def _apply(agent: Any, args: argparse.Namespace) -> int:
     agent.source.fetch = _recording(agent.source.fetch, failures)
     agent.reconciler.tick = _recording(agent.reconciler.tick, failures)
     result = agent.tick(ref=args.ref)
+    soon = 0.5  # --wait looks again this soon, then twice as late each time, until the rollout's own wake
     while True:
         leader = (agent.lease.holder() or {}).get("owner", agent.lease.owner)
         if result is None and not agent.leading and leader != agent.lease.owner:
@@ -232,7 +233,9 @@ def _apply(agent: Any, args: argparse.Namespace) -> int:
             break
         clock = agent.reconciler.clock
         speed = getattr(clock, "speed", None) or 1.0  # a sandbox's clock may run faster than real time
-        time.sleep(min(30.0, max(0.5, (result.wake_at - clock()).total_seconds() / speed)))
+        until_wake = (result.wake_at - clock()).total_seconds() / speed
+        time.sleep(min(30.0, max(0.5, min(until_wake, soon))))  # a deployment may be done in a second
+        soon *= 2
         result = agent.tick(ref=args.ref)
     for _ in range(5):  # give status writes that failed a few more chances
         if not agent.outbox.pending():
