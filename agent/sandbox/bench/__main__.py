@@ -48,6 +48,10 @@ def main(argv: list[str] | None = None) -> int:
         "--peers-ecs-deploy",
         help="an installed ecs-deploy's `ecs` (default: pip installs one in a temp venv)",
     )
+    parser.add_argument(
+        "--peers-ecs-gitops",
+        help="an installed `ecs-gitops` to time as apply (default: this checkout, installed in a temp venv)",
+    )
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # internal: measure one N, print JSON
     parser.add_argument("--faults-one", type=int, help=argparse.SUPPRESS)  # internal: the faults scenario
     parser.add_argument("--peers-one", type=int, help=argparse.SUPPRESS)  # internal: the peers at one N
@@ -56,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
         args.peers, args.sizes, args.faults_n = True, "", 0
 
     if args.peers_one is not None:
-        print(json.dumps(measure_peers(args.peers_one, args.peers_trials, args.peers_ecs_deploy)), flush=True)
+        tools = (args.peers_ecs_deploy, args.peers_ecs_gitops)
+        print(json.dumps(measure_peers(args.peers_one, args.peers_trials, *tools)), flush=True)
         return 0
     if args.one is not None:
         print(json.dumps(measure(args.one, args.interval, args.trials, args.slope_ticks)), flush=True)
@@ -105,6 +110,8 @@ def main(argv: list[str] | None = None) -> int:
                    "--peers-trials", str(args.peers_trials)]  # fmt: skip
             if args.peers_ecs_deploy:
                 cmd += ["--peers-ecs-deploy", args.peers_ecs_deploy]
+            if args.peers_ecs_gitops:
+                cmd += ["--peers-ecs-gitops", args.peers_ecs_gitops]
             proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
             if proc.returncode != 0:
                 print(proc.stdout, proc.stderr, sep="\n", file=sys.stderr)

@@ -19,7 +19,10 @@ The tools:
 * ``ecs-deploy``: ``ecs deploy CLUSTER SERVICE --image app IMAGE``, one process per service, one after the
   other (how a CI job runs it per service), deregistering the previous revision (its default);
 * ``apply (cold)``: ``ecs-gitops apply`` of the commit bumping all N, in a fresh process with an empty
-  ``--data-dir`` (no store, no clone);
+  ``--data-dir`` (no store, no clone), run from a throwaway virtualenv into which this checkout is
+  installed as the Dockerfile installs it (requirements.lock, then the agent without extras; pip
+  compiles both to bytecode, as it compiled ecs-deploy), not from the editable development venv, whose
+  test tools add imports and whose sources may lack bytecode (``PYTHONDONTWRITEBYTECODE``);
 * ``apply (warm)``: the same with the ``--data-dir`` of the previous apply (warm store and clone);
 * ``daemon``: the already-running agent (``Agent.tick`` in the bench's process, warm).
 
@@ -51,6 +54,7 @@ BASELINE = "ecs-deploy"
 TOOLS = (BASELINE, "apply (cold)", "apply (warm)", "daemon")
 MODES = ("written", "deployed")
 RUNS = tuple((mode, tool) for mode in MODES for tool in TOOLS)
+CHECKOUT = Path(__file__).resolve().parents[3]  # the repository root, when run from a checkout
 PREFIXES = {BASELINE: "ed", "apply (cold)": "ac", "apply (warm)": "aw", "daemon": "dm"}
 UNLIMITED = {"burst": 1_000_000, "perSecond": 1_000_000}
 APPLY_CONFIG = "apiVersion: ecs-gitops/v1\nkind: AgentConfig\nstatus: {publisher: log}\npacing:\n" + "".join(
@@ -65,10 +69,25 @@ Run = tuple[str, str]
 
 def install_ecs_deploy(into: Path) -> Path:
     """A virtualenv at ``into`` with ecs-deploy from PyPI; its ``ecs`` executable."""
-    subprocess.run([sys.executable, "-m", "venv", str(into)], check=True, capture_output=True)
-    pip = into / "bin" / "pip"
+    pip = _venv(into)
     subprocess.run([str(pip), "install", "--quiet", ECS_DEPLOY], check=True, capture_output=True)
     return into / "bin" / "ecs"
+
+
+def install_ecs_gitops(into: Path, checkout: Path = CHECKOUT) -> Path:
+    """A virtualenv at ``into`` with ``checkout`` installed as the Dockerfile installs it: the pinned
+    requirements.lock, then the agent itself without extras. Its ``ecs-gitops`` executable."""
+    if not (checkout / "pyproject.toml").is_file() or not (checkout / "requirements.lock").is_file():
+        raise RuntimeError(f"{checkout} is not an ecs-gitops checkout: pass --peers-ecs-gitops")
+    pip = _venv(into)
+    for args in (["-r", str(checkout / "requirements.lock")], [str(checkout)]):
+        subprocess.run([str(pip), "install", "--quiet", "--no-deps", *args], check=True, capture_output=True)
+    return into / "bin" / "ecs-gitops"
+
+
+def _venv(into: Path) -> Path:
+    subprocess.run([sys.executable, "-m", "venv", str(into)], check=True, capture_output=True)
+    return into / "bin" / "pip"
 
 
 def order(trial: int, runs: Sequence[Run] = RUNS) -> list[Run]:
@@ -143,7 +162,7 @@ def peers_table(peers: list[dict[str, Any]]) -> str:
 class Peers:
     """The sandbox, one repository of N services per tool, and the running daemon: runs one tool once."""
 
-    def __init__(self, n: int, work: Path, ecs: Path) -> None:
+    def __init__(self, n: int, work: Path, ecs: Path, ecs_gitops: Path) -> None:
         from dataclasses import replace
 
         from agent.aws.clients import Aws
@@ -151,7 +170,7 @@ class Peers:
         from agent.config import AgentConfig
         from agent.daemon import Agent
 
-        self.n, self.work, self.ecs, self.tag = n, work, ecs, 1
+        self.n, self.work, self.ecs, self.ecs_gitops, self.tag = n, work, ecs, ecs_gitops, 1
         self.sandbox = SandboxProcess()
         self.config = work / "agent.yaml"
         self.config.write_text(APPLY_CONFIG)
@@ -215,7 +234,7 @@ class Peers:
         return path
 
     def _apply(self, repo: Repo, data_dir: Path, wait: bool) -> None:
-        argv = [sys.executable, "-m", "agent.cli", "apply", "--repo", str(repo.root),
+        argv = [str(self.ecs_gitops), "apply", "--repo", str(repo.root),
                 "--config", str(self.config), "--data-dir", str(data_dir),
                 "--endpoint-url", self.sandbox.endpoint, "--region", REGION]  # fmt: skip
         self._check([*argv, "--wait"] if wait else argv)
@@ -228,7 +247,7 @@ class Peers:
     def _check(self, argv: list[str]) -> None:
         proc = subprocess.run(argv, env=self.env, capture_output=True, text=True, check=False)
         if proc.returncode != 0:
-            command = " ".join(argv[:4])
+            command = " ".join(argv[:3])
             raise RuntimeError(f"{command}... exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
 
     def _settle(self, max_ticks: int = 30) -> None:
@@ -243,18 +262,20 @@ class Peers:
         self.sandbox.stop()
 
 
-def measure_peers(n: int, trials: int, ecs: str | None) -> dict[str, Any]:
+def measure_peers(n: int, trials: int, ecs: str | None, ecs_gitops: str | None = None) -> dict[str, Any]:
     """The peer scenario at n services (run in a process of its own: see ``main``)."""
     quiet_logs()
     work = Path(tempfile.mkdtemp(prefix=f"ecs-gitops-bench-peers-{n}-"))
     try:
         ecs_path = Path(ecs) if ecs else install_ecs_deploy(work / "venv")
-        peers = Peers(n, work, ecs_path)
+        agent_path = Path(ecs_gitops) if ecs_gitops else install_ecs_gitops(work / "agent-venv")
+        peers = Peers(n, work, ecs_path, agent_path)
         try:
             result = summarise(n, run_trials(trials, peers.run))
         finally:
             peers.stop()
         result["ecs_deploy"] = ECS_DEPLOY if ecs is None else str(ecs)
+        result["ecs_gitops"] = "installed from this checkout" if ecs_gitops is None else str(ecs_gitops)
         return result
     finally:
         shutil.rmtree(work, ignore_errors=True)
