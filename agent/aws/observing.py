@@ -4,6 +4,10 @@
   calls in flight at once (each takes its token from the shared Pacer first, so together they stay
   within the DescribeServices bucket). Before each call the observer calls ``checkpoint``, which the
   reconciler makes raise ``Interrupted`` when a newer event stops a tick that is only reading.
+* Task definitions, family by family: one thread makes a family's reads in order (DescribeTaskDefinition
+  of the revisions its services run, then, when needed, its look-back), ``READ_THREADS`` families at
+  once; each read calls ``checkpoint`` and takes a token from the Pacer first, and the answers are merged
+  in the families' sorted order, so what is observed and indexed is the same as one family at a time.
 * DescribeTaskDefinition: once per ARN (revisions are immutable): the revision index
   (revision_index.py) keeps the descriptions of each family's newest revision and of those its services
   run, and the revisions the executor registers are fed back through :meth:`Observer.remember`, so they
