@@ -4,6 +4,10 @@
   calls in flight at once (each takes its token from the shared Pacer first, so together they stay
   within the DescribeServices bucket). Before each call the observer calls ``checkpoint``, which the
   reconciler makes raise ``Interrupted`` when a newer event stops a tick that is only reading.
+* Task definitions, family by family: one thread makes a family's reads in order (DescribeTaskDefinition
+  of the revisions its services run, then, when needed, its look-back), ``READ_THREADS`` families at
+  once; each read calls ``checkpoint`` and takes a token from the Pacer first, and the answers are merged
+  in the families' sorted order, so what is observed and indexed is the same as one family at a time.
 * DescribeTaskDefinition: once per ARN (revisions are immutable): the revision index
   (revision_index.py) keeps the descriptions of each family's newest revision and of those its services
   run, and the revisions the executor registers are fed back through :meth:`Observer.remember`, so they
@@ -26,8 +30,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from functools import partial
+from typing import Any, TypeVar
 
 from agent.manifests.model import Desired
 from agent.plan.observed import Observed
@@ -39,11 +44,13 @@ from .pacing import Pacer
 from .revision_index import RevisionIndex, family_of, revision_of
 
 SERVICES_PER_CALL = 10
-READ_THREADS = 4  # DescribeServices calls in flight at once
+READ_THREADS = 4  # reads in flight at once (DescribeServices calls; families whose task definitions are read)
 CLUSTERS_PER_CALL = 100
 # How many recent revisions of a family are examined when looking for one to reuse.
 REUSE_LOOKBACK = 10
 _BUILTIN_PROVIDERS = {"FARGATE", "FARGATE_SPOT"}
+K = TypeVar("K")
+V = TypeVar("V")
 
 
 def chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
@@ -121,56 +128,63 @@ class Observer:
         for cluster, names in sorted(by_cluster.items()):
             batches.extend((cluster, batch) for batch in chunks(sorted(set(names)), SERVICES_PER_CALL))
         missing = {cluster for cluster, found in observed.clusters.items() if found is None}
-        calls = [(cluster, batch) for cluster, batch in batches if cluster not in missing]
+        calls = [(cluster, tuple(batch)) for cluster, batch in batches if cluster not in missing]
         answers = self._in_parallel(calls, self._describe_services)
         for cluster, batch in batches:
             found = answers.get((cluster, tuple(batch)), {})
             for name in batch:
                 observed.services[(cluster, name)] = found.get(name)
 
-    def _describe_services(self, cluster: str, batch: list[str]) -> dict[str, dict[str, Any]]:
-        """One DescribeServices call: the batch's services that exist (not INACTIVE), by name."""
+    def _describe_services(self, call: tuple[str, tuple[str, ...]]) -> dict[str, dict[str, Any]]:
+        """One DescribeServices call (cluster, names): the services that exist (not INACTIVE), by name."""
+        cluster, batch = call
         self.checkpoint()
         self.pacer.acquire("DescribeServices")
         try:
-            out = self.ecs.describe_services(cluster=cluster, services=batch, include=["TAGS"])
+            out = self.ecs.describe_services(cluster=cluster, services=list(batch), include=["TAGS"])
         except self.ecs.exceptions.ClusterNotFoundException:
             out = {}
         return {s["serviceName"]: s for s in out.get("services", []) if s.get("status") != "INACTIVE"}
 
-    def _in_parallel(
-        self, calls: list[tuple[str, list[str]]], call: Callable[[str, list[str]], dict[str, dict[str, Any]]]
-    ) -> dict[tuple[str, tuple[str, ...]], dict[str, dict[str, Any]]]:
-        """``call(cluster, batch)`` for each of ``calls``, ``READ_THREADS`` at a time; the first exception
-        (an error, or ``Interrupted``) is raised once the calls in flight have ended, and no call starts
-        after it."""
-        if len(calls) <= 1:
-            return {(cluster, tuple(batch)): call(cluster, batch) for cluster, batch in calls}
-        pool = ThreadPoolExecutor(min(READ_THREADS, len(calls)), thread_name_prefix="observe")
+    def _in_parallel(self, keys: list[K], call: Callable[[K], V]) -> dict[K, V]:
+        """``call(key)`` for each of ``keys``, ``READ_THREADS`` at a time, by key. When a call raises (an
+        error, or ``Interrupted``), the calls not yet started are cancelled and, once those in flight have
+        ended, the exception of the first key that failed is raised; no thread is left running."""
+        if len(keys) <= 1:
+            return {key: call(key) for key in keys}
+        pool = ThreadPoolExecutor(min(READ_THREADS, len(keys)), thread_name_prefix="observe")
         try:
-            futures = [pool.submit(call, cluster, batch) for cluster, batch in calls]
-            return {
-                (cluster, tuple(batch)): future.result()
-                for (cluster, batch), future in zip(calls, futures, strict=True)
-            }
+            futures = [pool.submit(call, key) for key in keys]
+            wait(futures, return_when=FIRST_EXCEPTION)
+            pool.shutdown(wait=True, cancel_futures=True)
+            for future in futures:
+                error = None if future.cancelled() else future.exception()
+                if error is not None:
+                    raise error
+            return {key: future.result() for key, future in zip(keys, futures, strict=True)}
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
 
     def _task_definitions_for(self, desired: Desired, observed: Observed) -> None:
+        """The revisions the services run, then, per family, the revision holding the desired content. Each
+        family's reads are made in order, by one thread, ``READ_THREADS`` families at once; the answers
+        are merged family by family in sorted order, so ``observed`` and the index do not depend on which
+        thread ends first."""
         index = self.index
         index.load()
+        ran: dict[str, list[str]] = {}  # family of the ARN -> ARNs its services run, in the services' order
         running: dict[str, str] = {}  # family -> ARN a service runs now
         for m in desired.services.values():
             key = (m.spec["cluster"], m.spec.get("serviceName", m.name))
             arn = current_task_definition(observed.services.get(key))
             family = desired.service_task_family.get(m.name)
             if arn and family:
-                index.ran(family_of(arn), arn)
-                observed.task_definitions[arn] = self.describe_task_definition(arn)
-                echoed = index.echoed(arn)
-                if echoed:
-                    observed.echoed[arn] = echoed
+                ran.setdefault(family_of(arn), []).append(arn)
                 running.setdefault(family, arn)
+        runs = self._in_parallel(sorted(ran), lambda family: self._describe_running(ran[family]))
+        for family in sorted(runs):
+            _merge(observed, runs[family])
+        reads: dict[str, Callable[[], Observed]] = {}
         for family, td in sorted(desired.task_definitions.items()):
             wanted = file_hash(td)
             arn = running.get(family)
@@ -182,12 +196,31 @@ class Observer:
                 observed.revisions_by_hash[(family, wanted)] = known
                 if family not in running:
                     observed.latest_revision[family] = known
-                    observed.task_definitions[known] = self.describe_task_definition(known)
+                    reads[family] = partial(self._describe_into, known)
                 continue
             if family in running and index.complete(family):
                 continue  # new content: no revision can hold it, so the planner registers without a read
-            self._find_revision(family, wanted, observed, standalone=family not in running)
+            reads[family] = partial(self._find_revision, family, wanted, standalone=family not in running)
+        found = self._in_parallel(sorted(reads), lambda family: reads[family]())
+        for family in sorted(found):
+            _merge(observed, found[family])
         index.save()
+
+    def _describe_running(self, arns: list[str]) -> Observed:
+        """The revisions (of one family) services run, described (or from the index), noted as running."""
+        part = Observed()
+        for arn in arns:
+            self.index.ran(family_of(arn), arn)
+            part.task_definitions[arn] = self.describe_task_definition(arn)
+            echoed = self.index.echoed(arn)
+            if echoed:
+                part.echoed[arn] = echoed
+        return part
+
+    def _describe_into(self, arn: str) -> Observed:
+        part = Observed()
+        part.task_definitions[arn] = self.describe_task_definition(arn)
+        return part
 
     def orphans(
         self, clusters: Iterable[str], known: set[tuple[str, str]]
@@ -236,6 +269,8 @@ class Observer:
         those of each family's newest revision and of the one its service runs; revisions never change)."""
         described = self.index.described(arn)
         if described is None:
+            self.checkpoint()
+            self.pacer.acquire("DescribeTaskDefinition")
             out = self.ecs.describe_task_definition(taskDefinition=arn, include=["TAGS"])
             described = self.remember({"taskDefinition": out["taskDefinition"], "tags": out.get("tags", [])})
         return described
@@ -259,18 +294,21 @@ class Observer:
     def _hash_of(described: dict[str, Any]) -> str:
         return _tag(described.get("tags"), HASH_TAG) or content_hash(described["taskDefinition"])
 
-    def _find_revision(self, family: str, wanted: str, observed: Observed, standalone: bool) -> None:
+    def _find_revision(self, family: str, wanted: str, standalone: bool) -> Observed:
         """Look back through the family's recent ACTIVE revisions for one with the wanted content.
 
         A revision listed is described only when the index does not hold its content hash, so afterwards
         the family is accounted for up to its newest revision, and the next new content needs no look-back.
         """
+        part = Observed()
+        self.checkpoint()
+        self.pacer.acquire("ListTaskDefinitions")
         out = self.ecs.list_task_definitions(
             familyPrefix=family, status="ACTIVE", sort="DESC", maxResults=REUSE_LOOKBACK
         )
         arns = [a for a in out.get("taskDefinitionArns", []) if _family_of(a) == family]
         if standalone:
-            observed.latest_revision[family] = arns[0] if arns else None
+            part.latest_revision[family] = arns[0] if arns else None
         found = None
         for i, arn in enumerate(arns):
             digest = self.index.hash_of(arn)
@@ -278,11 +316,20 @@ class Observer:
                 described = self.describe_task_definition(arn)
                 digest = self._hash_of(described)
                 if standalone and i == 0:
-                    observed.task_definitions[arn] = described
+                    part.task_definitions[arn] = described
             if found is None and digest == wanted:
                 found = arn
-                observed.revisions_by_hash[(family, wanted)] = arn
+                part.revisions_by_hash[(family, wanted)] = arn
         self.index.looked_back(family, _revision_of(arns[0]) if arns else 0)
+        return part
+
+
+def _merge(observed: Observed, part: Observed) -> None:
+    """Add what one family's reads found to ``observed``."""
+    observed.task_definitions.update(part.task_definitions)
+    observed.echoed.update(part.echoed)
+    observed.revisions_by_hash.update(part.revisions_by_hash)
+    observed.latest_revision.update(part.latest_revision)
 
 
 def _carry_on() -> None:

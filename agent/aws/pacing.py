@@ -1,12 +1,14 @@
 """Token buckets at ECS's published API limits, so the executor paces itself instead of being throttled.
 
 ECS limits (per account and region): RegisterTaskDefinition 20 burst then 1 per second; UpdateService and
-CreateService 50 burst then 5 per second; DescribeServices 100 burst then 20 per second. Throttling that
-still happens is left to botocore's adaptive retries.
+CreateService 50 burst then 5 per second; DescribeServices 100 burst then 20 per second; the task-definition
+reads (DescribeTaskDefinition, ListTaskDefinitions) 50 burst then 20 per second, from one bucket. Throttling
+that still happens is left to botocore's adaptive retries.
 
 The buckets are shared by every thread of the executor: ``acquire`` *reserves* a token under a lock
 (the bucket may go negative) and sleeps outside it, so N threads asking at once wait 1/rate, 2/rate, ...
-and together never exceed the rate. The limits come from the agent config's ``pacing`` section.
+and together never exceed the rate. The limits come from the agent config's ``pacing`` section (the
+task-definition reads keep ECS's: the section does not name them).
 """
 
 from __future__ import annotations
@@ -23,6 +25,15 @@ ECS_LIMITS: dict[str, tuple[float, float]] = {
     "CreateService": (50, 5),
     "UpdateService": (50, 5),
     "DescribeServices": (100, 20),
+    # "Request throttling for the Amazon ECS API", table of throttle quotas: "Task definition read actions:
+    # DescribeTaskDefinition, ListTaskDefinitions, ListTaskDefinitionFamilies | 50 | 20" (bucket maximum
+    # capacity, refill rate). One bucket for the three: see _SHARED.
+    "DescribeTaskDefinition": (50, 20),
+}
+# operation -> the operation whose bucket it takes its token from (ECS counts them together)
+_SHARED = {
+    "ListTaskDefinitions": "DescribeTaskDefinition",
+    "ListTaskDefinitionFamilies": "DescribeTaskDefinition",
 }
 # How many services the reconciler rolls out at once (their calls still share the buckets above).
 DEFAULT_CONCURRENCY = 8
@@ -94,7 +105,7 @@ class Pacer:
 
     def acquire(self, operation: str) -> None:
         """Return when a call to ``operation`` may be made (at once for an operation without a limit)."""
-        bucket = self._buckets.get(operation)
+        bucket = self._buckets.get(_SHARED.get(operation, operation))
         if bucket is None:
             return
         with self._lock:

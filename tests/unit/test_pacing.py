@@ -43,15 +43,31 @@ def test_update_service_refills_five_per_second() -> None:
 
 
 def test_operations_without_a_limit_never_wait() -> None:
-    """DescribeTaskDefinition has no bucket; an empty limits dict lifts pacing entirely (the sandbox)."""
+    """DescribeClusters has no bucket; an empty limits dict lifts pacing entirely (the sandbox)."""
     clock = FakeClock()
-    for pacer in (Pacer(clock=clock.monotonic, sleep=clock.sleep), Pacer({}, clock.monotonic, clock.sleep)):
-        for _ in range(500):
-            pacer.acquire("DescribeTaskDefinition")
+    paced = Pacer(clock=clock.monotonic, sleep=clock.sleep)
+    for _ in range(500):
+        paced.acquire("DescribeClusters")
+    assert paced.waited == 0
     unlimited = Pacer({}, clock.monotonic, clock.sleep)
     for _ in range(500):
         unlimited.acquire("RegisterTaskDefinition")
+        unlimited.acquire("DescribeTaskDefinition")
+        unlimited.acquire("ListTaskDefinitions")
     assert unlimited.waited == 0
+
+
+def test_task_definition_reads_share_one_bucket_of_fifty_then_twenty_per_second() -> None:
+    """DescribeTaskDefinition and ListTaskDefinitions take from one bucket (ECS's "task definition read
+    actions"): 30 of each, 60 in all, end half a second after the burst of 50 (10 at 20 per second)."""
+    clock = FakeClock()
+    pacer = Pacer(clock=clock.monotonic, sleep=clock.sleep)
+    start = clock.monotonic()
+    for _ in range(30):
+        pacer.acquire("ListTaskDefinitions")
+        pacer.acquire("DescribeTaskDefinition")
+    assert clock.monotonic() - start == pytest.approx(0.5)
+    assert ECS_LIMITS["DescribeTaskDefinition"] == (50, 20)
 
 
 def test_threads_asking_at_once_reserve_distinct_slots() -> None:
