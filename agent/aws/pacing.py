@@ -7,8 +7,8 @@ that still happens is left to botocore's adaptive retries.
 
 The buckets are shared by every thread of the executor: ``acquire`` *reserves* a token under a lock
 (the bucket may go negative) and sleeps outside it, so N threads asking at once wait 1/rate, 2/rate, ...
-and together never exceed the rate. The limits come from the agent config's ``pacing`` section (the
-task-definition reads keep ECS's: the section does not name them).
+and together never exceed the rate. The limits come from the agent config's ``pacing`` section
+(``describeTaskDefinition`` is the bucket of all the task-definition reads).
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ _CONFIG_OPERATIONS = {
     "create_service": "CreateService",
     "update_service": "UpdateService",
     "describe_services": "DescribeServices",
+    "describe_task_definition": "DescribeTaskDefinition",
 }
 
 

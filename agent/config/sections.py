@@ -199,3 +199,4 @@ class PacingConfig:
     create_service: RateLimit = field(default_factory=lambda: RateLimit(50, 5))
     update_service: RateLimit = field(default_factory=lambda: RateLimit(50, 5))
     describe_services: RateLimit = field(default_factory=lambda: RateLimit(100, 20))
+    describe_task_definition: RateLimit = field(default_factory=lambda: RateLimit(50, 20))

@@ -111,7 +111,8 @@ def test_limits_default_to_ecs_and_follow_the_agent_config(tmp_path: Path) -> No
     path = tmp_path / "agent.yaml"
     path.write_text(
         "apiVersion: ecs-gitops/v1\nkind: AgentConfig\n"
-        "pacing: {concurrency: 16, registerTaskDefinition: {burst: 40, perSecond: 2}}\n"
+        "pacing: {concurrency: 16, registerTaskDefinition: {burst: 40, perSecond: 2},\n"
+        "  describeTaskDefinition: {burst: 5, perSecond: 1}}\n"
     )
     config = load_config(str(path), {"ECS_GITOPS_PACING_UPDATE_SERVICE_PER_SECOND": "0.5"})
     assert config.pacing.concurrency == 16
@@ -119,12 +120,18 @@ def test_limits_default_to_ecs_and_follow_the_agent_config(tmp_path: Path) -> No
     assert limits["RegisterTaskDefinition"] == (40, 2)
     assert limits["UpdateService"] == (50, 0.5)
     assert limits["DescribeServices"] == ECS_LIMITS["DescribeServices"]
+    assert limits["DescribeTaskDefinition"] == (5, 1)
 
     clock = FakeClock()
     pacer = Pacer.from_config(config, clock=clock.monotonic, sleep=clock.sleep)
     for _ in range(42):
         pacer.acquire("RegisterTaskDefinition")
     assert pacer.waited == 1.0  # 40 at once, then 2 per second
+    for _ in range(3):
+        pacer.acquire("DescribeTaskDefinition")
+    for _ in range(3):
+        pacer.acquire("ListTaskDefinitions")  # the same bucket: 5 at once, then 1 per second
+    assert pacer.waited == 2.0
 
 
 def test_pacing_config_is_validated(tmp_path: Path) -> None:

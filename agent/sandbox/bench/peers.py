@@ -59,7 +59,13 @@ PREFIXES = {BASELINE: "ed", "apply (cold)": "ac", "apply (warm)": "aw", "daemon"
 UNLIMITED = {"burst": 1_000_000, "perSecond": 1_000_000}
 APPLY_CONFIG = "apiVersion: ecs-gitops/v1\nkind: AgentConfig\nstatus: {publisher: log}\npacing:\n" + "".join(
     f"  {op}: {{burst: {UNLIMITED['burst']}, perSecond: {UNLIMITED['perSecond']}}}\n"
-    for op in ("registerTaskDefinition", "createService", "updateService", "describeServices")
+    for op in (
+        "registerTaskDefinition",
+        "createService",
+        "updateService",
+        "describeServices",
+        "describeTaskDefinition",
+    )
 )
 
 # A run: (mode, tool) -> (wall seconds, AWS calls by operation).
