@@ -66,25 +66,30 @@ NOUN = {
 }
 
 
-def _walk(value: Any, pointer: str = "") -> Iterator[tuple[str, Any]]:
-    yield pointer, value
+def _named(value: Any, path: tuple[str, ...]) -> Iterator[tuple[str, str]]:
+    """(JSON pointer, name) of every ``{"name": <str>}`` object in ``value``, depth first, in document
+    order; pointers are built only for those."""
     if isinstance(value, dict):
+        if len(value) == 1 and isinstance(value.get("name"), str):
+            yield "".join(path), value["name"]
         for k, v in value.items():
-            yield from _walk(v, f"{pointer}/{str(k).replace('~', '~0').replace('/', '~1')}")
+            if isinstance(v, (dict, list)):
+                yield from _named(v, (*path, "/" + str(k).replace("~", "~0").replace("/", "~1")))
     elif isinstance(value, list):
         for i, v in enumerate(value):
-            yield from _walk(v, f"{pointer}/{i}")
+            if isinstance(v, (dict, list)):
+                yield from _named(v, (*path, f"/{i}"))
 
 
 def references(manifest: Manifest) -> Iterator[tuple[str, str, str]]:
     """(pointer, resource type, name) for every by-name reference in a manifest."""
-    doc = {"spec": manifest.spec}
     patterns = [(p, t) for k, p, t in REFERENCE_FIELDS if k == manifest.kind]
-    for pointer, value in _walk(doc):
-        if isinstance(value, dict) and set(value) == {"name"} and isinstance(value["name"], str):
-            for pattern, rtype in patterns:
-                if fnmatch.fnmatchcase(pointer, pattern):
-                    yield pointer, rtype, value["name"]
+    if not patterns:
+        return
+    for pointer, name in _named(manifest.spec, ("/spec",)):
+        for pattern, rtype in patterns:
+            if fnmatch.fnmatchcase(pointer, pattern):
+                yield pointer, rtype, name
 
 
 def _set(doc: dict[str, Any], pointer: str, value: Any) -> None:
