@@ -181,9 +181,11 @@ class Observer:
             if arn and family:
                 ran.setdefault(family_of(arn), []).append(arn)
                 running.setdefault(family, arn)
-        runs = self._in_parallel(sorted(ran), lambda family: self._describe_running(ran[family]))
-        for family in sorted(runs):
-            _merge(observed, runs[family])
+        # Only families with a revision to describe go to the threads; the rest come from the index here.
+        cold = [family for family in sorted(ran) if any(index.described(arn) is None for arn in ran[family])]
+        runs = self._in_parallel(cold, lambda family: self._describe_running(ran[family]))
+        for family in sorted(ran):
+            _merge(observed, runs[family] if family in runs else self._describe_running(ran[family]))
         reads: dict[str, Callable[[], Observed]] = {}
         for family, td in sorted(desired.task_definitions.items()):
             wanted = file_hash(td)
