@@ -4,17 +4,16 @@
 ``Agent.plan_proposals()`` plans the heads of ``source.planRefs`` (pull requests), never applying them
 (agent/reconcile/previews.py). ``Agent.run()`` is the daemon: a tick loop (agent/reconcile/scheduling.py)
 calls ``tick`` every ``interval`` (with jitter), at each ``wake_at`` a rollout asks for, and soon after a
-local repository gets a commit (watchfiles) or a push webhook arrives (``trigger_now``). Ticks never
-overlap and never run back to back: the loop pauses after each one, with the tick lock free, and asks
-made meanwhile coalesce into one follow-up tick. An ask that arrives while the tick is still only reading
-(before its first AWS write) interrupts it instead, and the next tick starts at once; a commit that
-changes a few services is acted on first for those services (agent/reconcile/focusing.py). A tick that
-outlasts the interval counts as an overrun (the ``ecs_gitops_tick_overrun_total`` metric, a
-``tick.overrun`` log line, the /readyz body).
-Pull-request plans run on a thread of their own, after each tick, with a reconciler of their own: they
-never hold the tick lock, so a huge proposal never delays a deployment. ``run()`` also serves /healthz,
-/readyz, /metrics, the webhooks and the dashboard (agent/http/); every tick's outcome feeds readiness,
-the metrics and the dashboard (``last_result``, the status history).
+local repository gets a commit (watchfiles) or a push webhook arrives (``trigger_now``). Ticks never overlap
+and never run back to back: the loop pauses after each one, with the tick lock free, and asks made meanwhile
+coalesce into one follow-up tick. An ask that arrives while the tick is still only reading (before its first
+AWS write) interrupts it instead, and the next tick starts at once; a commit that changes a few services is
+acted on first for those services (agent/reconcile/focusing.py). A tick that outlasts the interval counts as
+an overrun (the ``ecs_gitops_tick_overrun_total`` metric, a ``tick.overrun`` log line, the /readyz body).
+Pull-request plans run on a thread of their own, after each tick, with a reconciler of their own: they never
+hold the tick lock, so a huge proposal never delays a deployment. ``run()`` also serves /healthz, /readyz,
+/metrics, the webhooks and the dashboard (agent/http/); every tick's outcome feeds readiness, the metrics
+and the dashboard (``last_result``, the status history).
 
 Several replicas may share one DynamoDB store (docs/ha.md): each tick first takes or renews the leader
 lease, and a replica that does not hold it stands by (ready, not acting). ``run()`` also renews the lease
@@ -44,7 +43,6 @@ from agent.errors import AgentError, PermanentError, TransientError
 from agent.git.auth import GitAuth
 from agent.git.source import GitSource
 from agent.git.verifying import UntrustedCommit, verifier_from
-from agent.git.watching import LocalRepoWatcher
 from agent.http.dashboard import Dashboard
 from agent.http.metrics import Metrics, ServiceView
 from agent.http.server import AgentServer, Endpoints, Readiness
@@ -165,7 +163,7 @@ class Agent:
         self._restored = False  # the outbox has taken over the statuses kept in the store
         self._source_down = False  # the last tick could not fetch and reconciled the last commit fetched
         self._lead_lock = threading.Lock()
-        self._heap_frozen = False  # freeze_heap() runs after the first tick that finishes
+        self.heap_frozen = False  # freeze_heap() runs after the first tick that finishes (True: never)
 
     def tick(
         self, ref: str | None = None, interrupted: Callable[[], bool] | None = None
@@ -251,8 +249,8 @@ class Agent:
         seconds = self.monotonic() - started
         self._observe(result, seconds)
         self._took(seconds)
-        if result is not None and not self._heap_frozen:
-            self._heap_frozen = True
+        if result is not None and not self.heap_frozen:
+            self.heap_frozen = True
             freeze_heap()
         return result
 
@@ -472,6 +470,8 @@ class Agent:
         loop.start()
         watcher = None
         if self.source.local_path is not None:
+            from agent.git.watching import LocalRepoWatcher  # watchfiles and anyio: only the daemon watches
+
             watcher = LocalRepoWatcher(self.source.local_path, self.config.source.branch, loop.ask)
             watcher.start()
         log.info(
