@@ -113,3 +113,26 @@ def write(root: Path, rel: str, content: Any) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(content if isinstance(content, str) else json.dumps(content, indent=2))
     return path
+
+
+def write_services(root: Path, tag: str, n: int, cluster: str) -> None:
+    """A Cluster manifest and ``n`` services of ``cluster`` at ``root``, each with a task-definition family
+    of its own (``<cluster>000``, ...), all running image ``repo/app:<tag>``."""
+    write(
+        root,
+        "cluster.yaml",
+        f"apiVersion: ecs-gitops/v1\nkind: Cluster\nmetadata: {{name: {cluster}}}\nspec: {{}}\n",
+    )
+    docs = []
+    for i in range(n):
+        family = f"{cluster}{i:03d}"
+        write(root, f"taskdefs/{family}.json", {
+            "family": family, "networkMode": "bridge", "requiresCompatibilities": ["EC2"],
+            "containerDefinitions": [{"name": "app", "image": f"repo/app:{tag}", "memory": 128}],
+        })  # fmt: skip
+        docs.append(
+            f"apiVersion: ecs-gitops/v1\nkind: Service\nmetadata: {{name: {family}}}\n"
+            f"spec: {{cluster: {cluster}, taskDefinition: taskdefs/{family}.json, desiredCount: 1, "
+            "launchType: EC2}\n"
+        )
+    write(root, "services.yaml", "---\n".join(docs))

@@ -17,7 +17,7 @@ from agent.aws.clients import Aws
 from agent.aws.pacing import Pacer
 from agent.manifests.tree import DirTree
 from agent.reconcile import Reconciler
-from agent.sandbox.harness import FakeClock, write
+from agent.sandbox.harness import FakeClock, write, write_services
 
 N = 30
 CLUSTER = "floor"
@@ -25,31 +25,7 @@ CLUSTER = "floor"
 
 def _manifests(root: Path, tag: str, n: int = N, cluster: str = CLUSTER) -> None:
     """``n`` services, each with its own task-definition family, all running image ``:tag``."""
-    write(
-        root,
-        "cluster.yaml",
-        f"apiVersion: ecs-gitops/v1\nkind: Cluster\nmetadata: {{name: {cluster}}}\nspec: {{}}\n",
-    )
-    docs = []
-    for i in range(n):
-        family = f"{cluster}{i:03d}"
-        write(
-            root,
-            f"taskdefs/{family}.json",
-            {
-                "family": family,
-                "networkMode": "bridge",
-                "requiresCompatibilities": ["EC2"],
-                "containerDefinitions": [{"name": "app", "image": f"repo/app:{tag}", "memory": 128}],
-            },
-        )
-        docs.append(
-            "apiVersion: ecs-gitops/v1\nkind: Service\n"
-            f"metadata: {{name: {family}}}\n"
-            f"spec: {{cluster: {cluster}, taskDefinition: taskdefs/{family}.json, "
-            "desiredCount: 1, launchType: EC2}\n"
-        )
-    write(root, "services.yaml", "---\n".join(docs))
+    write_services(root, tag, n, cluster)
 
 
 def _reads(counts: dict[str, int]) -> int:

@@ -16,7 +16,7 @@ from agent.aws.pacing import Pacer
 from agent.errors import Interrupted
 from agent.manifests.tree import DirTree
 from agent.reconcile import Reconciler
-from agent.sandbox.harness import write
+from agent.sandbox.harness import write_services
 
 N = 12
 REVISIONS = 4  # revisions of each family before the bump that is planned
@@ -25,24 +25,7 @@ CLUSTER = "coldreads"
 
 def _manifests(root: Path, tag: str) -> None:
     """``N`` services, each with its own task-definition family, all running image ``:tag``."""
-    write(
-        root,
-        "cluster.yaml",
-        f"apiVersion: ecs-gitops/v1\nkind: Cluster\nmetadata: {{name: {CLUSTER}}}\nspec: {{}}\n",
-    )
-    docs = []
-    for i in range(N):
-        family = f"{CLUSTER}{i:03d}"
-        write(root, f"taskdefs/{family}.json", {
-            "family": family, "networkMode": "bridge", "requiresCompatibilities": ["EC2"],
-            "containerDefinitions": [{"name": "app", "image": f"repo/app:{tag}", "memory": 128}],
-        })  # fmt: skip
-        docs.append(
-            f"apiVersion: ecs-gitops/v1\nkind: Service\nmetadata: {{name: {family}}}\n"
-            f"spec: {{cluster: {CLUSTER}, taskDefinition: taskdefs/{family}.json, desiredCount: 1, "
-            "launchType: EC2}\n"
-        )
-    write(root, "services.yaml", "---\n".join(docs))
+    write_services(root, tag, N, CLUSTER)
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from agent.aws.clients import Aws
 from agent.aws.pacing import Pacer
 from agent.manifests.tree import DirTree
 from agent.reconcile import Reconciler
-from agent.sandbox.harness import write
+from agent.sandbox.harness import write_services
 from agent.store.sqlite import SqliteStore
 
 N = 20
@@ -20,24 +20,7 @@ N = 20
 
 def _manifests(root: Path, tag: str, n: int, cluster: str) -> None:
     """``n`` services, each with its own task-definition family, all running image ``:tag``."""
-    write(
-        root,
-        "cluster.yaml",
-        f"apiVersion: ecs-gitops/v1\nkind: Cluster\nmetadata: {{name: {cluster}}}\nspec: {{}}\n",
-    )
-    docs = []
-    for i in range(n):
-        family = f"{cluster}{i:03d}"
-        write(root, f"taskdefs/{family}.json", {
-            "family": family, "networkMode": "bridge", "requiresCompatibilities": ["EC2"],
-            "containerDefinitions": [{"name": "app", "image": f"repo/app:{tag}", "memory": 128}],
-        })  # fmt: skip
-        docs.append(
-            f"apiVersion: ecs-gitops/v1\nkind: Service\nmetadata: {{name: {family}}}\n"
-            f"spec: {{cluster: {cluster}, taskDefinition: taskdefs/{family}.json, desiredCount: 1, "
-            "launchType: EC2}\n"
-        )
-    write(root, "services.yaml", "---\n".join(docs))
+    write_services(root, tag, n, cluster)
 
 
 class Process:
