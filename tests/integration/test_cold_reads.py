@@ -5,6 +5,9 @@ events), and an interrupt stops the reads with no thread left running."""
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -129,6 +132,29 @@ def test_a_cold_agent_reads_families_at_once_with_the_same_calls_and_plan(
     )
     changing = [c for c in many.plan.changes if c.changes_anything]
     assert len(changing) == 2 * N  # a revision to register and an update, per service
+
+
+def test_a_cold_plan_command_makes_the_same_reads(sandbox, bumped: Path) -> None:
+    """``ecs-gitops plan`` in a new process with no data dir (the user's cold path, READ_THREADS at once)
+    serves exactly the reads one family at a time makes, and shows the bump: 2 per service to change."""
+    cli = Path(sys.executable).with_name("ecs-gitops")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "ECS_GITOPS_"))}
+    env.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_EC2_METADATA_DISABLED="true")
+    before = dict(sandbox.faults.served)
+    proc = subprocess.run(
+        [str(cli), "plan", "--repo", str(bumped), "--endpoint-url", sandbox.endpoint,
+         "--region", sandbox.region],
+        capture_output=True, text=True, env=env, cwd=bumped, timeout=120, check=False,
+    )  # fmt: skip
+    served = {op: n - before.get(op, 0) for op, n in sandbox.faults.served.items() if n != before.get(op, 0)}
+    assert proc.returncode == 2, proc.stderr
+    assert f"{N} to update, {N} to register" in proc.stdout
+    assert served == {
+        "DescribeClusters": 1,
+        "DescribeServices": math.ceil(N / 10),
+        "DescribeTaskDefinition": N * REVISIONS,
+        "ListTaskDefinitions": N,
+    }
 
 
 def test_an_interrupt_stops_the_reads_and_leaves_no_thread(sandbox, bumped: Path) -> None:
