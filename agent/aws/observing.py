@@ -156,14 +156,13 @@ class Observer:
         try:
             futures = [pool.submit(call, key) for key in keys]
             wait(futures, return_when=FIRST_EXCEPTION)
-            pool.shutdown(wait=True, cancel_futures=True)
-            for future in futures:
-                error = None if future.cancelled() else future.exception()
-                if error is not None:
-                    raise error
-            return {key: future.result() for key, future in zip(keys, futures, strict=True)}
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
+        for future in futures:
+            error = None if future.cancelled() else future.exception()
+            if error is not None:
+                raise error
+        return {key: future.result() for key, future in zip(keys, futures, strict=True)}
 
     def _task_definitions_for(self, desired: Desired, observed: Observed) -> None:
         """The revisions the services run, then, per family, the revision holding the desired content. Each
