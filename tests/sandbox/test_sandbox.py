@@ -640,3 +640,33 @@ def test_sandbox_up_prints_endpoint_first_and_stops_on_sigint() -> None:
         for stream in (proc.stdout, proc.stderr):
             if stream is not None:
                 stream.close()
+
+
+def test_the_dispatcher_names_the_backend_moto_names_and_lists_moto_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The sandbox's host-to-backend dispatcher answers as moto's does, listing moto's folder once a host."""
+    from moto import backends
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+
+    from agent.sandbox.server import _Dispatcher
+
+    hosts = [
+        "ecs.eu-west-1.amazonaws.com",
+        "sts.amazonaws.com",
+        "elasticloadbalancing.us-east-1.amazonaws.com",
+        "monitoring.eu-west-1.amazonaws.com",
+        "ecs",
+        "moto_api",
+        "example.invalid",
+    ]
+    moto_own = DomainDispatcherApplication(create_backend_app)
+    expected = {host: moto_own.get_backend_for_host(host) for host in hosts}
+    listed: list[int] = []
+    real = backends.list_of_moto_modules
+    monkeypatch.setattr(backends, "list_of_moto_modules", lambda: listed.append(1) or real())
+    dispatcher = _Dispatcher(create_backend_app)
+    for _ in range(3):
+        assert {host: dispatcher.get_backend_for_host(host) for host in hosts} == expected
+    assert expected["ecs.eu-west-1.amazonaws.com"] == "ecs" and expected["example.invalid"] is None
+    assert len(listed) <= len(hosts) + 2  # once per host, again only for the host no backend names
