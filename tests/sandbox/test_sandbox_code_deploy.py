@@ -88,3 +88,23 @@ def test_migration_to_the_ecs_controller_replaces_the_task_set(sim_sandbox: Sand
     [done] = service["deployments"]
     assert (done["taskDefinition"], done["rolloutState"], done["runningCount"]) == (v2, "COMPLETED", 2)
     assert service["taskDefinition"] == v2
+
+
+def test_only_the_code_deploy_service_refuses_a_new_task_definition(sim_sandbox: Sandbox, ecs: Any) -> None:
+    """Beside a CODE_DEPLOY service, an ECS-controller service still takes a new task definition."""
+    v1 = _taskdef(ecs, "app:1")
+    for name, controller in (("legacy", "CODE_DEPLOY"), ("modern", "ECS")):
+        ecs.create_service(
+            cluster="cd",
+            serviceName=name,
+            taskDefinition=v1,
+            desiredCount=1,
+            launchType="EC2",
+            deploymentController={"type": controller},
+        )
+    v2 = _taskdef(ecs, "app:2")
+    updated = ecs.update_service(cluster="cd", service="modern", taskDefinition=v2)["service"]
+    assert updated["taskDefinition"] == v2
+    with pytest.raises(ClientError) as caught:
+        ecs.update_service(cluster="cd", service="legacy", taskDefinition=v2)
+    assert "CODE_DEPLOY deployment controller" in caught.value.response["Error"]["Message"]

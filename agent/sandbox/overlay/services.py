@@ -116,6 +116,11 @@ def _check_code_deploy_update(call: Call, params: Json) -> None:
     controller (the migration ECS allows: CODE_DEPLOY -> ECS)."""
     if not any(k in params for k in _CODE_DEPLOY_FIXED) or not params.get("service"):
         return
+    if not any(
+        (record.get("deploymentController") or {}).get("type") == "CODE_DEPLOY"
+        for record in call.state.services.values()
+    ):
+        return  # no service was created or updated with CODE_DEPLOY: moto holds none either
     out = call.moto(
         "DescribeServices", {"cluster": params.get("cluster") or "default", "services": [params["service"]]}
     )
