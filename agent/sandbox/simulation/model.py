@@ -206,5 +206,10 @@ class SimulatorPort(Protocol):
 
 
 def describe_task_definition(call: Call, task_definition: str) -> Json:
-    """The task definition moto holds for a family, ``family:revision`` or ARN."""
+    """The task definition moto holds for a family, ``family:revision`` or ARN: its ARN and its
+    containers, all that the simulator reads. A full ARN the sandbox registered comes from the overlay's
+    record of that registration (the containers as registered), not from another round through moto."""
+    record = call.state.task_definitions.get(task_definition)
+    if record is not None and isinstance(record.get("containerDefinitions"), list):
+        return {**record, "taskDefinitionArn": task_definition}
     return call.moto("DescribeTaskDefinition", {"taskDefinition": task_definition})["taskDefinition"]
