@@ -102,8 +102,17 @@ class TrafficObserver:
     """Reads listener rules and alarm states for many services at once."""
 
     def __init__(self, aws: Any) -> None:
-        self.elb = aws.client("elbv2")
-        self.cloudwatch = aws.client("cloudwatch")
+        self.aws = aws
+
+    # Made on first use: a tick with no traffic-shifting service never pays for them (a new process,
+    # such as apply, about 10 ms each).
+    @property
+    def elb(self) -> Any:
+        return self.aws.client("elbv2")
+
+    @property
+    def cloudwatch(self) -> Any:
+        return self.aws.client("cloudwatch")
 
     def rules(self, rule_arns: Iterable[str]) -> dict[str, dict[str, int]]:
         """Rule ARN -> forward weights, ``RULES_PER_CALL`` rules per DescribeRules.
