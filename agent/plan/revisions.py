@@ -62,11 +62,8 @@ def task_definition_change(
     # The observer vouches that the running revision carries the wanted content hash: no need to compare.
     vouched = current_arn is not None and observed.revisions_by_hash.get((family, digest)) == current_arn
     wanted = None if vouched and current is not None else normalise_task_definition(tdf.body)
-    if (
-        current_arn
-        and current is not None
-        and (wanted is None or normalise_task_definition(current) == wanted)
-    ):
+    now = normalise_task_definition(current) if current is not None and wanted is not None else None
+    if current_arn and current is not None and (wanted is None or now == wanted):
         label = family_revision(current_arn)
         change = Change(
             "TaskDefinition",
@@ -91,17 +88,19 @@ def task_definition_change(
             f"content {digest} matches {label}",
         )
         return change, TaskDefinitionRef(family, digest, reused)
-    if current is not None and current_arn:
-        fields = diff(normalise_task_definition(current), wanted or normalise_task_definition(tdf.body))
+    # Past the first return, ``wanted`` is set (only a vouched, described revision leaves it None).
+    wanted = wanted if wanted is not None else normalise_task_definition(tdf.body)
+    if now is not None and current_arn:
+        fields = diff(now, wanted)
         reason = f"content {digest} differs from {family_revision(current_arn)}"
     else:
-        fields = diff({}, wanted or normalise_task_definition(tdf.body))
+        fields = diff({}, wanted)
         reason = (
             f"content {digest}, first revision of the family"
             if not current_arn
             else (f"content {digest}; {family_revision(current_arn)} was not described")
         )
     change = Change(
-        "TaskDefinition", family, REGISTER, source, tuple(fields), register_request(tdf.body), reason
+        "TaskDefinition", family, REGISTER, source, tuple(fields), register_request(tdf.body, digest), reason
     )
     return change, TaskDefinitionRef(family, digest, None)

@@ -326,9 +326,10 @@ def file_hash(tdf: Any) -> str:
     return str(found)
 
 
-def register_request(body: Mapping[str, Any]) -> dict[str, Any]:
+def register_request(body: Mapping[str, Any], digest: str | None = None) -> dict[str, Any]:
     """RegisterTaskDefinition parameters: the user's body without read-only fields, user tags kept
-    (including those of a describe-output wrapper) and the content-hash tag set."""
+    (including those of a describe-output wrapper) and the content-hash tag set (``digest``, when the
+    caller already has ``content_hash(body)``)."""
     td = copy.deepcopy(unwrap(body))
     for field in READ_ONLY_FIELDS:
         td.pop(field, None)
@@ -340,7 +341,7 @@ def register_request(body: Mapping[str, Any]) -> dict[str, Any]:
     for tag in tags:
         if isinstance(tag, Mapping) and tag.get("key") and not str(tag["key"]).startswith("aws:"):
             by_key[str(tag["key"])] = {"key": str(tag["key"]), "value": str(tag.get("value", ""))}
-    by_key[HASH_TAG] = {"key": HASH_TAG, "value": content_hash(body)}
+    by_key[HASH_TAG] = {"key": HASH_TAG, "value": digest or content_hash(body)}
     td["tags"] = list(by_key.values())
     return td
 
