@@ -9,6 +9,7 @@ Errors print as ``FILE[:LINE]: /json/pointer: message`` — never as a traceback
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 import os
 import sys
@@ -220,3 +221,15 @@ def main(argv: list[str] | None = None) -> int:
         )
         return EXIT_ERROR
 
+
+def entry() -> NoReturn:
+    """The ``ecs-gitops`` console script (and ``python -m agent.cli``): :func:`main`, then exit.
+
+    The heap is frozen (``gc.freeze``) on the way out. Otherwise the interpreter's last collections walk
+    every object again only to free memory the OS takes back at exit anyway: about 0.12 s of an ``apply``
+    of 50 services. atexit handlers and ``weakref.finalize`` callbacks still run; an object kept alive
+    only by a reference cycle is not finalized, which Python never promised at exit (the data model's
+    ``__del__`` note), and the agent's state is safe against a kill at any moment, so against this too."""
+    code = main()
+    gc.freeze()
+    sys.exit(code)

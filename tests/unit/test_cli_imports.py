@@ -81,3 +81,33 @@ def test_a_plain_install_pulls_in_no_sandbox() -> None:
     assert any(d.startswith("moto") for d in project["optional-dependencies"]["sandbox"])
     lock = (REPO_ROOT / "requirements.lock").read_text().lower()
     assert "moto" not in lock
+
+
+EXITING = """
+import atexit, gc, sys
+atexit.register(lambda: print("frozen:", gc.get_freeze_count() > 0, file=sys.stderr))
+sys.argv = ["ecs-gitops", *{argv!r}]
+from agent.cli import entry
+entry()
+"""
+
+
+@pytest.mark.parametrize(
+    ("argv", "code"), [(["validate", "manifests-example"], 0), (["validate", "nosuch"], 1)]
+)
+def test_the_console_script_exits_with_the_commands_code_its_heap_frozen(argv: list[str], code: int) -> None:
+    """``ecs-gitops`` (agent.cli:entry) exits with main's code, output flushed, the heap frozen for exit."""
+    import tomllib
+
+    scripts = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts == {"ecs-gitops": "agent.cli:entry"}
+    proc = subprocess.run(
+        [sys.executable, "-c", EXITING.format(argv=argv)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == code
+    assert proc.stderr.endswith("frozen: True\n")
+    assert ("valid" in proc.stdout) if code == 0 else ("nosuch" in proc.stderr)
