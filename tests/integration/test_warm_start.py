@@ -18,11 +18,6 @@ from agent.store.sqlite import SqliteStore
 N = 20
 
 
-def _manifests(root: Path, tag: str, n: int, cluster: str) -> None:
-    """``n`` services, each with its own task-definition family, all running image ``:tag``."""
-    write_services(root, tag, n, cluster)
-
-
 class Process:
     """One agent process: its own clients, call counter and reconciler, over the store at ``path``."""
 
@@ -58,7 +53,7 @@ def test_cold_plan_restart_and_apply_with_a_warm_store_make_no_task_definition_r
     (N UpdateService, nothing registered, no look-back)."""
     cluster, root, state = "warm", tmp_path / "repo", tmp_path / "state.db"
     floor = {"ecs.DescribeServices": math.ceil(N / 10), "ecs.DescribeClusters": 1}
-    _manifests(root, "1", N, cluster)
+    write_services(root, "1", N, cluster)
     first = Process(sandbox, state)
     first.tick(root)
     first.close()
@@ -71,14 +66,14 @@ def test_cold_plan_restart_and_apply_with_a_warm_store_make_no_task_definition_r
     assert _ecs(daemon.tick(root)) == floor
     daemon.close()
 
-    _manifests(root, "2", N, cluster)
+    write_services(root, "2", N, cluster)
     apply = Process(sandbox, state)  # `ecs-gitops apply` of an image bump
     bump = _ecs(apply.tick(root))
     assert apply.aws.counter.mutating() == {"ecs.RegisterTaskDefinition": N, "ecs.UpdateService": N}
     assert sum(bump.values()) <= 2.2 * N, bump
     apply.close()
 
-    _manifests(root, "1", N, cluster)
+    write_services(root, "1", N, cluster)
     revert = Process(sandbox, state)
     back = _ecs(revert.tick(root))
     assert revert.aws.counter.mutating() == {"ecs.UpdateService": N}
@@ -90,7 +85,7 @@ def test_cold_plan_restart_and_apply_with_a_warm_store_make_no_task_definition_r
 def test_a_damaged_index_entry_is_read_from_ecs(sandbox, tmp_path: Path) -> None:
     """An index entry that cannot be used is ignored: the agent reads ECS as a cold agent would."""
     cluster, root, state = "damaged", tmp_path / "repo", tmp_path / "state.db"
-    _manifests(root, "1", 3, cluster)
+    write_services(root, "1", 3, cluster)
     first = Process(sandbox, state)
     first.tick(root)
     for key, _ in first.store.items("revisions/"):
@@ -111,7 +106,7 @@ def test_a_no_op_tick_writes_nothing_to_the_store(sandbox, tmp_path: Path) -> No
     import sqlite3
 
     cluster, root, state = "quiet", tmp_path / "repo", tmp_path / "state.db"
-    _manifests(root, "1", 5, cluster)
+    write_services(root, "1", 5, cluster)
     daemon = Process(sandbox, state)
     daemon.tick(root)
     daemon.tick(root)
@@ -130,7 +125,7 @@ def test_a_no_op_tick_writes_nothing_to_the_store(sandbox, tmp_path: Path) -> No
         daemon.tick(root)
     assert written() == []
 
-    _manifests(root, "2", 5, cluster)
+    write_services(root, "2", 5, cluster)
     daemon.tick(root)
     assert sum(key.startswith("rollout/") for key in written()) == 5
     counter.close()
