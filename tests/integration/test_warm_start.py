@@ -6,6 +6,9 @@ botocore events)."""
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from agent.aws.clients import Aws
@@ -130,3 +133,40 @@ def test_a_no_op_tick_writes_nothing_to_the_store(sandbox, tmp_path: Path) -> No
     assert sum(key.startswith("rollout/") for key in written()) == 5
     counter.close()
     daemon.close()
+
+
+def _git(root: Path, *args: str) -> None:
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com"}
+    env.update(GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@example.com")
+    subprocess.run(["git", *args], cwd=root, env=env, check=True, capture_output=True)
+
+
+def test_the_apply_command_with_its_data_dir_makes_the_warm_floor(sandbox, tmp_path: Path) -> None:
+    """``ecs-gitops apply --data-dir`` (the console script, a new process each time) of an image bump: the
+    sandbox serves N RegisterTaskDefinition + N UpdateService + ceil(N/10) DescribeServices + one
+    DescribeClusters and no task-definition read, and the apply exits 0 (rolling)."""
+    cluster, root, data = "warmcli", tmp_path / "repo", tmp_path / "data"
+    root.mkdir()
+    _git(root, "init", "-q", "-b", "main")
+    cli = Path(sys.executable).with_name("ecs-gitops")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "ECS_GITOPS_"))}
+    env.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_EC2_METADATA_DISABLED="true")
+    argv = [str(cli), "apply", "--repo", str(root), "--data-dir", str(data),
+            "--endpoint-url", sandbox.endpoint, "--region", sandbox.region]  # fmt: skip
+    served = []
+    for tag in ("1", "2"):
+        write_services(root, tag, N, cluster)
+        _git(root, "add", "-A")
+        _git(root, "commit", "-q", "-m", f"image {tag}")
+        before = dict(sandbox.faults.served)
+        proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120, check=False)
+        assert proc.returncode == 0, proc.stderr
+        after = sandbox.faults.served
+        served.append({op: n - before.get(op, 0) for op, n in after.items() if n != before.get(op, 0)})
+    assert served[0]["CreateService"] == N  # the first apply created them
+    assert served[1] == {
+        "RegisterTaskDefinition": N,
+        "UpdateService": N,
+        "DescribeServices": math.ceil(N / 10),
+        "DescribeClusters": 1,
+    }
