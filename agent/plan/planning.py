@@ -75,25 +75,53 @@ __all__ = [
 
 @dataclass(frozen=True)
 class _Planned:
-    """One service's change and the warnings planning it added, under the digest of its inputs."""
+    """One service's change and the warnings planning it added, under the inputs it was computed from."""
 
-    key: bytes
+    inputs: _Inputs
     change: Change
     warnings: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class _Inputs:
+    """Everything one service's change is computed from."""
+
+    shared: bytes  # the digest of the strategies, windows and clusters (``_shared_inputs``)
+    file: str
+    spec: Mapping[str, Any]
+    ref: TaskDefinitionRef | None
+    revision: str | None  # only an agent-engine service's change reads the commit
+    live: Any  # ECS's description of the service
+
+    def same(self, other: _Inputs) -> bool:
+        """Whether a change computed from ``other`` is this one's. ECS's description is compared with
+        ``==`` (botocore gives each field one type); a manifest's spec by identity, or by its encoding when
+        it was loaded again, since ``==`` takes 1 for 1.0 and True, which a manifest may tell apart."""
+        return (
+            self.shared == other.shared
+            and self.file == other.file
+            and self.ref == other.ref
+            and self.revision == other.revision
+            and (self.spec is other.spec or _digest(self.spec) == _digest(other.spec))
+            and self.live == other.live
+        )
+
+
 class ServiceMemo:
-    """The last plan of each service, reused while the digest of everything its change is computed from
-    (its manifest, the strategies, windows and clusters it may name, its task-definition reference, the
-    revision, and ECS's description of it) is the same: an unchanged service in a no-op tick costs one
-    JSON encoding instead of a normalisation and a diff. Holds one entry per service of the last plan."""
+    """The last plan of each service, reused while everything its change is computed from (its manifest,
+    the strategies, windows and clusters it may name, its task-definition reference, the revision, and
+    ECS's description of it) is the same as last time. The inputs are kept and compared, not copied:
+    planning never changes them (``build_plan`` is a pure function), and comparing a live description
+    with last tick's costs a thirtieth of encoding it for a digest. An unchanged service in a no-op tick
+    costs one comparison instead of a normalisation and a diff. Holds one entry per service of the last
+    plan."""
 
     def __init__(self) -> None:
         self._entries: dict[str, _Planned] = {}
 
-    def get(self, name: str, key: bytes) -> _Planned | None:
+    def get(self, name: str, inputs: _Inputs) -> _Planned | None:
         entry = self._entries.get(name)
-        return entry if entry is not None and entry.key == key else None
+        return entry if entry is not None and inputs.same(entry.inputs) else None
 
     def keep(self, entries: MutableMapping[str, _Planned]) -> None:
         """The entries of this plan become the memo (services no longer planned are forgotten)."""
@@ -202,12 +230,12 @@ def _memoised(
     live = lookup(observed.services, (cluster_name(desired, cluster), service_name), (cluster, service_name))
     ref = refs.get(family) if family else None
     used = revision if _uses_revision(spec, desired) else None  # the task set's externalId, only
-    key = _digest(shared.hex(), manifest.source.file, spec, ref, used, live)
-    found = memo.get(manifest.name, key)
+    inputs = _Inputs(shared, manifest.source.file, spec, ref, used, live)
+    found = memo.get(manifest.name, inputs)
     if found is None:
         before = len(warnings)
         change = service_change(manifest, desired, observed, refs, revision, warnings)
-        found = _Planned(key, change, tuple(warnings[before:]))
+        found = _Planned(inputs, change, tuple(warnings[before:]))
     else:
         warnings.extend(found.warnings)
     planned[manifest.name] = found

@@ -684,7 +684,8 @@ def test_switching_from_the_agent_engine_updates_the_controller_once_one_task_se
 def test_a_memo_reuses_unchanged_services_and_replans_what_changed(monkeypatch: Any) -> None:
     """With a ServiceMemo, a service whose manifest, strategies, task-definition reference and live
     description are unchanged is not planned again, and the plan equals one made without the memo; any
-    changed input (live description, image, and the commit for an agent-engine service) plans it again."""
+    changed input (a value of another JSON type, live description, image, and the commit for an
+    agent-engine service) plans it again."""
     import agent.plan.planning as planning
 
     planned: list[str] = []
@@ -703,6 +704,12 @@ def test_a_memo_reuses_unchanged_services_and_replans_what_changed(monkeypatch: 
     planned.clear()
     again = build_plan(_desired(), copy.deepcopy(observed), "abc123", memo=memo)
     assert planned == [] and again == first == build_plan(desired, observed, "abc123")
+
+    planned.clear()
+    retyped = build_plan(_desired(desiredCount=2.0), observed, "abc123", memo=memo)
+    assert planned == ["web"]  # equal to 2 for ==, but a manifest tells 2.0 apart: planned again
+    assert retyped == build_plan(_desired(desiredCount=2.0), observed, "abc123")
+    build_plan(_desired(), observed, "abc123", memo=memo)
 
     planned.clear()
     drifted = copy.deepcopy(observed)
