@@ -10,7 +10,7 @@ from typing import Any
 from agent.engines import Engine, Engines, Subject, Tick, engine_of
 from agent.engines.base import subject_of
 from agent.reconcile.drift import apply_drift
-from agent.reconcile.fingerprints import fingerprint, rollout_key, rollout_record
+from agent.reconcile.fingerprints import fingerprint, rollout_record, rollout_records
 from agent.reconcile.results import PlanResult
 from agent.rollout.decisions import ERROR, Decision
 from agent.status.model import truncate
@@ -49,14 +49,15 @@ def decide(result: PlanResult, engines: Engines, store: Any, sha: str, now: date
     """The engines' decisions for one plan, drift applied."""
     tick = Tick(result.plan, result.desired, result.observed, sha)
     decided = Decided(tick)
+    records = result.records if result.records is not None else rollout_records(store, result.desired)
     if result.error:  # the account could not be read: nothing is applied there
-        for name, m in result.desired.services.items():
-            stored = decided.stored[name] = store.get(rollout_key(m)) if store is not None else None
+        for name in result.desired.services:
+            stored = decided.stored[name] = records.get(name)
             decided.decisions[name] = Decision((), rollout_record(stored), ERROR, truncate(result.error))
         return decided
     by_engine: dict[str, list[Subject]] = {}
     for name, manifest in result.desired.services.items():
-        stored = decided.stored[name] = store.get(rollout_key(manifest)) if store is not None else None
+        stored = decided.stored[name] = records.get(name)
         subject = subject_of(tick, name, fingerprint(result.desired, manifest), stored)
         by_engine.setdefault(engine_of(subject, tick), []).append(subject)
     for engine in engines:  # in the registry's order

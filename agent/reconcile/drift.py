@@ -15,7 +15,7 @@ import structlog
 from agent.manifests.model import Desired, Manifest
 from agent.plan.drift import describe as describe_drift
 from agent.plan.model import DRIFT_HEAL
-from agent.reconcile.fingerprints import fingerprint, rollout_key, rollout_record, service_key
+from agent.reconcile.fingerprints import fingerprint, rollout_record, service_key
 from agent.reconcile.results import PlanResult
 from agent.rollout import rolling
 from agent.rollout.decisions import FAILURE, Decision
@@ -24,14 +24,12 @@ from agent.status.model import truncate
 log = structlog.get_logger()
 
 
-def settled(desired: Desired, store: Any, config: Any) -> dict[str, bool]:
-    """Services whose desired content already rolled out (the record says so): Service change name ->
-    whether it self-heals. What such a service's plan still changes is drift."""
-    if store is None:
-        return {}
+def settled(desired: Desired, records: dict[str, Any], config: Any) -> dict[str, bool]:
+    """Services whose desired content already rolled out (their ``records``, by manifest name, say so):
+    Service change name -> whether it self-heals. What such a service's plan still changes is drift."""
     out = {}
-    for manifest in desired.services.values():
-        record = rollout_record(store.get(rollout_key(manifest)))
+    for name, manifest in desired.services.items():
+        record = rollout_record(records.get(name))
         if record is None or record.result != rolling.SUCCEEDED:
             continue
         if record.fingerprint == fingerprint(desired, manifest):

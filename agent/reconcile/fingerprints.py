@@ -43,6 +43,16 @@ def rollout_key(manifest: Manifest) -> str:
     return f"rollout/{service_key(manifest)}"
 
 
+def rollout_records(store: Any, desired: Desired) -> dict[str, dict[str, Any]]:
+    """The stored rollout record of each service of ``desired`` that has one, by manifest name: read once
+    per plan (``StateStore.get_many``), for deciding and for telling which services have settled."""
+    if store is None:
+        return {}
+    keys = {name: rollout_key(m) for name, m in desired.services.items()}
+    found = store.get_many(keys.values())
+    return {name: found[key] for name, key in keys.items() if key in found}
+
+
 def rollout_record(data: dict[str, Any] | None) -> RolloutRecord | None:
     """A stored rollout record as the rolling engine reads it (keys it does not know dropped)."""
     return RolloutRecord.from_json(data)

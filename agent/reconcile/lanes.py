@@ -27,12 +27,12 @@ from agent.plan.model import REGISTER, Plan
 from agent.plan.observed import Observed
 from agent.plan.ordering import ordering
 from agent.plan.planning import build_plan
+from agent.reconcile.drift import settled
+from agent.reconcile.fingerprints import rollout_records
 from agent.reconcile.prune import Pruner
 from agent.reconcile.results import PlanResult
 
 log = structlog.get_logger()
-
-Settled = Callable[[Desired], dict[str, bool]]
 
 
 class Lanes:
@@ -97,7 +97,7 @@ class Lanes:
             )
         return self._engines[key]
 
-    def plan(self, desired: Desired, revision: str | None, pruner: Pruner, settled: Settled) -> PlanResult:
+    def plan(self, desired: Desired, revision: str | None, pruner: Pruner) -> PlanResult:
         """Plan each account in its own lane; an account that cannot be read is a part with an ``error``.
 
         Drift and prune are found per lane, each with its own clients.
@@ -117,8 +117,9 @@ class Lanes:
                 parts.append(PlanResult(Plan((), revision), subset, Observed(), lane=lane, error=str(e)))
                 continue
             plan = build_plan(resolved, observed, revision=revision, order=order, memo=lane.memo)
-            plan = mark_drift(plan, settled(resolved))
-            parts.append(PlanResult(plan, resolved, observed, lane=lane))
+            records = rollout_records(self.store, resolved)
+            plan = mark_drift(plan, settled(resolved, records, self.config))
+            parts.append(PlanResult(plan, resolved, observed, lane=lane, records=records))
         changes = tuple(
             dataclasses.replace(c, account=part.lane.account.ref)
             for part in parts

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from agent.aws.accounts import Lane
 from agent.errors import Problem
@@ -20,6 +21,8 @@ class PlanResult:
     With ``accounts`` in the agent config, ``plan`` holds every account's changes (each naming its
     account) and ``desired`` the whole commit; ``parts`` holds one PlanResult per account, planned in its
     ``lane``, which is what the tick executes. ``error`` is why a part's account could not be read.
+    ``records`` holds the stored rollout record of each service that has one, by manifest name, as read
+    when planning (None: not read; the engines read the store).
     """
 
     plan: Plan
@@ -28,6 +31,7 @@ class PlanResult:
     parts: list[PlanResult] = field(default_factory=list)
     lane: Lane | None = None
     error: str = ""
+    records: dict[str, Any] | None = None
 
     @property
     def errors(self) -> list[str]:

@@ -118,10 +118,11 @@ class Reporter:
         """Queue the statuses that are ``due`` (changed, within the budget of their commit and context);
         flush."""
         now = self.clock()
-        for status in statuses:
-            status = status.stamped(now)
-            key = f"status/{status.sha}/{status.context}"
-            last = self.store.get(key) if self.store is not None else None
+        stamped = [status.stamped(now) for status in statuses]
+        keys = [f"status/{status.sha}/{status.context}" for status in stamped]
+        lasts = self.store.get_many(keys) if self.store is not None else {}  # one read for them all
+        for key, status in zip(keys, stamped, strict=True):
+            last = lasts.get(key)
             if not due(last, status.state, status.description, now):
                 continue
             current = {
@@ -136,6 +137,7 @@ class Reporter:
                 self.outbox.put(status)
             if self.store is not None:
                 self.store.put(key, current)
+            lasts[key] = current  # a context twice in one report: the second sees the first
         if self.outbox is not None:
             self.outbox.flush()
 

@@ -42,6 +42,7 @@ from agent.plan.planning import build_plan
 from agent.reconcile.acting import Actor
 from agent.reconcile.deciding import Decided, decide
 from agent.reconcile.drift import settled
+from agent.reconcile.fingerprints import rollout_records
 from agent.reconcile.focusing import Focus
 from agent.reconcile.lanes import Lanes
 from agent.reconcile.prune import Pruner
@@ -99,7 +100,7 @@ class Reconciler:
         self.checkpoint()
         revision = getattr(tree, "revision", None)
         if self.lanes.accounts:
-            return self.lanes.plan(desired, revision, self.pruner, self._settled)
+            return self.lanes.plan(desired, revision, self.pruner)
         return self._plan_home(desired, revision)
 
     def _plan_home(self, desired: Desired, revision: str | None, prune: bool = True) -> PlanResult:
@@ -115,17 +116,15 @@ class Reconciler:
         warnings = tuple(str(w) for w in desired.warnings)
         if warnings:
             plan = Plan(plan.changes, plan.revision, tuple(plan.warnings) + warnings)
-        plan = mark_drift(plan, self._settled(resolved))
-        return PlanResult(plan, resolved, observed)
+        records = rollout_records(self.store, resolved)
+        plan = mark_drift(plan, settled(resolved, records, self.config))
+        return PlanResult(plan, resolved, observed, records=records)
 
     def checkpoint(self) -> None:
         """A safe point of the read-only half: raise ``Interrupted`` if a newer event asks for a tick and
         this one has not begun to act."""
         if not self._acting and self.interrupted():
             raise Interrupted("a newer event asked for a tick")
-
-    def _settled(self, desired: Desired) -> dict[str, bool]:
-        return settled(desired, self.store, self.config)
 
     # -- one tick of the GitOps loop -------------------------------------------------------------------
 

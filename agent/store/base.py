@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Iterable
 from typing import Any, Protocol
 
 from agent.errors import TransientError
@@ -11,6 +12,10 @@ from agent.errors import TransientError
 
 class StateStore(Protocol):
     def get(self, key: str) -> dict[str, Any] | None: ...
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """The value of each of ``keys`` that has one (``get`` of each, in as few reads as the store can)."""
+        ...
 
     def put(self, key: str, value: dict[str, Any]) -> None: ...
 

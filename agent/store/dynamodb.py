@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
@@ -256,6 +256,15 @@ class DynamoStore:
                 "Item"
             )
         return self._remember(key, item)
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """``get`` of each key: most come from the cache, valid while the table's token is unchanged."""
+        out = {}
+        for key in dict.fromkeys(keys):
+            value = self.get(key)
+            if value is not None:
+                out[key] = value
+        return out
 
     def items(self, prefix: str) -> list[tuple[str, dict[str, Any]]]:
         pk, sep, start = prefix.partition("/")

@@ -56,7 +56,7 @@ def test_a_truncated_database_is_moved_aside(tmp_path: Path) -> None:
 
 
 def test_a_row_with_invalid_json_is_dropped_not_raised(tmp_path: Path) -> None:
-    """get() answers None and items() skips it, once logged; the row is gone afterwards."""
+    """get() answers None and items() and get_many() skip it, once logged; the row is gone afterwards."""
     path = tmp_path / "state.db"
     store = SqliteStore(path)
     store.put("rollout/prod/api", {"result": "succeeded"})
@@ -70,6 +70,9 @@ def test_a_row_with_invalid_json_is_dropped_not_raised(tmp_path: Path) -> None:
         assert store.get("rollout/prod/web") is None
         assert store.items("rollout/") == [("rollout/prod/api", {"result": "succeeded"})]
         assert store.get("rollout/prod/web") is None
+        assert store.get_many(["rollout/prod/api", "rollout/prod/web"]) == {
+            "rollout/prod/api": {"result": "succeeded"}
+        }
     assert RECOVERED["sqlite_row"] == before + 2
     assert [e["key"] for e in logs if e["event"] == "store.bad_row"] == [
         "rollout/prod/web",

@@ -72,6 +72,18 @@ def test_put_get_delete_and_items_by_prefix(store: Any) -> None:
     assert store.get("status/abc/ecs-gitops") == {"state": "success"}
 
 
+def test_get_many_answers_what_get_answers_for_each_key(store: Any) -> None:
+    """get_many() gives each key that has a value (missing keys left out, a key asked twice once), as
+    get() would, across more keys than one SQLite query takes."""
+    keys = [f"rollout/prod/svc{i:04d}" for i in range(1200)]
+    for i, key in enumerate(keys[::3]):
+        store.put(key, {"n": i})
+    asked = [*keys, keys[0], "status/abc/none"]
+    assert store.get_many(asked) == {key: store.get(key) for key in keys if store.get(key) is not None}
+    assert len(store.get_many(asked)) == 400
+    assert store.get_many([]) == {}
+
+
 def test_values_survive_a_new_store_object(store: Any) -> None:
     """What one store object wrote, another one on the same file or table reads (a restart)."""
     store.put("outbox/abc/ecs-gitops", {"state": "pending"})
