@@ -22,6 +22,8 @@ import botocore.credentials
 import botocore.session
 import botocore.utils
 
+from agent.aws.parsing import ParserFactory
+
 DEFAULT_REGION = "eu-west-1"
 ASSUMED_SESSION_SECONDS = 3600  # AssumeRole's default; every role allows it, even when chained
 _LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
@@ -109,7 +111,10 @@ class Aws:
         self.region = region or core.get_config_variable("region") or DEFAULT_REGION
         if is_loopback(self.endpoint_url) and core.get_credentials() is None:
             core.set_credentials("sandbox", "sandbox")
-        core.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=parse_timestamp)
+        # json-protocol responses (ECS...): converters compiled once per shape (agent/aws/parsing.py).
+        parsers = ParserFactory()
+        parsers.set_parser_defaults(timestamp_parser=parse_timestamp)
+        core.register_component("response_parser_factory", parsers)
         # Clients come from botocore's session directly: boto3's Session adds nothing the agent uses (its
         # resources and S3 transfer methods) and importing it costs a new process about 0.1 s.
         self._core = core
