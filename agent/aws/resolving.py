@@ -124,7 +124,8 @@ class Resolver:
         }
 
     def resolve(self, desired: Desired) -> Desired:
-        """A copy of ``desired`` with every ``{name: ...}`` replaced; InvalidInput lists what failed."""
+        """A copy of ``desired`` with every ``{name: ...}`` replaced (``desired`` itself when it names
+        nothing; it is never changed); InvalidInput lists what failed."""
         manifests = [
             m
             for kind in ("Service", "DeploymentStrategy", "CapacityProvider")
@@ -137,8 +138,17 @@ class Resolver:
                 wanted.setdefault(rtype, set()).add(name)
         matches = self._lookup(wanted)
 
+        if not wanted:
+            return desired  # nothing to look up: the same manifests
         problems: list[Problem] = []
-        out = dataclasses.replace(desired)
+        # New dicts of each kind a reference may be in: ``desired`` (kept by DesiredCache for the next tick
+        # at the same commit) keeps its names, looked up again once their answers are older than ``ttl``.
+        out = dataclasses.replace(
+            desired,
+            services=dict(desired.services),
+            strategies=dict(desired.strategies),
+            capacity_providers=dict(desired.capacity_providers),
+        )
         for m in manifests:
             if not refs[id(m)]:
                 continue

@@ -6,8 +6,12 @@ from pathlib import Path
 
 import pytest
 
+from agent.aws.clients import Aws
+from agent.aws.resolving import Resolver
 from agent.cli import main
 from agent.errors import InvalidInput
+from agent.manifests import load_desired
+from agent.manifests.tree import DirTree
 from agent.sandbox.harness import EXAMPLE, write
 
 SUBNETS = "/spec/networkConfiguration/awsvpcConfiguration/subnets"
@@ -69,3 +73,37 @@ def test_plan_cli_reports_unresolved_names_without_a_traceback(sandbox, tmp_path
     assert code == 1
     assert "services/worker.yaml:" in err and f"{SUBNETS}/0: no subnet" in err
     assert "Traceback" not in err
+
+
+def test_a_name_is_looked_up_again_after_the_ttl_at_the_same_commit(sandbox, tmp_path: Path) -> None:
+    """Resolving leaves the manifests it is given as they were, so the same manifests (a tick at an
+    unchanged commit reuses them) find a subnet under its name again once the answer is older than the
+    ttl, after the Name tag moved to another subnet."""
+    ec2 = sandbox.client("ec2")
+    vpc = ec2.describe_vpcs(Filters=[{"Name": "tag:Name", "Values": ["sandbox"]}])["Vpcs"][0]["VpcId"]
+
+    def subnet(cidr: str) -> str:
+        tags = [{"ResourceType": "subnet", "Tags": [{"Key": "Name", "Value": "moving"}]}]
+        return str(ec2.create_subnet(VpcId=vpc, CidrBlock=cidr, TagSpecifications=tags)["Subnet"]["SubnetId"])
+
+    first = subnet("10.0.11.0/24")
+    _worker(tmp_path, "[{name: moving}]")
+    desired = load_desired(DirTree(tmp_path))
+    now = [0.0]
+    resolver = Resolver(
+        Aws(region=sandbox.region, endpoint_url=sandbox.endpoint), ttl=600, clock=lambda: now[0]
+    )
+
+    def subnets(resolved) -> list[str]:  # type: ignore[no-untyped-def]
+        return list(
+            resolved.services["worker"].spec["networkConfiguration"]["awsvpcConfiguration"]["subnets"]
+        )
+
+    assert subnets(resolver.resolve(desired)) == [first]
+    assert subnets(desired) == [{"name": "moving"}]  # the manifests given are unchanged
+    ec2.delete_tags(Resources=[first], Tags=[{"Key": "Name"}])
+    second = subnet("10.0.12.0/24")
+    now[0] = 599.0
+    assert subnets(resolver.resolve(desired)) == [first]  # remembered within the ttl
+    now[0] = 601.0
+    assert subnets(resolver.resolve(desired)) == [second]
