@@ -79,6 +79,10 @@ class Desired:
     warnings: list[Problem] = field(default_factory=list)
     # The commit the manifests were read at (None for a plain folder).
     revision: str | None = field(default=None, compare=False)
+    # What is computed from these manifests alone (each service's fingerprint, the rollout order), kept
+    # with them: a Desired is not changed once loaded, and an unchanged commit's is reused tick after tick
+    # (DesiredCache). A copy (dataclasses.replace) starts empty.
+    derived: dict[Any, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def by_kind(self, kind: str) -> dict[str, Manifest]:
         return {

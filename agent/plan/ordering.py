@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent.manifests.fields import explicit_wave
+from agent.manifests.model import Desired
 
 
 def _spec(manifest: Any) -> Mapping[str, Any]:
@@ -54,6 +55,17 @@ class Ordering:
     def staged(self) -> bool:
         """True when some service waits for another (a plan then shows waves)."""
         return any(self.level.values())
+
+
+def ordering_of(desired: Desired) -> Ordering:
+    """``ordering(desired.services)``, kept in ``desired.derived`` (a tick orders its commit twice, and
+    the next tick at the same commit again)."""
+    kept = desired.derived.get("ordering")
+    if kept is not None and kept[0] is desired.services:
+        return kept[1]  # type: ignore[no-any-return]
+    order = ordering(desired.services)
+    desired.derived["ordering"] = (desired.services, order)
+    return order
 
 
 def ordering(services: Mapping[str, Any]) -> Ordering:

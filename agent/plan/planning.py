@@ -54,7 +54,7 @@ from agent.plan.capacity_providers import (
 from agent.plan.clusters import cluster_change, cluster_request, normalise_cluster
 from agent.plan.model import REGISTER, Change, Hold, Plan, TaskDefinitionRef
 from agent.plan.observed import Observed
-from agent.plan.ordering import Ordering, ordering
+from agent.plan.ordering import Ordering, ordering, ordering_of
 from agent.plan.orphans import prune_change
 from agent.plan.resources import cluster_name, lookup
 from agent.plan.revisions import services_by_family, task_definition_change
@@ -174,7 +174,7 @@ def build_plan(
         change, refs[family] = task_definition_change(family, users.get(family, ()), desired, observed)
         changes.append(change)
     held: dict[str, list[Change]] = {}  # family -> the changes of the services that run it
-    order = order if order is not None else ordering(desired.services)
+    order = order if order is not None else ordering_of(desired)
     sequence = [n for n in order.sequence() if n in desired.services]
     sequence += sorted(set(desired.services) - set(sequence))  # none when ``order`` covers them all
     shared = _shared_inputs(desired) if memo is not None else b""

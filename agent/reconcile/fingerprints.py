@@ -24,14 +24,21 @@ def fingerprint(desired: Desired, manifest: Manifest) -> str:
     """Identifies what Git asks of one service: its spec, its strategy and its task-definition content.
 
     The fields that only tell the agent what to do (ordering, selfHeal) are left out: changing them
-    changes nothing in ECS, so a drifted service stays drifted, not "changed in Git".
+    changes nothing in ECS, so a drifted service stays drifted, not "changed in Git". Kept in
+    ``desired.derived``: a tick asks twice, and the next tick at the same commit asks again.
     """
+    key = ("fingerprint", manifest.name)
+    kept = desired.derived.get(key)
+    if kept is not None and kept[0] is manifest:
+        return str(kept[1])
     family = desired.service_task_family.get(manifest.name)
     td = desired.task_definitions.get(family) if family else None
     strategy = resolve_strategy(manifest.spec.get("strategy"), desired.strategies)
     spec = {k: v for k, v in manifest.spec.items() if k not in AGENT_ONLY_FIELDS}
     text = json.dumps([spec, strategy, file_hash(td) if td else None], sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+    desired.derived[key] = (manifest, digest)
+    return digest
 
 
 def service_key(manifest: Manifest) -> str:

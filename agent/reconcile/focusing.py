@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent.manifests.model import Desired, Manifest
-from agent.plan.ordering import ordering
+from agent.plan.ordering import ordering_of
 
 
 def _specs(manifests: dict[str, Manifest]) -> dict[str, tuple[Any, Any]]:
@@ -78,7 +78,7 @@ class Focus:
         changed = changed_services(before, after)
         if not changed:
             return None
-        order = ordering(after.services)
+        order = ordering_of(after)
         keep = set(changed).union(*(order.ancestors.get(name, ()) for name in changed))
         if len(keep) > max(1, int(self.share * total)):
             return None

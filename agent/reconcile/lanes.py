@@ -25,7 +25,7 @@ from agent.manifests.model import Desired
 from agent.plan.drift import mark_drift
 from agent.plan.model import REGISTER, Plan
 from agent.plan.observed import Observed
-from agent.plan.ordering import ordering
+from agent.plan.ordering import ordering_of
 from agent.plan.planning import build_plan
 from agent.reconcile.drift import settled
 from agent.reconcile.fingerprints import rollout_records
@@ -102,7 +102,7 @@ class Lanes:
 
         Drift and prune are found per lane, each with its own clients.
         """
-        order = ordering(desired.services)
+        order = ordering_of(desired)
         parts = []
         for account, subset in self._split(desired, pruner):
             lane = self.lane(account)

@@ -37,7 +37,7 @@ from agent.manifests.model import Desired
 from agent.manifests.tree import Tree
 from agent.plan.drift import mark_drift
 from agent.plan.model import Plan
-from agent.plan.ordering import ordering
+from agent.plan.ordering import ordering_of
 from agent.plan.planning import build_plan
 from agent.reconcile.acting import Actor
 from agent.reconcile.deciding import Decided, decide
@@ -201,7 +201,7 @@ class Reconciler:
         reported: set[str] = set().union(*(one.reported for one in decided))
         drifted: set[str] = set().union(*(one.drifted for one in decided))
         starting = set().union(*(one.starting() for one in decided))
-        decisions = gate(decisions, ordering(result.desired.services), running=reported, starting=starting)
+        decisions = gate(decisions, ordering_of(result.desired), running=reported, starting=starting)
         return decided, decisions, reported, drifted
 
     def _act(
