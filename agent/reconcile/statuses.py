@@ -118,13 +118,14 @@ class Reporter:
         """Queue the statuses that are ``due`` (changed, within the budget of their commit and context);
         flush."""
         now = self.clock()
-        stamped = [status.stamped(now) for status in statuses]
-        keys = [f"status/{status.sha}/{status.context}" for status in stamped]
+        statuses = list(statuses)
+        keys = [f"status/{status.sha}/{status.context}" for status in statuses]
         lasts = self.store.get_many(keys) if self.store is not None else {}  # one read for them all
-        for key, status in zip(keys, stamped, strict=True):
+        for key, status in zip(keys, statuses, strict=True):
             last = lasts.get(key)
             if not due(last, status.state, status.description, now):
                 continue
+            status = status.stamped(now)
             current = {
                 "state": status.state,
                 "description": status.description,
