@@ -3,6 +3,7 @@ and a rollout's wake-up time brings the next tick forward of the poll interval."
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
 from dataclasses import replace
@@ -14,7 +15,7 @@ import pytest
 from agent.aws.clients import Aws
 from agent.aws.observing import current_task_definition
 from agent.config import AgentConfig
-from agent.daemon import Agent
+from agent.daemon import YOUNG_GENERATION, Agent
 from agent.sandbox.faults import Fault
 from agent.sandbox.harness import EXAMPLE, copy_example
 from agent.status.gitnotes import GitNotesPublisher
@@ -132,3 +133,23 @@ def test_run_plans_pull_request_heads_without_deploying_them(sandbox, repo, tmp_
         ]
     ]
     assert images == ["public.ecr.aws/nginx/nginx:1.27"]
+
+
+def test_the_first_tick_freezes_the_heap_and_spaces_young_collections(sandbox, repo, tmp_path) -> None:
+    """After its first tick the daemon has frozen the heap and collects the young generation every
+    YOUNG_GENERATION allocations instead of 700; a one-shot command (heap_frozen set) changes neither."""
+    repo.git.add(A=True)
+    repo.index.commit("deploy")
+    before = gc.get_threshold()
+    try:
+        gc.set_threshold(700, before[1], before[2])
+        one_shot = _agent(sandbox, repo, tmp_path / "one-shot")
+        one_shot.heap_frozen = True  # what `apply` and `plan` do
+        assert one_shot.tick() is not None
+        assert gc.get_threshold()[0] == 700
+        agent = _agent(sandbox, repo, tmp_path / "daemon")
+        assert agent.tick() is not None
+        assert agent.heap_frozen and gc.get_freeze_count() > 0
+        assert gc.get_threshold() == (YOUNG_GENERATION, before[1], before[2])
+    finally:
+        gc.set_threshold(*before)
