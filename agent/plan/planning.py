@@ -238,6 +238,9 @@ def _memoised(
         found = _Planned(inputs, change, tuple(warnings[before:]))
     else:
         warnings.extend(found.warnings)
+        # Kept under this tick's inputs: the next tick at this commit finds the same spec object (an
+        # identity check), not the previous commit's equal copy (an encoding of each).
+        found = _Planned(inputs, found.change, found.warnings)
     planned[manifest.name] = found
     return found.change
 

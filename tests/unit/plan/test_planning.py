@@ -702,8 +702,15 @@ def test_a_memo_reuses_unchanged_services_and_replans_what_changed(monkeypatch: 
     first = build_plan(desired, observed, "abc123", memo=memo)
     assert sorted(planned) == ["api", "web"] and len(memo) == 2
     planned.clear()
-    again = build_plan(_desired(), copy.deepcopy(observed), "abc123", memo=memo)
+    reloaded = _desired()
+    again = build_plan(reloaded, copy.deepcopy(observed), "abc123", memo=memo)
     assert planned == [] and again == first == build_plan(desired, observed, "abc123")
+    encoded: list[Any] = []
+    digest = planning._digest
+    monkeypatch.setattr(planning, "_digest", lambda *parts: encoded.append(parts) or digest(*parts))
+    assert build_plan(reloaded, observed, "abc123", memo=memo) == first
+    assert len(encoded) == 1  # the shared inputs only: each spec is the object the memo now holds
+    monkeypatch.setattr(planning, "_digest", digest)
 
     planned.clear()
     retyped = build_plan(_desired(desiredCount=2.0), observed, "abc123", memo=memo)
