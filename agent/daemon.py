@@ -24,7 +24,6 @@ tick reconciles the last commit fetched.
 
 from __future__ import annotations
 
-import gc
 import os
 import threading
 import time
@@ -43,6 +42,7 @@ from agent.errors import AgentError, PermanentError, TransientError
 from agent.git.auth import GitAuth
 from agent.git.source import GitSource
 from agent.git.verifying import UntrustedCommit, verifier_from
+from agent.heap import freeze_heap
 from agent.http.dashboard import Dashboard
 from agent.http.metrics import Metrics, ServiceView
 from agent.http.server import AgentServer, Endpoints, Readiness
@@ -66,23 +66,6 @@ def _never() -> bool:
 def make_publisher(config: Any, source: GitSource) -> Publisher:
     """The commit-status publisher the config asks for (gitnotes by default, on the source's clone)."""
     return status_factory.make_publisher(config, source.clone_path)
-
-
-# Once the heap is frozen, the youngest generation is collected after this many allocations (net of
-# frees) instead of CPython's 700. A steady tick allocates and frees about a hundred objects per service,
-# nearly all freed by reference counting; at 700 a no-op tick of 1,000 services ran about 60 collections
-# (18 ms of its CPU), at 50,000 none. What waits longer is only garbage in reference cycles, at most this
-# many objects (a few MB).
-YOUNG_GENERATION = 50_000
-
-
-def freeze_heap() -> None:
-    """Collect, then leave every object alive now (modules, botocore's models, the first plan) out of the
-    cyclic collector's walks (``gc.freeze``); they are still freed when their last reference goes. Then
-    space the young collections out (``YOUNG_GENERATION``)."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(YOUNG_GENERATION, *gc.get_threshold()[1:])
 
 
 class _Reconciler(Reconciler):

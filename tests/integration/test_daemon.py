@@ -15,7 +15,8 @@ import pytest
 from agent.aws.clients import Aws
 from agent.aws.observing import current_task_definition
 from agent.config import AgentConfig
-from agent.daemon import YOUNG_GENERATION, Agent
+from agent.daemon import Agent
+from agent.heap import YOUNG_GENERATION
 from agent.sandbox.faults import Fault
 from agent.sandbox.harness import EXAMPLE, copy_example
 from agent.status.gitnotes import GitNotesPublisher
