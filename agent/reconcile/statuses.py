@@ -121,24 +121,27 @@ class Reporter:
         statuses = list(statuses)
         keys = [f"status/{status.sha}/{status.context}" for status in statuses]
         lasts = self.store.get_many(keys) if self.store is not None else {}  # one read for them all
+        written: dict[str, dict[str, Any]] = {}
+        queued = []
         for key, status in zip(keys, statuses, strict=True):
-            last = lasts.get(key)
+            last = written.get(key, lasts.get(key))  # a context twice in one report: the second sees it
             if not due(last, status.state, status.description, now):
                 continue
-            status = status.stamped(now)
-            current = {
+            written[key] = {
                 "state": status.state,
                 "description": status.description,
                 "writes": int((last or {}).get("writes") or 0) + 1,
                 "at": now.isoformat(),
             }
-            # The outbox keeps the status (in the store) before it counts as written: a crash in between
-            # sends it twice, never zero times.
-            if self.outbox is not None:
-                self.outbox.put(status)
-            if self.store is not None:
-                self.store.put(key, current)
-            lasts[key] = current  # a context twice in one report: the second sees the first
+            queued.append(status.stamped(now))
+        # The outbox keeps the statuses (in the store) before they count as written: a crash in between
+        # sends them twice, never zero times. Each is one batch (one commit) for the whole tick.
+        if self.outbox is not None and queued:
+            self.outbox.put_many(queued)
+        if self.store is not None and written:
+            with self.store.batch():
+                for key, record in written.items():
+                    self.store.put(key, record)
         if self.outbox is not None:
             self.outbox.flush()
 

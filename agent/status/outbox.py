@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import random
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -82,23 +82,34 @@ class Outbox:
     def put(self, status: CommitStatus) -> None:
         """Queue ``status`` (stamped with the clock's time) to be sent at the next flush; with a store,
         keep it there first (raises, queueing nothing, when the store refuses)."""
+        self.put_many([status])
+
+    def put_many(self, statuses: Iterable[CommitStatus]) -> None:
+        """``put`` of each status, kept in the store in one batch (a tick's 1,000 statuses, one commit);
+        raises, queueing none of them, when the store refuses."""
         now = self.clock()
-        status = status.stamped(now)
-        if self.target_url and not status.target_url:
-            url = render_target_url(self.target_url, status.sha, status.context)
-            status = replace(status, target_url=url)
-        key = (status.sha, status.context)
+        ready = []
+        for status in statuses:
+            status = status.stamped(now)
+            if self.target_url and not status.target_url:
+                url = render_target_url(self.target_url, status.sha, status.context)
+                status = replace(status, target_url=url)
+            ready.append(status)
         with self._persist:
             if self.store is not None:
-                self.store.put(_store_key(key), _to_json(status))
+                with self.store.batch():
+                    for status in ready:
+                        self.store.put(_store_key((status.sha, status.context)), _to_json(status))
             with self._lock:
-                self._seq += 1
-                old = self._entries.pop(key, None)
-                if old is None:
-                    self._entries[key] = _Entry(status, due=now, seq=self._seq)
-                else:  # supersede; keep the retry schedule, go behind the others
-                    old.status, old.seq = status, self._seq
-                    self._entries[key] = old
+                for status in ready:
+                    key = (status.sha, status.context)
+                    self._seq += 1
+                    old = self._entries.pop(key, None)
+                    if old is None:
+                        self._entries[key] = _Entry(status, due=now, seq=self._seq)
+                    else:  # supersede; keep the retry schedule, go behind the others
+                        old.status, old.seq = status, self._seq
+                        self._entries[key] = old
 
     def restore(self) -> int:
         """Queue the statuses kept in the store that this outbox does not hold (after a restart or a
@@ -164,30 +175,45 @@ class Outbox:
         with self._lock:
             due = sorted(((k, e) for k, e in self._entries.items() if e.due <= now), key=lambda ke: ke[1].seq)
         sent = 0
-        for key, entry in due:
-            status = entry.status
-            try:
-                self.publisher.publish(status)
-            except Exception as e:  # permanent, transient, or a bug in a publisher: retry each way
-                delay = self._schedule(entry, now, e)
-                permanent = isinstance(e, PermanentError)
-                (log.error if permanent else log.warning)(
-                    "status.undelivered" if permanent else "status.retry",
-                    publisher=self.publisher.name,
-                    sha=status.sha,
-                    context=status.context,
-                    state=status.state,
-                    attempt=entry.attempts,
-                    retry_in=round(delay, 1),
-                    reason=failure_reason(e),
-                    error=str(e) or type(e).__name__,
-                )
-                break  # the host is probably down or refusing us: the others wait for the next flush
-            self._forget(key, status)
-            sent += 1
+        done: list[tuple[str, str]] = []  # sent and gone from memory: their store copies go at the end
+        try:
+            for key, entry in due:
+                if not self._send(key, entry, now, done):
+                    break  # the host is probably down or refusing us: the others wait for the next flush
+                sent += 1
+        finally:
+            self._forget_kept(done)
         with self._lock:
             self.sent += sent
         return sent
+
+    def _send(self, key: tuple[str, str], entry: _Entry, now: float, done: list[tuple[str, str]]) -> bool:
+        """Publish one entry; True when it was written (then forgotten in memory, its key added to
+        ``done``), False when it failed (then scheduled again)."""
+        status = entry.status
+        try:
+            self.publisher.publish(status)
+        except Exception as e:  # permanent, transient, or a bug in a publisher: retry each way
+            delay = self._schedule(entry, now, e)
+            permanent = isinstance(e, PermanentError)
+            (log.error if permanent else log.warning)(
+                "status.undelivered" if permanent else "status.retry",
+                publisher=self.publisher.name,
+                sha=status.sha,
+                context=status.context,
+                state=status.state,
+                attempt=entry.attempts,
+                retry_in=round(delay, 1),
+                reason=failure_reason(e),
+                error=str(e) or type(e).__name__,
+            )
+            return False
+        with self._lock:
+            current = self._entries.get(key)  # unless a newer status replaced it while it was being sent
+            if current is not None and current.status is status:
+                del self._entries[key]
+                done.append(key)
+        return True
 
     def _schedule(self, entry: _Entry, now: float, error: Exception) -> float:
         with self._lock:
@@ -203,20 +229,21 @@ class Outbox:
             entry.due = now + delay
             return delay
 
-    def _forget(self, key: tuple[str, str], sent: CommitStatus) -> None:
-        """Remove the entry (and its copy in the store) unless a newer status replaced it while it was
-        being sent. A store that cannot delete it now only means it is sent once more after a restart."""
+    def _forget_kept(self, keys: list[tuple[str, str]]) -> None:
+        """Delete the store copies of sent statuses, in one batch, except where a newer status for the
+        same key was queued meanwhile (it is in memory again, and its copy is the one in the store). A
+        store that cannot delete them now only means they are sent once more after a restart."""
+        if self.store is None or not keys:
+            return
         with self._persist:
             with self._lock:
-                entry = self._entries.get(key)
-                if entry is None or entry.status is not sent:
-                    return
-                del self._entries[key]
-            if self.store is not None:
-                try:
-                    self.store.delete(_store_key(key))
-                except Exception as e:
-                    log.warning("status.forget_failed", sha=key[0], context=key[1], error=str(e))
+                gone = [key for key in keys if key not in self._entries]
+            try:
+                with self.store.batch():
+                    for key in gone:
+                        self.store.delete(_store_key(key))
+            except Exception as e:
+                log.warning("status.forget_failed", count=len(gone), error=str(e))
 
 
 PREFIX = "outbox"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Iterable
+from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
 from agent.errors import TransientError
@@ -20,6 +21,10 @@ class StateStore(Protocol):
     def put(self, key: str, value: dict[str, Any]) -> None: ...
 
     def delete(self, key: str) -> None: ...
+
+    def batch(self) -> AbstractContextManager[None]:
+        """A context in which this thread's puts and deletes may be committed together, at its end."""
+        ...
 
     def items(self, prefix: str) -> list[tuple[str, dict[str, Any]]]: ...
 

@@ -266,6 +266,11 @@ class DynamoStore:
                 out[key] = value
         return out
 
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Each write within is its own conditional request, fenced by the lease, as outside a batch."""
+        yield
+
     def items(self, prefix: str) -> list[tuple[str, dict[str, Any]]]:
         pk, sep, start = prefix.partition("/")
         if not pk or not sep:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import random
 from pathlib import Path
 
@@ -250,6 +251,37 @@ def test_only_the_newest_status_per_context_is_kept(tmp_path: Path) -> None:
     assert outbox.flush() == 1 and store.items("outbox/") == []
 
 
+def test_a_tick_of_statuses_is_one_commit_to_keep_and_one_to_forget(tmp_path: Path) -> None:
+    """put_many keeps every status in the store in one batch, flush deletes what it sent in one batch,
+    and a newer status queued for a context while its older one was being sent keeps its copy."""
+    store = _sqlite(tmp_path)
+    batches: list[int] = []
+    batch = store.batch
+
+    def counted() -> contextlib.AbstractContextManager[None]:
+        batches.append(1)
+        return batch()
+
+    store.batch = counted  # type: ignore[method-assign]
+    publisher = FlakyPublisher()
+    outbox = Outbox(publisher, Clock(), store=store)
+    outbox.put_many([_status(context=f"ecs-gitops/prod/svc{i}") for i in range(50)])
+    assert len(batches) == 1 and len(store.items("outbox/")) == 50
+
+    again = _status("success", context="ecs-gitops/prod/svc3", text="deployed")
+
+    def publish(status: CommitStatus) -> None:
+        publisher.sent.append(status)
+        if status.context == "ecs-gitops/prod/svc3" and status.state == "pending":
+            outbox.put(again)  # the next tick's status for this context, queued while it was sent
+
+    publisher.publish = publish  # type: ignore[method-assign]
+    assert outbox.flush() == 50
+    assert [k for k, _ in store.items("outbox/")] == [f"outbox/{SHA}/ecs-gitops/prod/svc3"]
+    assert len(batches) == 3  # put_many, the put of the status queued again, the deletes
+    assert outbox.pending() == [again.stamped(Clock()())]
+
+
 def test_a_store_that_refuses_the_status_fails_the_put() -> None:
     """When the store cannot keep a status, put raises (the tick is retried) and nothing is queued that a
     crash could lose silently."""
@@ -257,6 +289,9 @@ def test_a_store_that_refuses_the_status_fails_the_put() -> None:
     class Refusing:
         def put(self, key: str, value: dict) -> None:
             raise TransientError("DynamoDB: throttled")
+
+        def batch(self) -> contextlib.nullcontext[None]:
+            return contextlib.nullcontext()
 
     outbox = Outbox(FlakyPublisher(), Clock(), store=Refusing())
     with pytest.raises(TransientError):

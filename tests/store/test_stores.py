@@ -4,6 +4,7 @@ writes and a leader lease whose token fences off a replica that lost it."""
 from __future__ import annotations
 
 import itertools
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -82,6 +83,31 @@ def test_get_many_answers_what_get_answers_for_each_key(store: Any) -> None:
     assert store.get_many(asked) == {key: store.get(key) for key in keys if store.get(key) is not None}
     assert len(store.get_many(asked)) == 400
     assert store.get_many([]) == {}
+
+
+def test_a_batch_is_committed_once_at_its_end_and_keeps_what_it_wrote_on_an_error(tmp_path: Path) -> None:
+    """SQLite: another connection sees nothing of a batch until it ends, then all of it; a batch that
+    raises still commits what it wrote (as single writes would have); a batch within a batch joins it."""
+    store = SqliteStore(tmp_path / "state.db")
+    other = sqlite3.connect(tmp_path / "state.db")
+
+    def seen() -> list[str]:
+        return [k for (k,) in other.execute("SELECT key FROM state ORDER BY key")]
+
+    with store.batch():
+        store.put("status/a/one", {"n": 1})
+        with store.batch():
+            store.put("status/a/two", {"n": 2})
+        store.delete("status/a/one")
+        assert seen() == []
+    assert seen() == ["status/a/two"]
+    with pytest.raises(RuntimeError), store.batch():
+        store.put("status/b/one", {"n": 1})
+        raise RuntimeError("a bug half-way")
+    assert seen() == ["status/a/two", "status/b/one"]
+    store.put("status/c/one", {"n": 1})  # outside a batch: at once, as before
+    assert seen()[-1] == "status/c/one"
+    other.close()
 
 
 def test_values_survive_a_new_store_object(store: Any) -> None:
