@@ -189,22 +189,26 @@ class Executor:
                     "aws.register_found", family=change.name, arn=found["taskDefinition"]["taskDefinitionArn"]
                 )
                 return found
+        self.pacer.acquire("RegisterTaskDefinition")
         log.info("aws.call", operation="RegisterTaskDefinition", resource=change_key(change), attempt="again")
         return dict(self.ecs.register_task_definition(**change.request))
 
     def _registered_before(self, change: Change) -> dict[str, Any] | None:
-        """The family's revision (among its newest) tagged with this change's content hash, described."""
+        """The family's revision (among its newest) tagged with this change's content hash, described. Each
+        read takes its token from the task-definition read bucket the observer shares."""
         wanted = next(
             (t.get("value") for t in change.request.get("tags") or () if t.get("key") == HASH_TAG), None
         )
         if wanted is None:
             return None
+        self.pacer.acquire("ListTaskDefinitions")
         listed = self.ecs.list_task_definitions(
             familyPrefix=change.name, status="ACTIVE", sort="DESC", maxResults=LOOKBACK
         )
         for arn in listed.get("taskDefinitionArns", []):
             if arn.rsplit("/", 1)[-1].rsplit(":", 1)[0] != change.name:
                 continue
+            self.pacer.acquire("DescribeTaskDefinition")
             out = self.ecs.describe_task_definition(taskDefinition=arn, include=["TAGS"])
             tags = {t.get("key"): t.get("value") for t in out.get("tags") or ()}
             if tags.get(HASH_TAG) == wanted:
