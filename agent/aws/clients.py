@@ -9,6 +9,7 @@ with no credentials configured, dummy credentials are used, so nothing local nee
 
 from __future__ import annotations
 
+import base64
 import os
 import threading
 from collections import Counter
@@ -113,7 +114,9 @@ class Aws:
             core.set_credentials("sandbox", "sandbox")
         # json-protocol responses (ECS...): converters compiled once per shape (agent/aws/parsing.py).
         parsers = ParserFactory()
-        parsers.set_parser_defaults(timestamp_parser=parse_timestamp)
+        # blob_parser given (botocore's own default decodes base64 the same way): a parser then holds no bound
+        # method of itself, so the one botocore makes per response is freed at once, not left in a cycle.
+        parsers.set_parser_defaults(timestamp_parser=parse_timestamp, blob_parser=base64.b64decode)
         core.register_component("response_parser_factory", parsers)
         # Clients come from botocore's session directly: boto3's Session adds nothing the agent uses (its
         # resources and S3 transfer methods) and importing it costs a new process about 0.1 s.

@@ -131,6 +131,8 @@ class GitSource:
         self.local_timeout = local_timeout
         self.lock = threading.RLock()
         self._repo: git.Repo | None = None
+        self._configured = False  # the clone's config was checked (and set) by this process
+        self._trees = threading.local()  # each thread's repository object for trees (_tree_repo)
 
     # ------------------------------------------------------------------ properties
 
@@ -239,7 +241,16 @@ class GitSource:
 
         self._require_clone()
         label = f"{subdir.strip('/') or '.'}@{sha[:12]}"
-        return GitTree(self.clone_path, ref=sha, subdir=subdir, label=label)
+        return GitTree(self._tree_repo(), ref=sha, subdir=subdir, label=label)
+
+    def _tree_repo(self) -> git.Repo:
+        """A repository object for this thread's trees, opened once: the tick's thread and the previews'
+        each read blobs through their own (a gitpython Repo and its ``git cat-file`` processes serve one
+        thread at a time), instead of a new one, with two new processes, per tick."""
+        repo: git.Repo | None = getattr(self._trees, "repo", None)
+        if repo is None:
+            repo = self._trees.repo = git.Repo(self.workdir)
+        return repo
 
     def commit_info(self, sha: str) -> CommitInfo:
         """Author name, summary line and commit time of ``sha``."""
@@ -260,10 +271,14 @@ class GitSource:
             self.verifier(self.clone_path, sha)
 
     def close(self) -> None:
-        """Stop the git helper processes gitpython keeps for the clone."""
+        """Stop the git helper processes gitpython keeps for the clone (this thread's for trees too)."""
         if self._repo is not None:
             self._repo.close()
             self._repo = None
+        trees = getattr(self._trees, "repo", None)
+        if trees is not None:
+            trees.close()
+            self._trees.repo = None
 
     def __enter__(self) -> GitSource:
         return self
@@ -301,7 +316,10 @@ class GitSource:
                 raise PermanentError(f"workdir {self.workdir} is not empty and is not a git repository")
             self.workdir.mkdir(parents=True, exist_ok=True)
             self._run_local(None, "init", "--quiet", "--bare", str(self.workdir))
+            self._configured = False  # a new clone: its config is set below
         repo = self._open()
+        if self._configured:
+            return repo  # checked below on the first call: nothing else writes the clone's config
         if not repo.bare:
             raise PermanentError(f"workdir {self.workdir} is a repository with a work tree, not a bare clone")
         wanted = {
@@ -323,6 +341,7 @@ class GitSource:
         head_file = self.workdir / "HEAD"
         if head_file.read_text(encoding="utf-8").strip() != f"ref: {self.branch_ref}":
             self._run_local(repo, "symbolic-ref", "HEAD", self.branch_ref)
+        self._configured = True
         return repo
 
     def _ref_sha(self, repo: git.Repo) -> str | None:

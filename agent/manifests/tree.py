@@ -164,7 +164,7 @@ class GitTree:
 
     def __init__(
         self,
-        repo: str | Path,
+        repo: str | Path | Any,
         ref: str = "HEAD",
         subdir: str = "",
         cache_dir: str | Path | None = None,
@@ -172,8 +172,11 @@ class GitTree:
     ) -> None:
         import git  # imported here so that DirTree users never need git installed
 
-        repo_s = str(repo)
-        if _looks_like_url(repo_s):
+        self._owned = not isinstance(repo, git.Repo)  # a repository object given stays its owner's
+        repo_s = str(repo.git_dir) if isinstance(repo, git.Repo) else str(repo)
+        if isinstance(repo, git.Repo):
+            self.repo = repo
+        elif _looks_like_url(repo_s):
             target = Path(cache_dir) if cache_dir else Path(tempfile.mkdtemp(prefix="ecs-gitops-clone-"))
             if (target / "HEAD").exists():
                 self.repo = git.Repo(target)
@@ -209,6 +212,13 @@ class GitTree:
         self.content_id = f"{root.hexsha}:{self.subdir}"
         # path -> (mode, blob) for every blob under the root; trees are implied by paths.
         self._blobs, self._dirs = _listing(self.repo, root, self.subdir)
+
+    def close(self) -> None:
+        """Stop the git processes (``git cat-file``) of the repository object this tree opened. Without it
+        they live until the collector frees that object, which sits in a reference cycle. A repository
+        object the tree was given is left to its owner."""
+        if self._owned:
+            self.repo.close()
 
     def blob_id(self, path: str) -> str | None:
         """The git blob id of the file ``path`` leads to (equal ids, equal bytes), None when there is none."""

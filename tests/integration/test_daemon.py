@@ -154,3 +154,44 @@ def test_the_first_tick_freezes_the_heap_and_spaces_young_collections(sandbox, r
         assert gc.get_threshold() == (YOUNG_GENERATION, before[1], before[2])
     finally:
         gc.set_threshold(*before)
+
+
+def _git_children() -> list[str]:
+    """Command lines of this process's child processes that run git."""
+    import os
+
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == os.getpid() and cmdline.startswith("git "):
+            found.append(cmdline.strip())
+    return found
+
+
+def test_ticks_leave_no_git_process_behind_even_without_the_collector(sandbox, repo, tmp_path) -> None:
+    """Each tick reads the commit's manifests through the same repository object, so ten ticks with the
+    cyclic collector off start no git process beyond those the first two started (the clone's and the
+    trees' ``git cat-file``, each started once)."""
+    repo.git.add(A=True)
+    repo.index.commit("deploy")
+    agent = _agent(sandbox, repo, tmp_path)
+    agent.heap_frozen = True  # no freeze: this test turns the collector off itself
+    assert agent.tick() is not None
+    gc.disable()
+    try:
+        assert agent.tick() is not None
+        after_first = len(_git_children())
+        counts = []
+        for _ in range(10):
+            assert agent.tick() is not None
+            counts.append(len(_git_children()))
+        assert counts == [after_first] * 10, (after_first, counts)
+    finally:
+        gc.enable()
+        agent.source.close()
