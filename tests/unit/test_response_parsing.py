@@ -10,6 +10,7 @@ import random
 import string
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
+from unittest import mock
 
 import botocore.parsers
 import botocore.session
@@ -374,24 +375,22 @@ def test_aws_clients_use_the_compiled_parser(sandbox: Sandbox, monkeypatch) -> N
 
 def test_a_shape_is_compiled_once(monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """Parsers of one factory share converters: the second parse of a shape compiles nothing."""
-    compiled: list[str] = []
-    compile_ = parsing._compile
+    compile_ = mock.Mock(wraps=parsing._compile)
+    monkeypatch.setattr(parsing, "_compile", compile_)
 
-    def counting(shape: Any, *parsers: Any) -> Any:
-        compiled.append(shape.name)
-        return compile_(shape, *parsers)
+    def compiled() -> list[str]:
+        return [call.args[0].name for call in compile_.call_args_list]
 
-    monkeypatch.setattr(parsing, "_compile", counting)
     model = _SESSION.get_service_model("ecs")
     services = model.operation_model("DescribeServices").output_shape
     clusters = model.operation_model("DescribeClusters").output_shape
     factory, rng = _factory(), random.Random(3)
     for shape in (services, services, clusters, services, clusters):
         factory.create_parser("json").parse(_response(_sample(shape, rng), rng), shape)
-    assert compiled == ["DescribeServicesResponse", "DescribeClustersResponse"]
+    assert compiled() == ["DescribeServicesResponse", "DescribeClustersResponse"]
     factory.set_parser_defaults(blob_parser=bytes)  # new parsers, new converters
     factory.create_parser("json").parse(_response({}, rng), services)
-    assert compiled[-1] == "DescribeServicesResponse" and len(compiled) == 3
+    assert compiled()[-1] == "DescribeServicesResponse" and len(compiled()) == 3
 
 
 def test_other_protocols_get_botocore_s_parsers() -> None:
