@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import time
+from dataclasses import replace
 from pathlib import Path
 
+import git
 import pytest
 
 from agent.aws.clients import Aws
 from agent.aws.resolving import Resolver
 from agent.cli import main
+from agent.config import AgentConfig
+from agent.daemon import Agent
 from agent.errors import InvalidInput
 from agent.manifests import load_desired
 from agent.manifests.tree import DirTree
@@ -107,3 +112,60 @@ def test_a_name_is_looked_up_again_after_the_ttl_at_the_same_commit(sandbox, tmp
     assert subnets(resolver.resolve(desired)) == [first]  # remembered within the ttl
     now[0] = 601.0
     assert subnets(resolver.resolve(desired)) == [second]
+
+
+def test_the_running_agent_follows_a_name_to_its_new_subnet_at_the_same_commit(
+    sandbox, tmp_path: Path
+) -> None:
+    """A daemon ticking an unchanged commit looks the name up again once its answer is older than the
+    resolver's ttl: after the Name tag moved to another subnet, the service is updated onto that subnet."""
+    ec2, ecs = sandbox.client("ec2"), sandbox.client("ecs")
+    vpc = ec2.describe_vpcs(Filters=[{"Name": "tag:Name", "Values": ["sandbox"]}])["Vpcs"][0]["VpcId"]
+
+    def subnet(cidr: str) -> str:
+        tags = [{"ResourceType": "subnet", "Tags": [{"Key": "Name", "Value": "following"}]}]
+        return str(ec2.create_subnet(VpcId=vpc, CidrBlock=cidr, TagSpecifications=tags)["Subnet"]["SubnetId"])
+
+    def running_subnets() -> list[str]:
+        service = ecs.describe_services(cluster="prod", services=["worker"])["services"][0]
+        return list(service["networkConfiguration"]["awsvpcConfiguration"]["subnets"])
+
+    def tick_until_settled() -> None:
+        deadline = time.monotonic() + 60
+        while True:
+            result = agent.tick()
+            assert result is not None and result.outcome not in ("invalid", "failed"), result
+            if result.wake_at is None:
+                return
+            assert time.monotonic() < deadline, "the rollout did not settle in 60 s"
+            time.sleep(0.05)
+
+    first = subnet("10.0.13.0/24")
+    root = tmp_path / "deployments"
+    repo = git.Repo.init(root, initial_branch="main")
+    _worker(root, "[{name: following}]")
+    write(
+        root,
+        "cluster.yaml",
+        "apiVersion: ecs-gitops/v1\nkind: Cluster\nmetadata: {name: prod}\n"
+        "spec: {capacityProviders: [FARGATE, FARGATE_SPOT]}\n",
+    )
+    repo.git.add(A=True)
+    repo.index.commit("worker by subnet name")
+    sandbox.simulator.task_start_seconds = 0.1
+    config = AgentConfig.default()
+    config = replace(
+        config, source=replace(config.source, repo=str(root)), status=replace(config.status, publisher="log")
+    )
+    agent = Agent(config, tmp_path / "data", Aws(region=sandbox.region, endpoint_url=sandbox.endpoint))
+    now = [0.0]
+    agent.reconciler.lanes.home.resolver.clock = lambda: now[0]
+    tick_until_settled()
+    assert running_subnets() == [first]
+
+    ec2.delete_tags(Resources=[first], Tags=[{"Key": "Name"}])
+    second = subnet("10.0.14.0/24")
+    now[0] = 601.0  # past the resolver's ttl of 600 s; the commit is the same
+    tick_until_settled()
+    assert running_subnets() == [second]
+    agent.source.close()
