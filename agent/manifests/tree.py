@@ -17,7 +17,10 @@ import tempfile
 from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    import git  # only for the annotation: DirTree users never need gitpython
 
 EXTENSIONS = (".yaml", ".yml", ".json")
 _SYMLINK_MODE = 0o120000
@@ -164,7 +167,7 @@ class GitTree:
 
     def __init__(
         self,
-        repo: str | Path | Any,
+        repo: str | Path | git.Repo,
         ref: str = "HEAD",
         subdir: str = "",
         cache_dir: str | Path | None = None,
@@ -173,8 +176,8 @@ class GitTree:
         import git  # imported here so that DirTree users never need git installed
 
         self._owned = not isinstance(repo, git.Repo)  # a repository object given stays its owner's
-        repo_s = str(repo.git_dir) if isinstance(repo, git.Repo) else str(repo)
-        if isinstance(repo, git.Repo):
+        repo_s = str(repo) if self._owned else str(repo.git_dir)
+        if not self._owned:
             self.repo = repo
         elif _looks_like_url(repo_s):
             target = Path(cache_dir) if cache_dir else Path(tempfile.mkdtemp(prefix="ecs-gitops-clone-"))
