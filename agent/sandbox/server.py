@@ -23,6 +23,8 @@ stage answers, ``GET /_sandbox/http-hooks`` lists the calls received.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import re
 import socket
 import threading
@@ -51,6 +53,7 @@ from agent.sandbox.sts import external_id_filter
 
 ALARM_STATES = ("OK", "ALARM", "INSUFFICIENT_DATA")
 HTTP_HOOKS_PATH = re.compile(r"^/_sandbox/http-hooks/?$")
+KEEP_ALIVE_BODY_LIMIT = 16 * 1024 * 1024  # a larger request body is left to werkzeug, which closes
 DUMMY_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 
 _running_lock = threading.Lock()
@@ -62,10 +65,88 @@ class SandboxError(RuntimeError):
 
 
 class _QuietRequestHandler(MotoRequestHandler):
-    """moto's request handler without werkzeug's one log line per request."""
+    """moto's request handler without werkzeug's one log line per request, keeping connections open.
+
+    AWS endpoints keep HTTP/1.1 connections open between calls, and SDKs count on it: "To avoid the cost
+    of establishing a new connection, the AWS SDK for JavaScript reuses TCP connections by default"
+    (https://docs.aws.amazon.com/sdk-for-javascript/v3/developer-guide/node-reusing-connections.html);
+    botocore's urllib3 pool does the same. werkzeug's server closes every connection
+    after one answer: after the app has answered, it discards whatever the client has sent since ("If
+    we supported keep-alive connections, this naive approach would break by reading the next request
+    line"). So this handler reads a request's whole body (``Content-Length`` bytes, at most
+    :data:`KEEP_ALIVE_BODY_LIMIT`) from the socket before werkzeug runs, hands werkzeug that body
+    alone to read, and keeps the connection open. Requests it cannot read that way (chunked, larger,
+    ``Expect: 100-continue``, or a client that asked to close) get werkzeug's own handling, and the
+    connection closes as before. :meth:`Sandbox.stop` shuts the open connections down, so no thread
+    answers after the sandbox has stopped.
+    """
+
+    disable_nagle_algorithm = True  # headers and body are two writes; without it each answer waits ~40 ms
+    _kept = False
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         pass
+
+    def handle(self) -> None:
+        connections: _Connections | None = getattr(self.server, "connections", None)
+        if connections is not None:
+            connections.opened(self.connection)
+        try:
+            super().handle()
+        finally:
+            if connections is not None:
+                connections.closed(self.connection)
+
+    def run_wsgi(self) -> None:
+        body = self._whole_body()
+        if body is None:
+            return super().run_wsgi()
+        socket_file, self.rfile = self.rfile, io.BytesIO(body)
+        self._kept = True
+        try:
+            super().run_wsgi()
+        finally:
+            self.rfile, self._kept = socket_file, False
+
+    def send_header(self, keyword: str, value: str) -> None:
+        if self._kept and keyword.lower() == "connection" and value.lower() == "close":
+            return  # werkzeug's "always close": the body was read whole, so the next request can follow
+        super().send_header(keyword, value)
+
+    def _whole_body(self) -> bytes | None:
+        headers = self.headers
+        chunked = "chunked" in headers.get("Transfer-Encoding", "")
+        if self.close_connection or chunked or headers.get("Expect"):
+            return None
+        length = headers.get("Content-Length") or "0"
+        if not length.isdigit() or int(length) > KEEP_ALIVE_BODY_LIMIT:
+            return None
+        return self.rfile.read(int(length))
+
+
+class _Connections:
+    """The sockets a sandbox server has open, so that stopping the sandbox can close them all."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._open: set[socket.socket] = set()
+        self.accepted = 0
+
+    def opened(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._open.add(sock)
+            self.accepted += 1
+
+    def closed(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._open.discard(sock)
+
+    def shut_all(self) -> None:
+        with self._lock:
+            open_now, self._open = self._open, set()
+        for sock in open_now:
+            with contextlib.suppress(OSError):  # the client closed it already
+                sock.shutdown(socket.SHUT_RDWR)
 
 
 class _Dispatcher(DomainDispatcherApplication):
@@ -154,6 +235,12 @@ class Sandbox:
     def running(self) -> bool:
         return self._server is not None
 
+    @property
+    def connections_accepted(self) -> int:
+        """How many TCP connections the server has accepted since it started (a client that keeps its
+        connections open, as AWS SDKs do, opens one per thread)."""
+        return self._server.connections.accepted if self._server is not None else 0  # type: ignore[attr-defined]
+
     def start(self) -> str:
         """Reset moto, start serving, and return the endpoint URL (with the real port when 0 was asked)."""
         global _running
@@ -191,6 +278,7 @@ class Sandbox:
                     request_handler=_QuietRequestHandler,
                     fd=sock.fileno(),  # werkzeug duplicates the descriptor
                 )
+            self._server.connections = _Connections()  # type: ignore[attr-defined]
         except BaseException as exc:
             self._release()
             if isinstance(exc, OSError):
@@ -249,6 +337,7 @@ class Sandbox:
         if server is not None:
             server.shutdown()
             server.server_close()
+            server.connections.shut_all()  # type: ignore[attr-defined]
         if thread is not None:
             thread.join(timeout=10)
         self._endpoint = None
