@@ -118,6 +118,7 @@ class Aws:
         # method of itself, so the one botocore makes per response is freed at once, not left in a cycle.
         parsers.set_parser_defaults(timestamp_parser=parse_timestamp, blob_parser=base64.b64decode)
         core.register_component("response_parser_factory", parsers)
+        self.parsers = parsers  # the Observer has it forget the answers no longer asked for
         # Clients come from botocore's session directly: boto3's Session adds nothing the agent uses (its
         # resources and S3 transfer methods) and importing it costs a new process about 0.1 s.
         self._core = core

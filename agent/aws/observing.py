@@ -82,6 +82,7 @@ class Observer:
 
     def __init__(self, aws: Any, pacer: Pacer | None = None) -> None:
         self.ecs = aws.client("ecs")
+        self.parsers = getattr(aws, "parsers", None)  # agent.aws.parsing.ParserFactory
         self.pacer = pacer or Pacer(limits={})
         self.index = RevisionIndex(self._hash_of)  # remember() is called from the executor's threads
         self.checkpoint: Callable[[], None] = _carry_on  # raises to stop a read (agent.errors.Interrupted)
@@ -99,6 +100,8 @@ class Observer:
             self._services(desired, observed)
             self.checkpoint()
             self._task_definitions_for(desired, observed)
+        if self.parsers is not None:
+            self.parsers.forget_unused()  # answers no longer asked for (agent/aws/parsing.py)
         return observed
 
     # -- one method per resource kind ------------------------------------------------------------

@@ -22,6 +22,18 @@ botocore's own parser does the rest: errors (status >= 300), a missing output sh
 body, a body that is not a JSON object, event streams, and any shape type not named below. Other protocols
 keep botocore's parsers (in botocore 1.44 CloudWatch, Cloud Map and CodeDeploy speak smithy-rpc-v2-cbor).
 
+The answers the agent reads on every tick (``REMEMBERED``: DescribeServices, DescribeClusters) are also
+remembered by their exact bytes: an answer byte for byte the same as one of the last ones (a steady
+service's description does not change between ticks, on ECS as in the sandbox) gets the result parsed
+then, as a new top-level dict over the same values, without json.loads or a conversion. The agent does
+not change what botocore returns (planning normalises copies), and the last tick's plan keeps these very
+descriptions (``ServiceMemo``), so a remembered answer costs the bytes alone (about 18 kB per 10 services),
+and an unchanged service's description is the same object as last tick's, which the plan memo compares
+by identity. A no-op tick of 1,000 services parses nothing. What is kept is bounded twice: after each
+observation the answers not asked for in the last two are forgotten (``forget_unused``: a service that
+changed leaves no stale answer behind), and at most ``REMEMBER_BYTES`` of bodies in all, the least
+recently used forgotten first.
+
 Only botocore's public extension points are used: ``CompiledJSONParser`` subclasses ``JSONParser`` and
 overrides ``parse``; ``ParserFactory`` is the session's ``response_parser_factory`` component (see
 agent/aws/clients.py). botocore makes a parser per response, so the compiled converters live in the factory,
@@ -35,6 +47,7 @@ import json
 import logging
 import threading
 import weakref
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -65,6 +78,11 @@ class _FallBack:
 
 BOTOCORE = _FallBack()  # what Converters.get answers for an output shape left to botocore's parser
 
+# Output shapes whose answers are remembered by their bytes: the reads every tick makes again. Their
+# results are read, never changed, by the agent (see the module docstring).
+REMEMBERED = frozenset({"DescribeServicesResponse", "DescribeClustersResponse"})
+REMEMBER_BYTES = 16 * 1024 * 1024  # bodies kept at most (a 10-service DescribeServices is about 18 kB)
+
 
 class Converters:
     """The compiled converters of output shapes, by shape object, for one pair of timestamp and blob parsers.
@@ -72,11 +90,57 @@ class Converters:
     Lookups take no lock; two threads may compile the same shape at once, and one result wins (harmless).
     """
 
-    def __init__(self, timestamp_parser: Converter, blob_parser: Converter) -> None:
+    def __init__(
+        self, timestamp_parser: Converter, blob_parser: Converter, remember_bytes: int = REMEMBER_BYTES
+    ) -> None:
         self.timestamp_parser = timestamp_parser
         self.blob_parser = blob_parser
         self._by_shape: weakref.WeakKeyDictionary[Shape, Converter | _FallBack] = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
+        self._remember_bytes = remember_bytes
+        # (shape name, body) -> [the result, the generation it was last used in]
+        self._recent: OrderedDict[tuple[str, bytes], list[Any]] = OrderedDict()
+        self._recent_bytes = 0
+        self._generation = 0
+
+    def recall(self, shape: Shape, body: bytes) -> dict[str, Any] | None:
+        """The result parsed from the very same bytes of a ``REMEMBERED`` shape, if still remembered."""
+        if shape.name not in REMEMBERED:
+            return None
+        key = (shape.name, body)
+        with self._lock:
+            found = self._recent.get(key)
+            if found is None:
+                return None
+            self._recent.move_to_end(key)
+            found[1] = self._generation
+            return found[0]  # type: ignore[no-any-return]
+
+    def remember(self, shape: Shape, body: bytes, parsed: dict[str, Any]) -> None:
+        """Keep ``parsed`` for the next answer of exactly ``body`` (``REMEMBERED`` shapes only)."""
+        if shape.name not in REMEMBERED or len(body) > self._remember_bytes:
+            return
+        key = (shape.name, body)
+        with self._lock:
+            if key in self._recent:
+                return
+            self._recent[key] = [parsed, self._generation]
+            self._recent_bytes += len(body)
+            while self._recent_bytes > self._remember_bytes:
+                self._forget(next(iter(self._recent)))
+
+    def forget_unused(self) -> None:
+        """Forget the answers not asked for since the call before last (the Observer calls this after each
+        observation): what is kept is at most two observations' answers, not those of services that
+        changed since, which would otherwise stay until ``REMEMBER_BYTES`` pushed them out."""
+        with self._lock:
+            self._generation += 1
+            for key in [k for k, (_, used) in self._recent.items() if used < self._generation - 1]:
+                self._forget(key)
+
+    def _forget(self, key: tuple[str, bytes]) -> None:
+        del self._recent[key]
+        self._recent_bytes -= len(key[1])
 
     def get(self, shape: Shape) -> Converter | _FallBack:
         converter = self._by_shape.get(shape)
@@ -111,23 +175,28 @@ class CompiledJSONParser(botocore.parsers.JSONParser):
         body = response.get("body")
         if shape is None or response["status_code"] >= 300 or not body or not isinstance(body, bytes):
             return super().parse(response, shape)
-        converter = self.converters.get(shape)
-        if converter is BOTOCORE:
-            return super().parse(response, shape)
-        try:
-            value = json.loads(body.decode(self.DEFAULT_ENCODING))
-        except ValueError:  # botocore's parser answers {"message": body}, or raises for a body not UTF-8
-            return super().parse(response, shape)
-        if type(value) is not dict:
-            return super().parse(response, shape)
+        converters = self.converters
+        remembered = converters.recall(shape, body)
+        if remembered is None:
+            converter = converters.get(shape)
+            if converter is BOTOCORE:
+                return super().parse(response, shape)
+            try:
+                value = json.loads(body.decode(self.DEFAULT_ENCODING))
+            except ValueError:  # botocore's parser answers {"message": body}, or raises for a body not UTF-8
+                return super().parse(response, shape)
+            if type(value) is not dict:
+                return super().parse(response, shape)
+            remembered = converter(value)
+            converters.remember(shape, body, remembered)
         _LOG.debug("Response headers: %r", response["headers"])
         _LOG.debug("Response body:\n%r", body)
-        parsed = converter(value)
+        parsed = dict(remembered)  # its own top level: ResponseMetadata is added below, per answer
         # What JSONParser._do_parse, then ResponseParser.parse, add.
         headers = response["headers"]
+        metadata = dict(parsed.get("ResponseMetadata") or {})  # never a remembered answer's own dict
         if "x-amzn-requestid" in headers:
-            parsed.setdefault("ResponseMetadata", {})["RequestId"] = headers["x-amzn-requestid"]
-        metadata = parsed.get("ResponseMetadata", {})
+            metadata["RequestId"] = headers["x-amzn-requestid"]
         metadata["HTTPStatusCode"] = response["status_code"]
         metadata["HTTPHeaders"] = lowercase_dict(headers)
         parsed["ResponseMetadata"] = metadata
@@ -154,6 +223,10 @@ class ParserFactory(botocore.parsers.ResponseParserFactory):
         if protocol_name == "json":
             return CompiledJSONParser(**self._kwargs, converters=self.converters)
         return super().create_parser(protocol_name)
+
+    def forget_unused(self) -> None:
+        """See ``Converters.forget_unused``."""
+        self.converters.forget_unused()
 
     def _new_converters(self) -> Converters:
         return Converters(

@@ -94,16 +94,18 @@ class _Inputs:
     live: Any  # ECS's description of the service
 
     def same(self, other: _Inputs) -> bool:
-        """Whether a change computed from ``other`` is this one's. ECS's description is compared with
-        ``==`` (botocore gives each field one type); a manifest's spec by identity, or by its encoding when
-        it was loaded again, since ``==`` takes 1 for 1.0 and True, which a manifest may tell apart."""
+        """Whether a change computed from ``other`` is this one's. ECS's description is compared by
+        identity (an answer byte for byte the same as last tick's is the same object: agent/aws/parsing.py)
+        or with ``==`` (botocore gives each field one type); a manifest's spec by identity, or by its
+        encoding when it was loaded again, since ``==`` takes 1 for 1.0 and True, which a manifest may tell
+        apart."""
         return (
             self.shared == other.shared
             and self.file == other.file
             and self.ref == other.ref
             and self.revision == other.revision
             and (self.spec is other.spec or _digest(self.spec) == _digest(other.spec))
-            and self.live == other.live
+            and (self.live is other.live or self.live == other.live)
         )
 
 

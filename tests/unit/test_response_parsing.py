@@ -404,3 +404,104 @@ def test_other_protocols_get_botocore_s_parsers() -> None:
 def test_task_definition_corpus_is_there() -> None:
     """The shared corpus the sandbox test registers is found (otherwise that test would check little)."""
     assert TASK_DEFINITIONS, f"no task definitions in {CORPUS}"
+
+
+# -- remembered answers -----------------------------------------------------------------------------------
+
+
+def _again(response: dict[str, Any], request_id: str) -> dict[str, Any]:
+    """The same answer (the very bytes) to a later request: its own headers and request ID."""
+    headers = HeadersDict(dict(response["headers"].items()))
+    headers["x-amzn-RequestId"] = request_id
+    return {**response, "headers": headers, "body": bytes(bytearray(response["body"]))}
+
+
+def test_the_same_bytes_again_are_the_result_parsed_then(captured, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A DescribeServices answer byte for byte the same as an earlier one is not decoded again: its result
+    holds the very service descriptions parsed then, under its own top level and ResponseMetadata, and is
+    still exactly botocore's."""
+    response, shape = captured["DescribeServices"][0]
+    factory = _factory()
+    first = factory.create_parser("json").parse(response, shape)
+    later = _again(response, "req-later")
+    loads = mock.Mock(wraps=json.loads)
+    with monkeypatch.context() as patched:
+        patched.setattr(parsing.json, "loads", loads)
+        second = factory.create_parser("json").parse(later, shape)
+    assert loads.call_count == 0
+    assert _assert_same(later, shape, factory) == second
+    assert second["services"] is first["services"] and len(second["services"]) == 10
+    assert second is not first and second["ResponseMetadata"] is not first["ResponseMetadata"]
+    assert second["ResponseMetadata"]["RequestId"] == "req-later"
+    assert first["ResponseMetadata"].get("RequestId") != "req-later"  # the first answer's own, untouched
+
+
+def test_other_bytes_and_other_operations_are_parsed_anew(captured) -> None:  # type: ignore[no-untyped-def]
+    """One changed byte makes a new parse; an operation outside ``REMEMBERED`` (DescribeTaskDefinition) is
+    parsed anew even for the same bytes."""
+    response, shape = captured["DescribeServices"][0]
+    factory = _factory()
+    first = factory.create_parser("json").parse(response, shape)
+    changed = {**response, "body": response["body"].replace(b'"desiredCount": 1', b'"desiredCount": 2', 1)}
+    second = _assert_same(changed, shape, factory)
+    assert second["services"] is not first["services"]
+    assert second["services"][0]["desiredCount"] == 2
+
+    td_response, td_shape = next(
+        (r, s) for r, s in captured["DescribeTaskDefinition"] if r["status_code"] == 200
+    )
+    assert td_shape.name not in parsing.REMEMBERED
+    one = factory.create_parser("json").parse(td_response, td_shape)
+    two = factory.create_parser("json").parse(_again(td_response, "req-2"), td_shape)
+    assert (
+        one["taskDefinition"] == two["taskDefinition"] and one["taskDefinition"] is not two["taskDefinition"]
+    )
+
+
+def _clusters_body(i: int) -> bytes:
+    return json.dumps({"clusters": [{"clusterName": f"c{i}", "status": "ACTIVE"}]}).encode()
+
+
+def test_remembered_answers_are_bounded_least_recently_used_first() -> None:
+    """With room for two answers, a third forgets the one used least recently, which is then parsed anew."""
+    shape = _SESSION.get_service_model("ecs").operation_model("DescribeClusters").output_shape
+    rng = random.Random(9)
+    bodies = [
+        json.dumps({"clusters": [{"clusterName": f"c{i}", "status": "ACTIVE"}]}).encode() for i in range(3)
+    ]
+    factory = _factory()
+    factory.converters = parsing.Converters(
+        parse_timestamp, base64.b64decode, remember_bytes=2 * len(bodies[0])
+    )
+    parser = factory.create_parser("json")
+
+    def clusters(i: int) -> Any:
+        return parser.parse(_response(bodies[i], rng), shape)["clusters"]
+
+    a, b = clusters(0), clusters(1)
+    assert clusters(0) is a  # used again: now b is the least recently used
+    c = clusters(2)
+    assert clusters(0) is a and clusters(2) is c
+    assert clusters(1) is not b and clusters(1) == b
+
+
+def test_answers_not_asked_for_in_two_observations_are_forgotten() -> None:
+    """After each observation (``forget_unused``), an answer not asked for since the one before is forgotten:
+    a service that changed leaves no stale answer behind; one asked for in either is kept."""
+    shape = _SESSION.get_service_model("ecs").operation_model("DescribeClusters").output_shape
+    rng = random.Random(10)
+    bodies = [
+        json.dumps({"clusters": [{"clusterName": f"c{i}", "status": "ACTIVE"}]}).encode() for i in range(2)
+    ]
+    factory = _factory()
+    parser = factory.create_parser("json")
+
+    def clusters(i: int) -> Any:
+        return parser.parse(_response(bodies[i], rng), shape)["clusters"]
+
+    a, b = clusters(0), clusters(1)
+    factory.forget_unused()  # both asked for during the observation that just ended
+    assert clusters(0) is a  # asked for again in the next
+    factory.forget_unused()  # b was not: forgotten
+    assert clusters(0) is a
+    assert clusters(1) is not b and clusters(1) == b
