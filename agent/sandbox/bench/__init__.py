@@ -12,7 +12,9 @@ cluster:
 a. AWS calls per no-op tick, by operation (botocore ``before-call`` events), and their ratio to the
    floor (DescribeServices / ceil(N/10));
 b. agent CPU seconds (``time.process_time``) and peak RSS (``VmHWM``, reset before each tick through
-   ``/proc/self/clear_refs``) per no-op tick, and the RSS when idle after them;
+   ``/proc/self/clear_refs``) per no-op tick, and the RSS when idle after them; each CPU figure also in
+   reference units, a multiple of a fixed workload timed beside it (``measuring.reference_cpu_s``), since
+   the machine's speed drifts;
 c. wall time and calls to roll a new image out to all N services from one commit, until every service
    is reported deployed;
 d. commit-to-first-mutating-call latency of ``Agent.run``: with the watchfiles trigger (a local

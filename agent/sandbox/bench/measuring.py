@@ -6,6 +6,8 @@ same rollout with AWS faults (``measure_faults``). Each runs in a process of its
 from __future__ import annotations
 
 import gc
+import hashlib
+import json
 import math
 import random
 import resource
@@ -78,6 +80,37 @@ def paced_floor_seconds(n: int) -> float:
 # ------------------------------------------------------------------------------------- one size
 
 
+# A fixed piece of the work a tick does (ECS answers encoded, decoded, hashed and sorted), timed beside the
+# agent's ticks: this machine's speed drifts by half over tens of minutes, so a CPU figure is also given
+# as a multiple of the reference's CPU measured in the same minutes ("reference units"), which can be
+# compared across runs and machines.
+_REFERENCE_DOC = {
+    "services": [
+        {
+            "serviceName": f"svc{i:04d}",
+            "desiredCount": i % 7,
+            "deployments": [{"status": "PRIMARY", "taskDefinition": f"arn:aws:ecs:::task-definition/f:{i}"}],
+            "tags": [{"key": "ecs-gitops", "value": str(i)}],
+        }
+        for i in range(100)
+    ]
+}
+
+
+def reference_cpu_s(rounds: int = 3) -> float:
+    """The median CPU seconds of ``rounds`` runs of the fixed reference workload (about 10 ms each)."""
+    times = []
+    for _ in range(rounds):
+        cpu0 = time.process_time()
+        for _ in range(30):
+            text = json.dumps(_REFERENCE_DOC, sort_keys=True)
+            hashlib.sha256(text.encode()).hexdigest()
+            back = json.loads(text)
+            sorted(back["services"], key=lambda s: (s["desiredCount"], s["serviceName"]))
+        times.append(time.process_time() - cpu0)
+    return statistics.median(times)
+
+
 def slope(values: list[float]) -> float:
     """Least-squares slope of ``values`` against their index (units per tick)."""
     k = len(values)
@@ -92,12 +125,15 @@ def flat(agent: Any, ticks: int) -> dict[str, Any]:
     """``ticks`` no-op ticks in a row: CPU and RSS of each, their slopes, first and last tenth."""
     cpus: list[float] = []
     rsss: list[float] = []
-    for _ in range(ticks):
+    refs: list[float] = []
+    for i in range(ticks):
         cpu0 = time.process_time()
         result = agent.tick()
         cpus.append(time.process_time() - cpu0)
         rsss.append(rss_mb())
         assert result is not None and result.outcome == "unchanged", result
+        if i % 10 == 0:
+            refs.append(reference_cpu_s(1))
     tenth = max(1, ticks // 10)
     return {
         "ticks": ticks,
@@ -107,6 +143,8 @@ def flat(agent: Any, ticks: int) -> dict[str, Any]:
         "cpu_s_last_tenth": round(statistics.median(cpus[-tenth:]), 4),
         "rss_mb_first": rsss[0],
         "rss_mb_last": rsss[-1],
+        # the machine's own drift over the same ticks: the reference's slope, as a share of its mean per tick
+        "reference_drift_per_tick": round(slope(refs) / 10 / statistics.fmean(refs), 6) if refs else 0.0,
     }
 
 
@@ -167,6 +205,7 @@ def measure(n: int, interval: int, trials: int, slope_ticks: int = 200) -> dict[
                     "cpu_s": time.process_time() - cpu0,
                     "wall_s": time.perf_counter() - wall0,
                     "peak_rss_mb": peak_mb(),
+                    "reference_cpu_s": reference_cpu_s(),
                 }
             )
         calls = ticks[-1]["calls"]
@@ -179,6 +218,8 @@ def measure(n: int, interval: int, trials: int, slope_ticks: int = 200) -> dict[
             "describe_services_ratio": round(calls.get("ecs.DescribeServices", 0) / math.ceil(n / 10), 2),
             "other_calls_max": max((c for k, c in calls.items() if k != "ecs.DescribeServices"), default=0),
             "cpu_s": round(statistics.median(t["cpu_s"] for t in ticks), 3),
+            "reference_cpu_s": round(statistics.median(t["reference_cpu_s"] for t in ticks), 5),
+            "cpu_reference_units": round(statistics.median(t["cpu_s"] / t["reference_cpu_s"] for t in ticks)),
             "wall_s": round(statistics.median(t["wall_s"] for t in ticks), 3),
             "peak_rss_mb": max(t["peak_rss_mb"] for t in ticks),
             "peak_rss_is_per_tick": can_reset,
@@ -190,9 +231,17 @@ def measure(n: int, interval: int, trials: int, slope_ticks: int = 200) -> dict[
         repo.write_taskdef(0, "one")
         repo.commit("bump svc0000")
         gc.collect()
+        before = reference_cpu_s()
         cpu0 = time.process_time()
         one = agent.tick()
-        out["one_file_commit"] = {"cpu_s": round(time.process_time() - cpu0, 3), "outcome": one.outcome}
+        one_cpu = time.process_time() - cpu0
+        reference = statistics.median([before, reference_cpu_s()])
+        out["one_file_commit"] = {
+            "cpu_s": round(one_cpu, 3),
+            "reference_cpu_s": round(reference, 5),
+            "cpu_reference_units": round(one_cpu / reference),
+            "outcome": one.outcome,
+        }
         settle()
         out["flat"] = flat(agent, slope_ticks)
 

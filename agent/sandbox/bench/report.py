@@ -43,8 +43,8 @@ def table(results: list[dict[str, Any]]) -> str:
                 f" = {noop['describe_services_ratio']:.2f}",
                 str(noop["other_calls_max"]),
                 str(td_reads),
-                f"{noop['cpu_s']:.3f}",
-                f"{r['one_file_commit']['cpu_s']:.3f}" if "one_file_commit" in r else "-",
+                _cpu(noop),
+                _cpu(r["one_file_commit"]) if "one_file_commit" in r else "-",
                 f"{r['flat']['cpu_ms_per_tick_slope']:+.3f}/{r['flat']['ticks']}" if "flat" in r else "-",
                 f"{r['flat']['rss_mb_per_tick_slope']:+.4f}" if "flat" in r else "-",
                 f"{noop['peak_rss_mb']:.0f}",
@@ -64,6 +64,12 @@ def table(results: list[dict[str, Any]]) -> str:
     lines = ["  ".join(cell.rjust(w) for cell, w in zip(row, widths, strict=True)) for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+def _cpu(measured: dict[str, Any]) -> str:
+    """CPU seconds, and in reference units when measured (see ``measuring.reference_cpu_s``)."""
+    units = measured.get("cpu_reference_units")
+    return f"{measured['cpu_s']:.3f}" + (f" = {units:.0f} ref" if units is not None else "")
 
 
 def _ms(latency: dict[str, Any] | None) -> str:
