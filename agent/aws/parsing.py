@@ -32,7 +32,9 @@ and an unchanged service's description is the same object as last tick's, which 
 by identity. A no-op tick of 1,000 services parses nothing. What is kept is bounded twice: after each
 observation the answers not asked for in the last two are forgotten (``forget_unused``: a service that
 changed leaves no stale answer behind), and at most ``REMEMBER_BYTES`` of bodies in all, the least
-recently used forgotten first.
+recently used forgotten first. Observers sharing one client (the daemon's tick and its pull-request
+previews) each count as an observation: a preview only makes the tick's answers be forgotten sooner,
+and a forgotten answer is parsed again, never wrong.
 
 Only botocore's public extension points are used: ``CompiledJSONParser`` subclasses ``JSONParser`` and
 overrides ``parse``; ``ParserFactory`` is the session's ``response_parser_factory`` component (see

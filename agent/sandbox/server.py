@@ -88,14 +88,12 @@ class _QuietRequestHandler(MotoRequestHandler):
         pass
 
     def handle(self) -> None:
-        connections: _Connections | None = getattr(self.server, "connections", None)
-        if connections is not None:
-            connections.opened(self.connection)
+        connections: _Connections = self.server.connections  # type: ignore[attr-defined]  # set by start()
+        connections.opened(self.connection)
         try:
             super().handle()
         finally:
-            if connections is not None:
-                connections.closed(self.connection)
+            connections.closed(self.connection)
 
     def run_wsgi(self) -> None:
         body = self._whole_body()
